@@ -1,0 +1,29 @@
+#![doc = include_str!("../README.md")]
+
+pub mod agent;
+pub mod entry;
+pub mod env_vars;
+pub mod environment;
+pub mod error;
+pub mod house;
+pub mod ids;
+pub mod job;
+pub mod names;
+pub mod sandbox;
+pub mod secret;
+pub mod thread;
+
+pub use agent::{Agent, ModelRef};
+pub use entry::{Entry, EntryBody, EntryKind, Ledger};
+pub use environment::{Environment, EnvironmentSnapshot, SecretBinding};
+pub use error::{Classify, ErrorClass, ErrorKind, InvalidInput};
+pub use house::{Action, ApiKeyMeta, House, Member, Role};
+pub use ids::{
+    AgentId, ApiKeyId, EntryId, EnvironmentId, HouseId, JobId, MemberId, SandboxId, SecretId,
+    ThreadId,
+};
+pub use job::{DispatchJob, JobState};
+pub use names::{EnvironmentName, Labels, Name, RepoRef, RuntimeName, SecretName};
+pub use sandbox::{Resources, Sandbox, SandboxState};
+pub use secret::{Audience, SecretMeta, SecretValue};
+pub use thread::{ParentRef, Thread, ThreadStatus};

@@ -1,0 +1,234 @@
+//! The durable dispatch queue: jobs claimed under a lease that the worker renews; a job whose
+//! lease runs out goes back to the queue for another worker.
+
+use std::time::Duration;
+
+use arbe_core::{DispatchJob, HouseId, JobId, JobState, ThreadId};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::{Pool, Result, Store, StoreError, column, now, on};
+
+/// What renewing a lease found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lease {
+    /// The worker still holds the job; `cancel_requested` says whether to stop.
+    Held {
+        /// Someone asked to cancel the job.
+        cancel_requested: bool,
+    },
+    /// The job is no longer this worker's (its lease ran out and it was taken over, or it
+    /// finished): stop working on it and write nothing more.
+    Lost,
+}
+
+#[derive(sqlx::FromRow)]
+struct JobRow {
+    id: Uuid,
+    house_id: Uuid,
+    thread_id: Uuid,
+    trigger_seq: i64,
+    state: String,
+    attempts: i64,
+    lease_owner: Option<String>,
+    lease_expires_at: Option<DateTime<Utc>>,
+    cancel_requested: bool,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<JobRow> for DispatchJob {
+    type Error = StoreError;
+    fn try_from(row: JobRow) -> Result<Self> {
+        Ok(DispatchJob {
+            id: JobId::from_uuid(row.id),
+            house_id: HouseId::from_uuid(row.house_id),
+            thread_id: ThreadId::from_uuid(row.thread_id),
+            trigger_seq: row.trigger_seq,
+            state: column("dispatch_jobs", JobState::parse(&row.state))?,
+            attempts: row.attempts,
+            lease_owner: row.lease_owner,
+            lease_expires_at: row.lease_expires_at,
+            cancel_requested: row.cancel_requested,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+macro_rules! job_columns {
+    () => {
+        "id, house_id, thread_id, trigger_seq, state, attempts, lease_owner, lease_expires_at, \
+         cancel_requested, created_at, updated_at"
+    };
+}
+
+fn lease_until(lease: Duration) -> DateTime<Utc> {
+    now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX)
+}
+
+impl Store {
+    /// Queues a dispatch of `thread` for the user entry at `trigger_seq`.
+    pub async fn enqueue_job(&self, house: HouseId, thread: ThreadId, trigger_seq: i64) -> Result<DispatchJob> {
+        let at = now();
+        let row: JobRow = on!(&self.write, |pool| {
+            sqlx::query_as(concat!(
+                "INSERT INTO dispatch_jobs (id, house_id, thread_id, trigger_seq, state, created_at, updated_at) \
+                 SELECT $1, house_id, id, $3, 'queued', $4, $4 FROM threads WHERE id = $2 AND house_id = $5 \
+                 RETURNING ",
+                job_columns!()
+            ))
+            .bind(Uuid::now_v7())
+            .bind(thread.as_uuid())
+            .bind(trigger_seq)
+            .bind(at)
+            .bind(house.as_uuid())
+            .fetch_optional(pool)
+            .await
+        })?
+        .ok_or(StoreError::NotFound { what: "thread" })?;
+        row.try_into()
+    }
+
+    /// A job by id.
+    pub async fn job(&self, id: JobId) -> Result<DispatchJob> {
+        let row: Option<JobRow> = on!(&self.read, |pool| {
+            sqlx::query_as(concat!("SELECT ", job_columns!(), " FROM dispatch_jobs WHERE id = $1"))
+                .bind(id.as_uuid())
+                .fetch_optional(pool)
+                .await
+        })?;
+        row.ok_or(StoreError::NotFound { what: "job" })?.try_into()
+    }
+
+    /// Claims the oldest queued job for `owner` with a lease of `lease`, or `None` when the
+    /// queue is empty. Concurrent claimers never get the same job.
+    pub async fn claim_job(&self, owner: &str, lease: Duration) -> Result<Option<DispatchJob>> {
+        let at = now();
+        let row: Option<JobRow> = match &self.write {
+            // One writer at a time makes the pick and the update one atomic step.
+            Pool::Sqlite(pool) => {
+                sqlx::query_as(concat!(
+                    "UPDATE dispatch_jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2, \
+                     attempts = attempts + 1, updated_at = $3 \
+                     WHERE id = (SELECT id FROM dispatch_jobs WHERE state = 'queued' ORDER BY id LIMIT 1) \
+                     RETURNING ",
+                    job_columns!()
+                ))
+                .bind(owner)
+                .bind(lease_until(lease))
+                .bind(at)
+                .fetch_optional(pool)
+                .await?
+            }
+            // SKIP LOCKED: concurrent claimers pass over a row another one is taking.
+            Pool::Postgres(pool) => {
+                sqlx::query_as(concat!(
+                    "UPDATE dispatch_jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2, \
+                     attempts = attempts + 1, updated_at = $3 \
+                     WHERE id = (SELECT id FROM dispatch_jobs WHERE state = 'queued' ORDER BY id LIMIT 1 \
+                                 FOR UPDATE SKIP LOCKED) \
+                     RETURNING ",
+                    job_columns!()
+                ))
+                .bind(owner)
+                .bind(lease_until(lease))
+                .bind(at)
+                .fetch_optional(pool)
+                .await?
+            }
+        };
+        row.map(TryInto::try_into).transpose()
+    }
+
+    /// Extends `owner`'s lease on a running job (the worker's heartbeat).
+    pub async fn renew_lease(&self, id: JobId, owner: &str, lease: Duration) -> Result<Lease> {
+        let cancel: Option<bool> = on!(&self.write, |pool| {
+            sqlx::query_scalar(
+                "UPDATE dispatch_jobs SET lease_expires_at = $3, updated_at = $4 \
+                 WHERE id = $1 AND lease_owner = $2 AND state = 'running' RETURNING cancel_requested",
+            )
+            .bind(id.as_uuid())
+            .bind(owner)
+            .bind(lease_until(lease))
+            .bind(now())
+            .fetch_optional(pool)
+            .await
+        })?;
+        Ok(match cancel {
+            Some(cancel_requested) => Lease::Held { cancel_requested },
+            None => Lease::Lost,
+        })
+    }
+
+    /// Ends a running job in a terminal `state`, if `owner` still holds it; `false` means the
+    /// lease was lost and someone else owns the outcome.
+    pub async fn finish_job(&self, id: JobId, owner: &str, state: JobState) -> Result<bool> {
+        if !state.is_terminal() {
+            return Err(arbe_core::InvalidInput::new("job state", "must be succeeded, failed or cancelled").into());
+        }
+        let n = on!(&self.write, |pool| {
+            sqlx::query(
+                "UPDATE dispatch_jobs SET state = $3, lease_owner = NULL, lease_expires_at = NULL, updated_at = $4 \
+                 WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
+            )
+            .bind(id.as_uuid())
+            .bind(owner)
+            .bind(state.as_str())
+            .bind(now())
+            .execute(pool)
+            .await
+            .map(|res| res.rows_affected())
+        })?;
+        Ok(n == 1)
+    }
+
+    /// The recovery sweep: running jobs whose lease ran out go back to the queue. Returns how
+    /// many were requeued.
+    pub async fn requeue_expired_jobs(&self) -> Result<u64> {
+        let at = now();
+        let n = on!(&self.write, |pool| {
+            sqlx::query(
+                "UPDATE dispatch_jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, updated_at = $1 \
+                 WHERE state = 'running' AND lease_expires_at < $1",
+            )
+            .bind(at)
+            .execute(pool)
+            .await
+            .map(|res| res.rows_affected())
+        })?;
+        Ok(n)
+    }
+
+    /// Cancels a thread's jobs: queued ones at once, running ones by flagging them for their
+    /// worker, which sees the flag at its next heartbeat. Returns how many jobs it touched.
+    pub async fn cancel_jobs(&self, house: HouseId, thread: ThreadId) -> Result<u64> {
+        let at = now();
+        let n = on!(&self.write, |pool| {
+            let mut tx = pool.begin().await?;
+            let queued = sqlx::query(
+                "UPDATE dispatch_jobs SET state = 'cancelled', updated_at = $3 \
+                 WHERE house_id = $1 AND thread_id = $2 AND state = 'queued'",
+            )
+            .bind(house.as_uuid())
+            .bind(thread.as_uuid())
+            .bind(at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            let running = sqlx::query(
+                "UPDATE dispatch_jobs SET cancel_requested = TRUE, updated_at = $3 \
+                 WHERE house_id = $1 AND thread_id = $2 AND state = 'running' AND NOT cancel_requested",
+            )
+            .bind(house.as_uuid())
+            .bind(thread.as_uuid())
+            .bind(at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            Ok::<_, StoreError>(queued + running)
+        })?;
+        Ok(n)
+    }
+}

@@ -1,0 +1,256 @@
+//! Threads and their append-only entries.
+
+use arbe_core::{
+    AgentId, Entry, EntryBody, EntryId, Environment, EnvironmentId, EnvironmentSnapshot, HouseId, MemberId,
+    ModelRef, ParentRef, Thread, ThreadId, ThreadStatus,
+};
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::{Pool, Result, Store, StoreError, column, now, on};
+
+/// A thread to create.
+#[derive(Clone, Debug)]
+pub struct NewThread<'a> {
+    /// The house.
+    pub house_id: HouseId,
+    /// Who creates it.
+    pub author_id: MemberId,
+    /// What it hangs under.
+    pub parent: ParentRef,
+    /// Its environment; the thread keeps a snapshot of it.
+    pub environment: Option<&'a Environment>,
+    /// Pins every agent of the thread to this model.
+    pub model_override: Option<ModelRef>,
+    /// The agents that reply; empty means the house's default agent.
+    pub agent_ids: Vec<AgentId>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ThreadRow {
+    id: Uuid,
+    house_id: Uuid,
+    parent_ref: String,
+    author_id: Uuid,
+    environment_id: Option<Uuid>,
+    environment_snapshot: Option<Json<EnvironmentSnapshot>>,
+    model_override: Option<String>,
+    agent_ids: Json<Vec<AgentId>>,
+    status: String,
+    last_seq: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<ThreadRow> for Thread {
+    type Error = StoreError;
+    fn try_from(row: ThreadRow) -> Result<Self> {
+        Ok(Thread {
+            id: ThreadId::from_uuid(row.id),
+            house_id: HouseId::from_uuid(row.house_id),
+            parent: column("threads", ParentRef::parse(&row.parent_ref))?,
+            author_id: MemberId::from_uuid(row.author_id),
+            environment_id: row.environment_id.map(EnvironmentId::from_uuid),
+            environment: row.environment_snapshot.map(|it| it.0),
+            model_override: row.model_override.as_deref().map(ModelRef::parse).transpose().map_err(|err| {
+                StoreError::Corrupt { table: "threads", reason: err.to_string() }
+            })?,
+            agent_ids: row.agent_ids.0,
+            status: column("threads", ThreadStatus::parse(&row.status))?,
+            last_seq: row.last_seq,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct EntryRow {
+    id: Uuid,
+    thread_id: Uuid,
+    seq: i64,
+    body: Json<EntryBody>,
+    created_at: DateTime<Utc>,
+}
+
+impl From<EntryRow> for Entry {
+    fn from(row: EntryRow) -> Self {
+        Entry {
+            id: EntryId::from_uuid(row.id),
+            thread_id: ThreadId::from_uuid(row.thread_id),
+            seq: row.seq,
+            body: row.body.0,
+            created_at: row.created_at,
+        }
+    }
+}
+
+macro_rules! thread_columns {
+    () => {
+        "id, house_id, parent_ref, author_id, environment_id, environment_snapshot, model_override, \
+         agent_ids, status, last_seq, created_at, updated_at"
+    };
+}
+
+impl Store {
+    /// Creates a thread, keeping a snapshot of its environment.
+    pub async fn create_thread(&self, new: NewThread<'_>) -> Result<Thread> {
+        let at = now();
+        if let Some(env) = new.environment
+            && env.house_id != new.house_id
+        {
+            return Err(StoreError::NotFound { what: "environment" });
+        }
+        let thread = Thread {
+            id: ThreadId::new(),
+            house_id: new.house_id,
+            parent: new.parent,
+            author_id: new.author_id,
+            environment_id: new.environment.map(|env| env.id),
+            environment: new.environment.map(Environment::snapshot),
+            model_override: new.model_override,
+            agent_ids: new.agent_ids,
+            status: ThreadStatus::Idle,
+            last_seq: 0,
+            created_at: at,
+            updated_at: at,
+        };
+        on!(&self.write, |pool| {
+            sqlx::query(concat!(
+                "INSERT INTO threads (",
+                thread_columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $10)"
+            ))
+            .bind(thread.id.as_uuid())
+            .bind(thread.house_id.as_uuid())
+            .bind(thread.parent.to_string())
+            .bind(thread.author_id.as_uuid())
+            .bind(thread.environment_id.map(Uuid::from))
+            .bind(thread.environment.as_ref().map(Json))
+            .bind(thread.model_override.as_ref().map(ModelRef::as_str))
+            .bind(Json(&thread.agent_ids))
+            .bind(thread.status.as_str())
+            .bind(at)
+            .execute(pool)
+            .await
+            .map(|res| res.rows_affected())
+        })
+        .map_err(StoreError::unique("thread", "the thread id is taken"))?;
+        Ok(thread)
+    }
+
+    /// A thread of `house`.
+    pub async fn thread(&self, house: HouseId, id: ThreadId) -> Result<Thread> {
+        let row: Option<ThreadRow> = on!(&self.read, |pool| {
+            sqlx::query_as(concat!("SELECT ", thread_columns!(), " FROM threads WHERE house_id = $1 AND id = $2"))
+                .bind(house.as_uuid())
+                .bind(id.as_uuid())
+                .fetch_optional(pool)
+                .await
+        })?;
+        row.ok_or(StoreError::NotFound { what: "thread" })?.try_into()
+    }
+
+    /// The newest `limit` threads of `house`, newest first.
+    pub async fn list_threads(&self, house: HouseId, limit: u32) -> Result<Vec<Thread>> {
+        let rows: Vec<ThreadRow> = on!(&self.read, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                thread_columns!(),
+                " FROM threads WHERE house_id = $1 ORDER BY id DESC LIMIT $2"
+            ))
+            .bind(house.as_uuid())
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+        })?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    /// Sets a thread's dispatch status.
+    pub async fn set_thread_status(&self, house: HouseId, id: ThreadId, status: ThreadStatus) -> Result<()> {
+        let n = on!(&self.write, |pool| {
+            sqlx::query("UPDATE threads SET status = $3, updated_at = $4 WHERE house_id = $1 AND id = $2")
+                .bind(house.as_uuid())
+                .bind(id.as_uuid())
+                .bind(status.as_str())
+                .bind(now())
+                .execute(pool)
+                .await
+                .map(|res| res.rows_affected())
+        })?;
+        if n == 0 { Err(StoreError::NotFound { what: "thread" }) } else { Ok(()) }
+    }
+
+    /// Appends an entry to a thread of `house` and returns it with its sequence number: the
+    /// thread's previous last plus one, taken in the same statement as the insert, so
+    /// concurrent appends never share or skip a number.
+    pub async fn append_entry(&self, house: HouseId, thread: ThreadId, body: EntryBody) -> Result<Entry> {
+        let id = EntryId::new();
+        let at = now();
+        let kind = body.kind().as_str();
+        let seq: Option<i64> = match &self.write {
+            // One writer at a time: the SELECT of last_seq and the trigger that advances it run
+            // inside one statement under SQLite's write lock.
+            Pool::Sqlite(pool) => {
+                sqlx::query_scalar(
+                    "INSERT INTO entries (id, thread_id, seq, kind, body, created_at) \
+                     SELECT $1, id, last_seq + 1, $3, $4, $5 FROM threads WHERE id = $2 AND house_id = $6 \
+                     RETURNING seq",
+                )
+                .bind(id.as_uuid())
+                .bind(thread.as_uuid())
+                .bind(kind)
+                .bind(Json(&body))
+                .bind(at)
+                .bind(house.as_uuid())
+                .fetch_optional(pool)
+                .await?
+            }
+            // The UPDATE takes the thread's row lock until commit, which orders concurrent
+            // appends to one thread; appends to different threads do not wait for each other.
+            Pool::Postgres(pool) => {
+                sqlx::query_scalar(
+                    "WITH t AS (UPDATE threads SET last_seq = last_seq + 1 WHERE id = $2 AND house_id = $6 \
+                                RETURNING last_seq) \
+                     INSERT INTO entries (id, thread_id, seq, kind, body, created_at) \
+                     SELECT $1, $2, t.last_seq, $3, $4, $5 FROM t RETURNING seq",
+                )
+                .bind(id.as_uuid())
+                .bind(thread.as_uuid())
+                .bind(kind)
+                .bind(Json(&body))
+                .bind(at)
+                .bind(house.as_uuid())
+                .fetch_optional(pool)
+                .await?
+            }
+        };
+        let seq = seq.ok_or(StoreError::NotFound { what: "thread" })?;
+        Ok(Entry { id, thread_id: thread, seq, body, created_at: at })
+    }
+
+    /// Up to `limit` entries of a thread of `house` with `seq > after`, in order. Pass the last
+    /// `seq` you saw to resume.
+    pub async fn entries(&self, house: HouseId, thread: ThreadId, after: i64, limit: u32) -> Result<Vec<Entry>> {
+        let rows: Vec<EntryRow> = on!(&self.read, |pool| {
+            sqlx::query_as(
+                "SELECT e.id, e.thread_id, e.seq, e.body, e.created_at \
+                 FROM entries e JOIN threads t ON t.id = e.thread_id \
+                 WHERE e.thread_id = $1 AND t.house_id = $2 AND e.seq > $3 ORDER BY e.seq LIMIT $4",
+            )
+            .bind(thread.as_uuid())
+            .bind(house.as_uuid())
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+        })?;
+        if rows.is_empty() {
+            // Tell an empty page of a real thread from a thread that is not this house's.
+            self.thread(house, thread).await?;
+        }
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+}

@@ -1,0 +1,492 @@
+//! The cases `both!` runs on each backend.
+
+use std::{collections::BTreeSet, sync::Arc, time::Duration};
+
+use arbe_core::{
+    Audience, Classify, EntryBody, EnvironmentName, ErrorKind, House, JobState, Labels, Member,
+    MemberId, ModelRef, Name, ParentRef, Resources, Role, RuntimeName, Sandbox, SandboxState, SecretBinding,
+    SecretName, ThreadStatus,
+};
+use arbe_store::{
+    EnvironmentRef, Lease, NewAgent, NewEnvironment, NewSandbox, NewSecretVersion, NewThread, SealedSecret, Store,
+    StoreConfig, testkit::TestStore,
+};
+use sqlx::Connection;
+
+struct Fixture {
+    house: House,
+    owner: Member,
+    sandbox: Sandbox,
+}
+
+async fn fixture(store: &Store, house: &str) -> Fixture {
+    let house = store.create_house(&Name::parse(house).unwrap()).await.unwrap();
+    let owner = store.add_member(house.id, &Name::parse("owner").unwrap(), Role::Owner).await.unwrap();
+    let sandbox = store.create_sandbox(new_sandbox(&house, "box")).await.unwrap();
+    Fixture { house, owner, sandbox }
+}
+
+fn new_sandbox(house: &House, name: &str) -> NewSandbox {
+    NewSandbox {
+        house_id: house.id,
+        runtime: RuntimeName::parse("docker").unwrap(),
+        name: Name::parse(name).unwrap(),
+        external_id: None,
+        state: SandboxState::Provisioning,
+        image: Some("arbe-sandbox:latest".into()),
+        resources: Resources { cpus: Some(1.0), memory_mb: Some(512), ..Resources::default() },
+        labels: Labels::parse([("arbe.dev/house", house.id.to_string())]).unwrap(),
+    }
+}
+
+fn new_env(fx: &Fixture, name: &str) -> NewEnvironment {
+    NewEnvironment {
+        house_id: fx.house.id,
+        author_id: fx.owner.id,
+        name: EnvironmentName::parse(name).unwrap(),
+        runtime: RuntimeName::parse("docker").unwrap(),
+        sandbox_id: fx.sandbox.id,
+        default_repo: Some(arbe_core::RepoRef::parse("org/repo").unwrap()),
+        allowed_repos: vec![arbe_core::RepoRef::parse("org/repo").unwrap()],
+        github_installation_id: Some(42),
+        secret_bindings: vec![SecretBinding { name: SecretName::parse("OPENROUTER_API_KEY").unwrap(), required: true }],
+    }
+}
+
+fn sealed(version: i64, byte: u8) -> SealedSecret {
+    SealedSecret { version, ciphertext: vec![byte; 32], nonce: vec![byte; 12], key_version: 1 }
+}
+
+fn new_secret(fx: &Fixture, name: &str, version: i64, byte: u8) -> NewSecretVersion {
+    NewSecretVersion {
+        house_id: fx.house.id,
+        name: SecretName::parse(name).unwrap(),
+        audience: Audience::Environment,
+        shared: true,
+        author_id: fx.owner.id,
+        sealed: sealed(version, byte),
+    }
+}
+
+fn user_message(author: MemberId, text: &str) -> EntryBody {
+    EntryBody::UserMessage { author_id: author, text: text.into() }
+}
+
+#[track_caller]
+fn assert_kind<T: std::fmt::Debug>(res: arbe_store::Result<T>, kind: ErrorKind) {
+    match res {
+        Ok(v) => panic!("expected {kind}, got Ok({v:?})"),
+        Err(err) => assert_eq!(err.kind(), kind, "{err}"),
+    }
+}
+
+pub(crate) async fn house_names_are_unique(t: TestStore) {
+    let store = t.store;
+    let name = Name::parse("acme").unwrap();
+    let house = store.create_house(&name).await.unwrap();
+    assert_kind(store.create_house(&name).await, ErrorKind::Conflict);
+    assert_eq!(store.house_by_name("acme").await.unwrap(), house);
+    assert_eq!(store.house(house.id).await.unwrap(), house);
+    assert_eq!(store.list_houses().await.unwrap(), vec![house]);
+}
+
+pub(crate) async fn api_key_auth_finds_member_and_honours_revocation(t: TestStore) {
+    let store = t.store;
+    let fx = fixture(&store, "acme").await;
+    let writer = store.add_member(fx.house.id, &Name::parse("wri").unwrap(), Role::Writer).await.unwrap();
+    let key = store.create_api_key(&writer, "laptop", &[7; 32]).await.unwrap();
+    let (found, hash, member) = store.api_key_for_auth(key.id).await.unwrap();
+    assert_eq!(found, key);
+    assert_eq!(hash, vec![7; 32]);
+    assert_eq!(member, writer);
+    store.set_member_role(fx.house.id, writer.id, Role::Reader).await.unwrap();
+    assert_eq!(store.api_key_for_auth(key.id).await.unwrap().2.role, Role::Reader);
+    store.revoke_api_key(fx.house.id, key.id).await.unwrap();
+    assert_kind(store.api_key_for_auth(key.id).await, ErrorKind::NotFound);
+    let keys = store.list_api_keys(fx.house.id, writer.id).await.unwrap();
+    assert!(keys[0].revoked_at.is_some());
+}
+
+pub(crate) async fn objects_of_another_house_are_not_found(t: TestStore) {
+    let store = t.store;
+    let a = fixture(&store, "a").await;
+    let b = fixture(&store, "b").await;
+    let env = store.create_environment(new_env(&a, "prod")).await.unwrap();
+    let thread = store
+        .create_thread(NewThread {
+            house_id: a.house.id,
+            author_id: a.owner.id,
+            parent: ParentRef::parse("general").unwrap(),
+            environment: Some(&env),
+            model_override: None,
+            agent_ids: vec![],
+        })
+        .await
+        .unwrap();
+    store.put_secret_version(&new_secret(&a, "TOKEN", 1, 1)).await.unwrap();
+    let other = b.house.id;
+    assert_kind(store.environment(other, &EnvironmentRef::Id(env.id)).await, ErrorKind::NotFound);
+    assert_kind(store.environment(other, &EnvironmentRef::parse("prod").unwrap()).await, ErrorKind::NotFound);
+    assert_kind(store.thread(other, thread.id).await, ErrorKind::NotFound);
+    assert_kind(store.entries(other, thread.id, 0, 10).await, ErrorKind::NotFound);
+    assert_kind(store.append_entry(other, thread.id, user_message(b.owner.id, "hi")).await, ErrorKind::NotFound);
+    assert_kind(store.enqueue_job(other, thread.id, 1).await, ErrorKind::NotFound);
+    assert_kind(store.sandbox(other, a.sandbox.id).await, ErrorKind::NotFound);
+    assert_kind(store.member(other, a.owner.id).await, ErrorKind::NotFound);
+    assert_kind(store.secret_meta(other, &SecretName::parse("TOKEN").unwrap()).await, ErrorKind::NotFound);
+    assert_kind(store.delete_environment(other, env.id).await, ErrorKind::NotFound);
+    // An environment may not point at another house's sandbox.
+    let mut stolen = new_env(&b, "steal");
+    stolen.sandbox_id = a.sandbox.id;
+    assert_kind(store.create_environment(stolen).await, ErrorKind::NotFound);
+    // Nothing of house a changed.
+    assert_eq!(store.environment(a.house.id, &EnvironmentRef::Id(env.id)).await.unwrap(), env);
+}
+
+pub(crate) async fn secret_versions_rotate_with_compare_and_set(t: TestStore) {
+    let store = t.store;
+    let fx = fixture(&store, "acme").await;
+    let v1 = store.put_secret_version(&new_secret(&fx, "API_KEY", 1, 1)).await.unwrap();
+    assert_eq!((v1.version, v1.rotated_at), (1, None));
+    // Creating it again is a conflict: rotation goes through version 2.
+    assert_kind(store.put_secret_version(&new_secret(&fx, "API_KEY", 1, 9)).await, ErrorKind::Conflict);
+    let mut rotate = new_secret(&fx, "API_KEY", 2, 2);
+    rotate.audience = Audience::Capability;
+    let v2 = store.put_secret_version(&rotate).await.unwrap();
+    assert_eq!(v2.version, 2);
+    assert_eq!(v2.id, v1.id);
+    assert_eq!(v2.audience, Audience::Capability);
+    assert!(v2.rotated_at.is_some());
+    // A writer that read version 1 and tries to write 2 loses; nothing changes.
+    assert_kind(store.put_secret_version(&new_secret(&fx, "API_KEY", 2, 3)).await, ErrorKind::Conflict);
+    // Skipping a version is refused the same way.
+    assert_kind(store.put_secret_version(&new_secret(&fx, "API_KEY", 5, 3)).await, ErrorKind::Conflict);
+    let sealed = store.sealed_secrets(fx.house.id, &[SecretName::parse("API_KEY").unwrap()]).await.unwrap();
+    assert_eq!(sealed.len(), 1);
+    assert_eq!(sealed[0].1, self::sealed(2, 2));
+    assert_eq!(store.list_secrets(fx.house.id).await.unwrap(), vec![v2]);
+    store.delete_secret(fx.house.id, &SecretName::parse("API_KEY").unwrap()).await.unwrap();
+    assert_kind(store.secret_meta(fx.house.id, &SecretName::parse("API_KEY").unwrap()).await, ErrorKind::NotFound);
+    assert_kind(store.delete_secret(fx.house.id, &SecretName::parse("API_KEY").unwrap()).await, ErrorKind::NotFound);
+}
+
+pub(crate) async fn sealed_secrets_returns_current_versions_of_named_secrets(t: TestStore) {
+    let store = t.store;
+    let fx = fixture(&store, "acme").await;
+    for (i, name) in ["A", "B", "C"].iter().enumerate() {
+        store.put_secret_version(&new_secret(&fx, name, 1, i as u8)).await.unwrap();
+    }
+    store.put_secret_version(&new_secret(&fx, "B", 2, 20)).await.unwrap();
+    let names: Vec<_> = ["B", "C", "MISSING"].iter().map(|n| SecretName::parse(n).unwrap()).collect();
+    let got = store.sealed_secrets(fx.house.id, &names).await.unwrap();
+    let summary: Vec<_> = got.iter().map(|(m, s)| (m.name.as_str().to_owned(), s.version, s.ciphertext[0])).collect();
+    assert_eq!(summary, vec![("B".to_owned(), 2, 20), ("C".to_owned(), 1, 2)]);
+    assert!(store.sealed_secrets(fx.house.id, &[]).await.unwrap().is_empty());
+}
+
+pub(crate) async fn environment_names_are_unique_without_case_among_live_rows(t: TestStore) {
+    let store = t.store;
+    let fx = fixture(&store, "acme").await;
+    let prod = store.create_environment(new_env(&fx, "Prod")).await.unwrap();
+    assert_kind(store.create_environment(new_env(&fx, "PROD")).await, ErrorKind::Conflict);
+    let mut staging = store.create_environment(new_env(&fx, "staging")).await.unwrap();
+    // Renaming onto a taken name is refused, and changes nothing.
+    staging.name = EnvironmentName::parse("prod").unwrap();
+    assert_kind(store.update_environment(&staging).await, ErrorKind::Conflict);
+    let names: Vec<_> =
+        store.list_environments(fx.house.id).await.unwrap().into_iter().map(|e| e.name.to_string()).collect();
+    assert_eq!(names, ["Prod", "staging"]);
+    // Another house may use the name.
+    let other = fixture(&store, "other").await;
+    store.create_environment(new_env(&other, "prod")).await.unwrap();
+    assert_eq!(store.environment(fx.house.id, &EnvironmentRef::Id(prod.id)).await.unwrap(), prod);
+}
+
+pub(crate) async fn environment_lookup_by_name_ignores_case(t: TestStore) {
+    let store = t.store;
+    let fx = fixture(&store, "acme").await;
+    let env = store.create_environment(new_env(&fx, "Staging")).await.unwrap();
+    for name in ["staging", "STAGING", "Staging", &env.id.to_string()] {
+        let by = EnvironmentRef::parse(name).unwrap();
+        assert_eq!(store.environment(fx.house.id, &by).await.unwrap(), env, "{name}");
+    }
+    let mut changed = env.clone();
+    changed.secret_bindings.push(SecretBinding { name: SecretName::parse("GITHUB_TOKEN").unwrap(), required: false });
+    changed.github_installation_id = None;
+    let stored = store.update_environment(&changed).await.unwrap();
+    assert_eq!(stored.secret_bindings, changed.secret_bindings);
+    assert_eq!(stored.github_installation_id, None);
+    assert!(stored.updated_at >= env.updated_at);
+}
+
+pub(crate) async fn environment_soft_delete_hides_row_and_frees_name(t: TestStore) {
+    let store = t.store;
+    let fx = fixture(&store, "acme").await;
+    let env = store.create_environment(new_env(&fx, "prod")).await.unwrap();
+    store.delete_environment(fx.house.id, env.id).await.unwrap();
+    assert_kind(store.environment(fx.house.id, &EnvironmentRef::Id(env.id)).await, ErrorKind::NotFound);
+    assert!(store.list_environments(fx.house.id).await.unwrap().is_empty());
+    assert_kind(store.delete_environment(fx.house.id, env.id).await, ErrorKind::NotFound);
+    assert_kind(store.update_environment(&env).await, ErrorKind::NotFound);
+    let again = store.create_environment(new_env(&fx, "PROD")).await.unwrap();
+    assert_ne!(again.id, env.id);
+}
+
+pub(crate) async fn thread_snapshot_survives_environment_edit_delete_and_purge(t: TestStore) {
+    let store = t.store;
+    let fx = fixture(&store, "acme").await;
+    let env = store.create_environment(new_env(&fx, "prod")).await.unwrap();
+    let thread = store
+        .create_thread(NewThread {
+            house_id: fx.house.id,
+            author_id: fx.owner.id,
+            parent: ParentRef::parse("#general").unwrap(),
+            environment: Some(&env),
+            model_override: Some(ModelRef::parse("anthropic/claude-haiku-4-5").unwrap()),
+            agent_ids: vec![],
+        })
+        .await
+        .unwrap();
+    let mut edited = env.clone();
+    edited.name = EnvironmentName::parse("renamed").unwrap();
+    edited.secret_bindings.clear();
+    store.update_environment(&edited).await.unwrap();
+    let read = store.thread(fx.house.id, thread.id).await.unwrap();
+    assert_eq!(read, thread);
+    assert_eq!(read.environment, Some(env.snapshot()));
+
+    store.delete_environment(fx.house.id, env.id).await.unwrap();
+    let read = store.thread(fx.house.id, thread.id).await.unwrap();
+    assert_eq!((read.environment_id, read.environment.clone()), (Some(env.id), Some(env.snapshot())));
+
+    // Removing the row for good nulls the reference (ON DELETE SET NULL); the snapshot stays.
+    store.purge_environment(fx.house.id, env.id).await.unwrap();
+    let read = store.thread(fx.house.id, thread.id).await.unwrap();
+    assert_eq!(read.environment_id, None);
+    assert_eq!(read.environment, Some(env.snapshot()));
+    assert_eq!(read.model_override.unwrap().as_str(), "anthropic/claude-haiku-4-5");
+}
+
+async fn thread_for(store: &Store, fx: &Fixture) -> arbe_core::Thread {
+    store
+        .create_thread(NewThread {
+            house_id: fx.house.id,
+            author_id: fx.owner.id,
+            parent: ParentRef::parse("general").unwrap(),
+            environment: None,
+            model_override: None,
+            agent_ids: vec![],
+        })
+        .await
+        .unwrap()
+}
+
+async fn append_concurrently(stores: Vec<Store>, fx: &Fixture, thread: arbe_core::ThreadId, per_task: usize) {
+    let mut tasks = Vec::new();
+    for task in 0..8 {
+        let store = stores[task % stores.len()].clone();
+        let (house, author) = (fx.house.id, fx.owner.id);
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for i in 0..per_task {
+                let entry = store.append_entry(house, thread, user_message(author, &format!("{task}/{i}"))).await.unwrap();
+                seqs.push(entry.seq);
+            }
+            seqs
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        let seqs = task.await.unwrap();
+        // Each task sees its own appends in increasing order.
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+        all.extend(seqs);
+    }
+    all.sort_unstable();
+    let expected: Vec<i64> = (1..=(8 * per_task) as i64).collect();
+    assert_eq!(all, expected, "sequence numbers must be 1..=n with no gaps and no duplicates");
+}
+
+async fn assert_stored_sequence(store: &Store, fx: &Fixture, thread: arbe_core::ThreadId, n: i64) {
+    let mut seen = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.entries(fx.house.id, thread, after, 100).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        seen.extend(page.iter().map(|e| e.seq));
+    }
+    assert_eq!(seen, (1..=n).collect::<Vec<_>>());
+    assert_eq!(store.thread(fx.house.id, thread).await.unwrap().last_seq, n);
+}
+
+pub(crate) async fn entries_are_numbered_without_gaps_under_concurrent_appends(t: TestStore) {
+    let store = t.store;
+    let fx = fixture(&store, "acme").await;
+    let thread = thread_for(&store, &fx).await;
+    append_concurrently(vec![store.clone()], &fx, thread.id, 50).await;
+    assert_stored_sequence(&store, &fx, thread.id, 400).await;
+}
+
+pub(crate) async fn entries_are_numbered_without_gaps_across_two_stores(t: TestStore) {
+    // Two stores on one database stand for two server processes.
+    let store = t.store;
+    let second = Store::connect(&StoreConfig::new(&t.url)).await.unwrap();
+    let fx = fixture(&store, "acme").await;
+    let thread = thread_for(&store, &fx).await;
+    append_concurrently(vec![store.clone(), second], &fx, thread.id, 25).await;
+    assert_stored_sequence(&store, &fx, thread.id, 200).await;
+}
+
+pub(crate) async fn entries_are_append_only(t: TestStore) {
+    let store = t.store;
+    let fx = fixture(&store, "acme").await;
+    let thread = thread_for(&store, &fx).await;
+    let entry = store.append_entry(fx.house.id, thread.id, user_message(fx.owner.id, "original")).await.unwrap();
+    // Even a direct UPDATE, past the API, is refused by the database.
+    let err = if t.url.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(&t.url).await.unwrap();
+        sqlx::query("UPDATE entries SET kind = 'tampered'").execute(&mut conn).await.unwrap_err()
+    } else {
+        let mut conn = sqlx::PgConnection::connect(&t.url).await.unwrap();
+        sqlx::query("UPDATE entries SET kind = 'tampered'").execute(&mut conn).await.unwrap_err()
+    };
+    assert!(err.to_string().contains("entries are append-only"), "{err}");
+    let read = store.entries(fx.house.id, thread.id, 0, 10).await.unwrap();
+    assert_eq!(read, vec![entry]);
+}
+
+pub(crate) async fn entries_resume_after_a_sequence_number(t: TestStore) {
+    let store = t.store;
+    let fx = fixture(&store, "acme").await;
+    let thread = thread_for(&store, &fx).await;
+    assert!(store.entries(fx.house.id, thread.id, 0, 10).await.unwrap().is_empty());
+    let bodies = [
+        user_message(fx.owner.id, "go"),
+        EntryBody::Status { status: ThreadStatus::Running, ledger: None },
+        EntryBody::Warning { message: "optional secret NICE_KEY is missing".into() },
+        EntryBody::Status { status: ThreadStatus::Succeeded, ledger: Some(arbe_core::Ledger::default()) },
+    ];
+    for body in &bodies {
+        store.append_entry(fx.house.id, thread.id, body.clone()).await.unwrap();
+    }
+    let tail = store.entries(fx.house.id, thread.id, 2, 10).await.unwrap();
+    assert_eq!(tail.iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 4]);
+    assert_eq!(tail.iter().map(|e| e.body.clone()).collect::<Vec<_>>(), bodies[2..]);
+    let page = store.entries(fx.house.id, thread.id, 0, 1).await.unwrap();
+    assert_eq!(page.len(), 1);
+}
+
+pub(crate) async fn default_agent_moves_to_the_newest_default(t: TestStore) {
+    let store = t.store;
+    let fx = fixture(&store, "acme").await;
+    assert_kind(store.default_agent(fx.house.id).await, ErrorKind::NotFound);
+    let new_agent = |name: &str, is_default| NewAgent {
+        house_id: fx.house.id,
+        name: Name::parse(name).unwrap(),
+        model: ModelRef::default(),
+        system_prompt: "You are helpful.".into(),
+        is_default,
+    };
+    let first = store.create_agent(new_agent("first", true)).await.unwrap();
+    assert_eq!(store.default_agent(fx.house.id).await.unwrap(), first);
+    let second = store.create_agent(new_agent("second", true)).await.unwrap();
+    assert_eq!(store.default_agent(fx.house.id).await.unwrap().id, second.id);
+    assert!(!store.agent(fx.house.id, first.id).await.unwrap().is_default);
+    assert_kind(store.create_agent(new_agent("second", false)).await, ErrorKind::Conflict);
+    assert_eq!(store.list_agents(fx.house.id).await.unwrap().len(), 2);
+}
+
+pub(crate) async fn job_claim_race_has_exactly_one_winner(t: TestStore) {
+    let store = t.store;
+    let fx = fixture(&store, "acme").await;
+    let thread = thread_for(&store, &fx).await;
+    let job = store.enqueue_job(fx.house.id, thread.id, 1).await.unwrap();
+    assert_eq!(job.state, JobState::Queued);
+    let second = Store::connect(&StoreConfig::new(&t.url)).await.unwrap();
+    let stores = Arc::new([store.clone(), second]);
+    let mut tasks = Vec::new();
+    for worker in 0..8 {
+        let stores = stores.clone();
+        tasks.push(tokio::spawn(async move {
+            stores[worker % 2].claim_job(&format!("worker-{worker}"), Duration::from_secs(30)).await.unwrap()
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        if let Some(job) = task.await.unwrap() {
+            winners.push(job);
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one worker may claim the job");
+    let won = &winners[0];
+    assert_eq!((won.id, won.state, won.attempts), (job.id, JobState::Running, 1));
+    let owner = won.lease_owner.clone().unwrap();
+    assert_eq!(store.renew_lease(job.id, &owner, Duration::from_secs(30)).await.unwrap(), Lease::Held {
+        cancel_requested: false
+    });
+    assert!(!store.finish_job(job.id, "someone-else", JobState::Succeeded).await.unwrap());
+    assert!(store.finish_job(job.id, &owner, JobState::Succeeded).await.unwrap());
+    assert_eq!(store.job(job.id).await.unwrap().state, JobState::Succeeded);
+    assert!(store.claim_job("late", Duration::from_secs(30)).await.unwrap().is_none());
+    assert_kind(store.finish_job(job.id, &owner, JobState::Running).await, ErrorKind::InvalidInput);
+}
+
+pub(crate) async fn expired_lease_is_requeued_and_old_owner_loses_it(t: TestStore) {
+    let store = t.store;
+    let fx = fixture(&store, "acme").await;
+    let thread = thread_for(&store, &fx).await;
+    let job = store.enqueue_job(fx.house.id, thread.id, 1).await.unwrap();
+    let claimed = store.claim_job("dies", Duration::from_millis(1)).await.unwrap().unwrap();
+    assert_eq!(claimed.id, job.id);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(store.requeue_expired_jobs().await.unwrap(), 1);
+    let taken = store.claim_job("survivor", Duration::from_secs(30)).await.unwrap().unwrap();
+    assert_eq!((taken.id, taken.attempts), (job.id, 2));
+    // The first worker comes back: its lease is gone and it may not finish the job.
+    assert_eq!(store.renew_lease(job.id, "dies", Duration::from_secs(30)).await.unwrap(), Lease::Lost);
+    assert!(!store.finish_job(job.id, "dies", JobState::Failed).await.unwrap());
+    // A live lease is not swept.
+    assert_eq!(store.requeue_expired_jobs().await.unwrap(), 0);
+    assert!(store.finish_job(job.id, "survivor", JobState::Succeeded).await.unwrap());
+}
+
+pub(crate) async fn cancel_jobs_cancels_queued_and_flags_running(t: TestStore) {
+    let store = t.store;
+    let fx = fixture(&store, "acme").await;
+    let thread = thread_for(&store, &fx).await;
+    let running = store.enqueue_job(fx.house.id, thread.id, 1).await.unwrap();
+    store.claim_job("w", Duration::from_secs(30)).await.unwrap().unwrap();
+    let queued = store.enqueue_job(fx.house.id, thread.id, 2).await.unwrap();
+    assert_eq!(store.cancel_jobs(fx.house.id, thread.id).await.unwrap(), 2);
+    assert_eq!(store.job(queued.id).await.unwrap().state, JobState::Cancelled);
+    assert_eq!(store.renew_lease(running.id, "w", Duration::from_secs(30)).await.unwrap(), Lease::Held {
+        cancel_requested: true
+    });
+    assert!(store.finish_job(running.id, "w", JobState::Cancelled).await.unwrap());
+    assert_eq!(store.cancel_jobs(fx.house.id, thread.id).await.unwrap(), 0);
+}
+
+pub(crate) async fn idle_sandboxes_lists_only_started_and_stale(t: TestStore) {
+    let store = t.store;
+    let fx = fixture(&store, "acme").await;
+    let docker = RuntimeName::parse("docker").unwrap();
+    store.set_sandbox_state(fx.house.id, fx.sandbox.id, SandboxState::Started, Some("c0ffee")).await.unwrap();
+    let busy = store.create_sandbox(new_sandbox(&fx.house, "busy")).await.unwrap();
+    store.set_sandbox_state(fx.house.id, busy.id, SandboxState::Started, None).await.unwrap();
+    let stopped = store.create_sandbox(new_sandbox(&fx.house, "stopped")).await.unwrap();
+    store.set_sandbox_state(fx.house.id, stopped.id, SandboxState::Stopped, None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let cutoff = chrono::Utc::now();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    store.touch_sandbox(fx.house.id, busy.id).await.unwrap();
+    let idle = store.idle_sandboxes(&docker, cutoff).await.unwrap();
+    assert_eq!(idle.iter().map(|s| s.id).collect::<Vec<_>>(), vec![fx.sandbox.id]);
+    assert_eq!(idle[0].external_id.as_deref(), Some("c0ffee"));
+    assert_eq!(idle[0].state, SandboxState::Started);
+    let all: BTreeSet<_> = store.list_sandboxes(fx.house.id, Some(&docker)).await.unwrap().into_iter().map(|s| s.id).collect();
+    assert_eq!(all.len(), 3);
+    assert!(store.list_sandboxes(fx.house.id, Some(&RuntimeName::parse("ssh").unwrap())).await.unwrap().is_empty());
+    assert_kind(store.create_sandbox(new_sandbox(&fx.house, "busy")).await, ErrorKind::Conflict);
+}
+

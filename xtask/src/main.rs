@@ -1,0 +1,125 @@
+//! Project automation, run as `cargo xtask <task>` (rust-analyzer's xtask pattern).
+//!
+//! Tasks shell out to cargo and the PostgreSQL binaries; they need nothing installed beyond
+//! what `.ci/run` installs.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod layering;
+mod pg;
+mod tidy;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, ExitCode},
+    time::Instant,
+};
+
+const USAGE: &str = "\
+usage: cargo xtask <task>
+
+tasks:
+  ci [--keep-going]     fmt, clippy, layering, tidy, deny, then every test on SQLite and PostgreSQL
+  test [ARGS...]        cargo nextest run --workspace ARGS, with a throwaway PostgreSQL
+  layering              check that crates depend only on lower layers (SPEC §1)
+  tidy                  check module docs, no ignored or should_panic tests, workspace deps
+  bench <area>          run a benchmark with a throwaway PostgreSQL; areas: store
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let res = match args.first().map(String::as_str) {
+        Some("ci") => ci(args.iter().any(|a| a == "--keep-going")),
+        Some("test") => test(&args[1..]),
+        Some("layering") => layering::run(&root()),
+        Some("tidy") => tidy::run(&root()),
+        Some("bench") => bench(args.get(1).map(String::as_str)),
+        _ => Err(USAGE.to_owned()),
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace root").to_owned()
+}
+
+/// Runs a command in the workspace root, failing with its command line if it fails.
+fn run(cmd: &mut Command) -> Result<(), String> {
+    let shown = format!("{cmd:?}");
+    let status = cmd.current_dir(root()).status().map_err(|err| format!("could not start {shown}: {err}"))?;
+    if status.success() { Ok(()) } else { Err(format!("{shown} failed ({status})")) }
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn ci(keep_going: bool) -> Result<(), String> {
+    type Step = (&'static str, fn() -> Result<(), String>);
+    let steps: &[Step] = &[
+        ("fmt", || run(cargo().args(["fmt", "--all", "--check"]))),
+        ("clippy", || {
+            run(cargo().args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))
+        }),
+        ("layering", || layering::run(&root())),
+        ("tidy", || tidy::run(&root())),
+        ("deny", deny),
+        ("test", || test(&[])),
+    ];
+    let mut failed = Vec::new();
+    for (name, step) in steps {
+        let started = Instant::now();
+        eprintln!("==> {name}");
+        match step() {
+            Ok(()) => eprintln!("==> {name} ok ({:.1}s)", started.elapsed().as_secs_f64()),
+            Err(err) => {
+                eprintln!("==> {name} FAILED: {err}");
+                failed.push(*name);
+                if !keep_going {
+                    break;
+                }
+            }
+        }
+    }
+    if failed.is_empty() { Ok(()) } else { Err(format!("ci failed at: {}", failed.join(", "))) }
+}
+
+fn deny() -> Result<(), String> {
+    // `advisories` needs the RustSec database from github.com, which this network cannot reach.
+    run(cargo().args(["deny", "--locked", "check", "licenses", "bans", "sources"])).map_err(|err| {
+        format!("{err}\nhint: install it with `cargo install cargo-deny --locked` (.ci/run does)")
+    })
+}
+
+/// Runs the whole test suite with a throwaway PostgreSQL, so both backends are exercised.
+fn test(args: &[String]) -> Result<(), String> {
+    let pg = pg::Postgres::start()?;
+    let mut cmd = cargo();
+    cmd.args(["nextest", "run", "--workspace", "--locked", "--no-fail-fast"]).args(args);
+    cmd.env(pg::URL_VAR, pg.url());
+    let res = run(&mut cmd);
+    drop(pg);
+    res?;
+    // nextest does not run doctests.
+    run(cargo().args(["test", "--workspace", "--locked", "--doc"]))
+}
+
+fn bench(area: Option<&str>) -> Result<(), String> {
+    let bench = match area {
+        Some("store") => ("arbe-store", "store"),
+        _ => return Err(format!("bench needs an area\n{USAGE}")),
+    };
+    let pg = pg::Postgres::start()?;
+    let res = run(cargo()
+        .args(["bench", "--locked", "-p", bench.0, "--bench", bench.1])
+        .env(pg::URL_VAR, pg.url()));
+    drop(pg);
+    res
+}
