@@ -34,11 +34,7 @@ const ADAPTER_MAY_USE: &[&str] = &["arbe-core", "arbe-runtime"];
 pub(crate) fn run(root: &Path) -> Result<(), String> {
     let metadata = metadata(root)?;
     let violations = check(&metadata);
-    if violations.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("layering violations:\n  {}", violations.join("\n  ")))
-    }
+    if violations.is_empty() { Ok(()) } else { Err(format!("layering violations:\n  {}", violations.join("\n  "))) }
 }
 
 fn metadata(root: &Path) -> Result<Value, String> {
@@ -122,12 +118,15 @@ mod tests {
             package("arbe-mystery", &[]),
             package("arbe-env", &[("arbe-build-helper", Some("build"))]),
         ]});
-        assert_eq!(check(&metadata), [
-            "wrong-way: arbe-core (L0) -> arbe-store (L1)",
-            "wrong-way: arbe-store (L1) -> arbe-runtime (L1)",
-            "adapter reaches past runtime: arbe-runtime-docker -> arbe-store (adapters may use only arbe-core and arbe-runtime)",
-            "unknown crate arbe-mystery: add it to LAYERS in xtask/src/layering.rs",
-            "arbe-env depends on unknown crate arbe-build-helper: add it to LAYERS",
-        ]);
+        assert_eq!(
+            check(&metadata),
+            [
+                "wrong-way: arbe-core (L0) -> arbe-store (L1)",
+                "wrong-way: arbe-store (L1) -> arbe-runtime (L1)",
+                "adapter reaches past runtime: arbe-runtime-docker -> arbe-store (adapters may use only arbe-core and arbe-runtime)",
+                "unknown crate arbe-mystery: add it to LAYERS in xtask/src/layering.rs",
+                "arbe-env depends on unknown crate arbe-build-helper: add it to LAYERS",
+            ]
+        );
     }
 }

@@ -93,9 +93,8 @@ fn ci(keep_going: bool) -> Result<(), String> {
 
 fn deny() -> Result<(), String> {
     // `advisories` needs the RustSec database from github.com, which this network cannot reach.
-    run(cargo().args(["deny", "--locked", "check", "licenses", "bans", "sources"])).map_err(|err| {
-        format!("{err}\nhint: install it with `cargo install cargo-deny --locked` (.ci/run does)")
-    })
+    run(cargo().args(["deny", "--locked", "check", "--hide-inclusion-graph", "licenses", "bans", "sources"]))
+        .map_err(|err| format!("{err}\nhint: install it with `cargo install cargo-deny --locked` (.ci/run does)"))
 }
 
 /// Runs the whole test suite with a throwaway PostgreSQL, so both backends are exercised.
@@ -117,9 +116,7 @@ fn bench(area: Option<&str>) -> Result<(), String> {
         _ => return Err(format!("bench needs an area\n{USAGE}")),
     };
     let pg = pg::Postgres::start()?;
-    let res = run(cargo()
-        .args(["bench", "--locked", "-p", bench.0, "--bench", bench.1])
-        .env(pg::URL_VAR, pg.url()));
+    let res = run(cargo().args(["bench", "--locked", "-p", bench.0, "--bench", bench.1]).env(pg::URL_VAR, pg.url()));
     drop(pg);
     res
 }

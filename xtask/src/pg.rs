@@ -2,11 +2,7 @@
 //! loopback port, started as a non-root user (postgres refuses to run as root), stopped and
 //! removed on drop.
 
-use std::{
-    net::TcpListener,
-    path::PathBuf,
-    process::Command,
-};
+use std::{net::TcpListener, path::PathBuf, process::Command};
 
 /// The variable the test suites read the server URL from (arbe_core::env_vars::ARBE_TEST_PG_URL).
 pub(crate) const URL_VAR: &str = "ARBE_TEST_PG_URL";
@@ -37,10 +33,14 @@ impl Postgres {
         let pg = Self { bin, dir, run_as, port };
         let data = pg.dir.join("data");
         pg.check(
-            pg.command("initdb")
-                .arg("-D")
-                .arg(&data)
-                .args(["-U", "arbe", "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync"]),
+            pg.command("initdb").arg("-D").arg(&data).args([
+                "-U",
+                "arbe",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+            ]),
             "initdb",
         )?;
         let options = format!(
@@ -153,4 +153,3 @@ fn free_port() -> Result<u16, String> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|err| format!("find a free port: {err}"))?;
     listener.local_addr().map(|addr| addr.port()).map_err(|err| err.to_string())
 }
-

@@ -96,10 +96,13 @@ mod tests {
         let mut problems = Vec::new();
         let source = concat!("use x;\n#[test]\n#[", "ignore]\nfn t() {}\n");
         check_rust("a.rs", source, &mut problems);
-        assert_eq!(problems, [
-            "a.rs: must start with `//!` module docs",
-            "a.rs:3: ignored test: a test that cannot run must fail, not skip",
-        ]);
+        assert_eq!(
+            problems,
+            [
+                "a.rs: must start with `//!` module docs",
+                "a.rs:3: ignored test: a test that cannot run must fail, not skip",
+            ]
+        );
         let mut problems = Vec::new();
         check_manifest("c/Cargo.toml", "arbe-core = { path = \"../arbe-core\" }", &mut problems);
         assert_eq!(problems.len(), 1);

@@ -25,7 +25,8 @@ impl ModelRef {
 
     /// Parses a model reference.
     pub fn parse(s: &str) -> Result<Self, InvalidInput> {
-        let err = || InvalidInput::new("model", "must be <provider>/<model>, e.g. openrouter/anthropic/claude-haiku-4.5");
+        let err =
+            || InvalidInput::new("model", "must be <provider>/<model>, e.g. openrouter/anthropic/claude-haiku-4.5");
         if s.len() > 200 {
             return Err(InvalidInput::new("model", "must be at most 200 characters"));
         }

@@ -195,9 +195,6 @@ mod tests {
     #[test]
     fn role_parse_names_the_rule() {
         assert_eq!(Role::parse("writer").unwrap(), Role::Writer);
-        assert_eq!(
-            Role::parse("admin").unwrap_err().to_string(),
-            "invalid role: must be owner, writer or reader"
-        );
+        assert_eq!(Role::parse("admin").unwrap_err().to_string(), "invalid role: must be owner, writer or reader");
     }
 }

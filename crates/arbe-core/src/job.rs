@@ -47,10 +47,7 @@ impl JobState {
             "failed" => Self::Failed,
             "cancelled" => Self::Cancelled,
             _ => {
-                return Err(InvalidInput::new(
-                    "job state",
-                    "must be queued, running, succeeded, failed or cancelled",
-                ));
+                return Err(InvalidInput::new("job state", "must be queued, running, succeeded, failed or cancelled"));
             }
         })
     }

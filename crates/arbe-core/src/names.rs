@@ -124,10 +124,7 @@ impl SecretName {
         if ok {
             Ok(Self(s.to_owned()))
         } else {
-            Err(InvalidInput::new(
-                "secret name",
-                "must match [A-Z_][A-Z0-9_]* and be 1 to 128 characters",
-            ))
+            Err(InvalidInput::new("secret name", "must match [A-Z_][A-Z0-9_]* and be 1 to 128 characters"))
         }
     }
 }
@@ -182,8 +179,8 @@ impl RepoRef {
         let path = path.trim_end_matches('/');
         let path = path.strip_suffix(".git").unwrap_or(path);
         let (owner, name) = path.split_once('/').ok_or_else(err)?;
-        let host_ok = !host.is_empty()
-            && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'));
+        let host_ok =
+            !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'));
         let seg_ok = |seg: &str| {
             !seg.is_empty()
                 && seg != "."
@@ -235,18 +232,16 @@ impl Labels {
     pub const MAX: usize = 64;
 
     /// Validates a set of pairs.
-    pub fn parse<K: AsRef<str>, V: AsRef<str>>(
-        pairs: impl IntoIterator<Item = (K, V)>,
-    ) -> Result<Self, InvalidInput> {
+    pub fn parse<K: AsRef<str>, V: AsRef<str>>(pairs: impl IntoIterator<Item = (K, V)>) -> Result<Self, InvalidInput> {
         let mut map = BTreeMap::new();
         for (key, value) in pairs {
             let (key, value) = (key.as_ref(), value.as_ref());
             let kb = key.as_bytes();
             let key_ok = (1..=63).contains(&kb.len())
                 && (kb[0].is_ascii_lowercase() || kb[0].is_ascii_digit())
-                && kb.iter().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'/' | b'-')
-                });
+                && kb
+                    .iter()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'/' | b'-'));
             if !key_ok {
                 return Err(InvalidInput::new(
                     "label key",
@@ -350,20 +345,14 @@ mod tests {
         for bad in ["", "repo", "http://github.com/a/b", "https://github.com/a", "a/../b", "a/b c"] {
             assert!(RepoRef::parse(bad).is_err(), "{bad:?}");
         }
-        check(
-            RepoRef::parse("ftp://x/a/b"),
-            "invalid repo: only https:// and git@ (ssh) URLs are accepted",
-        );
+        check(RepoRef::parse("ftp://x/a/b"), "invalid repo: only https:// and git@ (ssh) URLs are accepted");
     }
 
     #[test]
     fn runtime_names_are_lowercase_words() {
         assert!(RuntimeName::parse("docker").is_ok());
         assert!(RuntimeName::parse("my-runtime2").is_ok());
-        check(
-            RuntimeName::parse("Docker"),
-            "invalid runtime: must match [a-z][a-z0-9-]* and be 1 to 32 characters",
-        );
+        check(RuntimeName::parse("Docker"), "invalid runtime: must match [a-z][a-z0-9-]* and be 1 to 32 characters");
     }
 
     #[test]

@@ -30,14 +30,24 @@ async fn main() {
     let postgres = testkit::postgres().await;
     let postgres = bench("postgres", &postgres.store, 3_000.0).await;
     println!();
-    println!("{:<9} {:>10} {:>10} {:>10} {:>6} {:>10} {:>8} {:>6}", "backend", "entries/s", "p50", "p99", "gaps", "duplicates", "target", "met");
+    println!(
+        "{:<9} {:>10} {:>10} {:>10} {:>6} {:>10} {:>8} {:>6}",
+        "backend", "entries/s", "p50", "p99", "gaps", "duplicates", "target", "met"
+    );
     let mut all_met = true;
     for r in [sqlite, postgres] {
         let met = r.per_sec >= r.target && r.gaps == 0 && r.duplicates == 0;
         all_met &= met;
         println!(
             "{:<9} {:>10.0} {:>10.3?} {:>10.3?} {:>6} {:>10} {:>8.0} {:>6}",
-            r.backend, r.per_sec, r.p50, r.p99, r.gaps, r.duplicates, r.target, if met { "yes" } else { "NO" }
+            r.backend,
+            r.per_sec,
+            r.p50,
+            r.p99,
+            r.gaps,
+            r.duplicates,
+            r.target,
+            if met { "yes" } else { "NO" }
         );
     }
     println!("\n{ENTRIES} appends to one thread from {TASKS} tasks per backend; all targets met: {all_met}");

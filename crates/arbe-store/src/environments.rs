@@ -2,8 +2,7 @@
 //! addressable by name or id, soft-deleted.
 
 use arbe_core::{
-    Environment, EnvironmentId, EnvironmentName, HouseId, MemberId, RepoRef, RuntimeName, SandboxId,
-    SecretBinding,
+    Environment, EnvironmentId, EnvironmentName, HouseId, MemberId, RepoRef, RuntimeName, SandboxId, SecretBinding,
 };
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
@@ -80,9 +79,12 @@ impl TryFrom<EnvironmentRow> for Environment {
             name: column("environments", EnvironmentName::parse(&row.name))?,
             runtime: column("environments", RuntimeName::parse(&row.runtime))?,
             sandbox_id: SandboxId::from_uuid(row.sandbox_id),
-            default_repo: row.default_repo.as_deref().map(RepoRef::parse).transpose().map_err(|err| {
-                StoreError::Corrupt { table: "environments", reason: err.to_string() }
-            })?,
+            default_repo: row
+                .default_repo
+                .as_deref()
+                .map(RepoRef::parse)
+                .transpose()
+                .map_err(|err| StoreError::Corrupt { table: "environments", reason: err.to_string() })?,
             allowed_repos: row.allowed_repos.0,
             github_installation_id: row.github_installation_id,
             secret_bindings: row.secret_bindings.0,

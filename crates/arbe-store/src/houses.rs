@@ -245,7 +245,8 @@ impl Store {
 
     /// The keys of `member`, including revoked ones.
     pub async fn list_api_keys(&self, house: HouseId, member: MemberId) -> Result<Vec<ApiKeyMeta>> {
-        let sql = concat!("SELECT ", api_key_columns!(), " FROM api_keys WHERE house_id = $1 AND member_id = $2 ORDER BY id");
+        let sql =
+            concat!("SELECT ", api_key_columns!(), " FROM api_keys WHERE house_id = $1 AND member_id = $2 ORDER BY id");
         let rows: Vec<ApiKeyRow> = on!(&self.read, |pool| {
             sqlx::query_as(sql).bind(house.as_uuid()).bind(member.as_uuid()).fetch_all(pool).await
         })?;

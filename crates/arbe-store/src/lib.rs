@@ -130,10 +130,8 @@ impl Store {
         // before a power loss may roll back).
         let options = options.journal_mode(SqliteJournalMode::Wal).synchronous(SqliteSynchronous::Normal);
         let write = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
-        let read = SqlitePoolOptions::new()
-            .max_connections(config.max_connections.max(1))
-            .connect_with(options)
-            .await?;
+        let read =
+            SqlitePoolOptions::new().max_connections(config.max_connections.max(1)).connect_with(options).await?;
         Ok(Self { write: Pool::Sqlite(write), read: Pool::Sqlite(read) })
     }
 

@@ -205,7 +205,11 @@ impl Store {
 
     /// The current sealed version of each named secret that exists, in one query; names with
     /// no secret are simply absent from the answer.
-    pub async fn sealed_secrets(&self, house: HouseId, names: &[SecretName]) -> Result<Vec<(SecretMeta, SealedSecret)>> {
+    pub async fn sealed_secrets(
+        &self,
+        house: HouseId,
+        names: &[SecretName],
+    ) -> Result<Vec<(SecretMeta, SealedSecret)>> {
         let names = Json(names);
         let rows: Vec<SealedRow> = match &self.read {
             Pool::Sqlite(pool) => {

@@ -1,8 +1,8 @@
 //! Threads and their append-only entries.
 
 use arbe_core::{
-    AgentId, Entry, EntryBody, EntryId, Environment, EnvironmentId, EnvironmentSnapshot, HouseId, MemberId,
-    ModelRef, ParentRef, Thread, ThreadId, ThreadStatus,
+    AgentId, Entry, EntryBody, EntryId, Environment, EnvironmentId, EnvironmentSnapshot, HouseId, MemberId, ModelRef,
+    ParentRef, Thread, ThreadId, ThreadStatus,
 };
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
@@ -53,9 +53,12 @@ impl TryFrom<ThreadRow> for Thread {
             author_id: MemberId::from_uuid(row.author_id),
             environment_id: row.environment_id.map(EnvironmentId::from_uuid),
             environment: row.environment_snapshot.map(|it| it.0),
-            model_override: row.model_override.as_deref().map(ModelRef::parse).transpose().map_err(|err| {
-                StoreError::Corrupt { table: "threads", reason: err.to_string() }
-            })?,
+            model_override: row
+                .model_override
+                .as_deref()
+                .map(ModelRef::parse)
+                .transpose()
+                .map_err(|err| StoreError::Corrupt { table: "threads", reason: err.to_string() })?,
             agent_ids: row.agent_ids.0,
             status: column("threads", ThreadStatus::parse(&row.status))?,
             last_seq: row.last_seq,

@@ -3,9 +3,8 @@
 use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
 use arbe_core::{
-    Audience, Classify, EntryBody, EnvironmentName, ErrorKind, House, JobState, Labels, Member,
-    MemberId, ModelRef, Name, ParentRef, Resources, Role, RuntimeName, Sandbox, SandboxState, SecretBinding,
-    SecretName, ThreadStatus,
+    Audience, Classify, EntryBody, EnvironmentName, ErrorKind, House, JobState, Labels, Member, MemberId, ModelRef,
+    Name, ParentRef, Resources, Role, RuntimeName, Sandbox, SandboxState, SecretBinding, SecretName, ThreadStatus,
 };
 use arbe_store::{
     EnvironmentRef, Lease, NewAgent, NewEnvironment, NewSandbox, NewSecretVersion, NewThread, SealedSecret, Store,
@@ -289,7 +288,8 @@ async fn append_concurrently(stores: Vec<Store>, fx: &Fixture, thread: arbe_core
         tasks.push(tokio::spawn(async move {
             let mut seqs = Vec::new();
             for i in 0..per_task {
-                let entry = store.append_entry(house, thread, user_message(author, &format!("{task}/{i}"))).await.unwrap();
+                let entry =
+                    store.append_entry(house, thread, user_message(author, &format!("{task}/{i}"))).await.unwrap();
                 seqs.push(entry.seq);
             }
             seqs
@@ -422,9 +422,10 @@ pub(crate) async fn job_claim_race_has_exactly_one_winner(t: TestStore) {
     let won = &winners[0];
     assert_eq!((won.id, won.state, won.attempts), (job.id, JobState::Running, 1));
     let owner = won.lease_owner.clone().unwrap();
-    assert_eq!(store.renew_lease(job.id, &owner, Duration::from_secs(30)).await.unwrap(), Lease::Held {
-        cancel_requested: false
-    });
+    assert_eq!(
+        store.renew_lease(job.id, &owner, Duration::from_secs(30)).await.unwrap(),
+        Lease::Held { cancel_requested: false }
+    );
     assert!(!store.finish_job(job.id, "someone-else", JobState::Succeeded).await.unwrap());
     assert!(store.finish_job(job.id, &owner, JobState::Succeeded).await.unwrap());
     assert_eq!(store.job(job.id).await.unwrap().state, JobState::Succeeded);
@@ -460,9 +461,10 @@ pub(crate) async fn cancel_jobs_cancels_queued_and_flags_running(t: TestStore) {
     let queued = store.enqueue_job(fx.house.id, thread.id, 2).await.unwrap();
     assert_eq!(store.cancel_jobs(fx.house.id, thread.id).await.unwrap(), 2);
     assert_eq!(store.job(queued.id).await.unwrap().state, JobState::Cancelled);
-    assert_eq!(store.renew_lease(running.id, "w", Duration::from_secs(30)).await.unwrap(), Lease::Held {
-        cancel_requested: true
-    });
+    assert_eq!(
+        store.renew_lease(running.id, "w", Duration::from_secs(30)).await.unwrap(),
+        Lease::Held { cancel_requested: true }
+    );
     assert!(store.finish_job(running.id, "w", JobState::Cancelled).await.unwrap());
     assert_eq!(store.cancel_jobs(fx.house.id, thread.id).await.unwrap(), 0);
 }
@@ -484,9 +486,9 @@ pub(crate) async fn idle_sandboxes_lists_only_started_and_stale(t: TestStore) {
     assert_eq!(idle.iter().map(|s| s.id).collect::<Vec<_>>(), vec![fx.sandbox.id]);
     assert_eq!(idle[0].external_id.as_deref(), Some("c0ffee"));
     assert_eq!(idle[0].state, SandboxState::Started);
-    let all: BTreeSet<_> = store.list_sandboxes(fx.house.id, Some(&docker)).await.unwrap().into_iter().map(|s| s.id).collect();
+    let all: BTreeSet<_> =
+        store.list_sandboxes(fx.house.id, Some(&docker)).await.unwrap().into_iter().map(|s| s.id).collect();
     assert_eq!(all.len(), 3);
     assert!(store.list_sandboxes(fx.house.id, Some(&RuntimeName::parse("ssh").unwrap())).await.unwrap().is_empty());
     assert_kind(store.create_sandbox(new_sandbox(&fx.house, "busy")).await, ErrorKind::Conflict);
 }
-
