@@ -23,7 +23,7 @@ tasks:
   test [ARGS...]        cargo nextest run --workspace ARGS, with a throwaway PostgreSQL
   layering              check that crates depend only on lower layers (SPEC §1)
   tidy                  check module docs, no ignored or should_panic tests, workspace deps
-  bench <area>          run a benchmark with a throwaway PostgreSQL; areas: store
+  bench <area>          run a benchmark with a throwaway PostgreSQL; areas: store, vault
 ";
 
 fn main() -> ExitCode {
@@ -102,7 +102,7 @@ fn test(args: &[String]) -> Result<(), String> {
     let pg = pg::Postgres::start()?;
     let mut cmd = cargo();
     cmd.args(["nextest", "run", "--workspace", "--locked", "--no-fail-fast"]).args(args);
-    cmd.env(pg::URL_VAR, pg.url());
+    cmd.env(pg::URL_VAR, pg.url()).env(pg::BIN_VAR, pg.bin());
     let res = run(&mut cmd);
     drop(pg);
     res?;
@@ -111,12 +111,16 @@ fn test(args: &[String]) -> Result<(), String> {
 }
 
 fn bench(area: Option<&str>) -> Result<(), String> {
-    let bench = match area {
+    let (package, bench) = match area {
         Some("store") => ("arbe-store", "store"),
+        Some("vault") => ("arbe-vault", "vault"),
         _ => return Err(format!("bench needs an area\n{USAGE}")),
     };
     let pg = pg::Postgres::start()?;
-    let res = run(cargo().args(["bench", "--locked", "-p", bench.0, "--bench", bench.1]).env(pg::URL_VAR, pg.url()));
+    let res = run(cargo()
+        .args(["bench", "--locked", "-p", package, "--bench", bench])
+        .env(pg::URL_VAR, pg.url())
+        .env(pg::BIN_VAR, pg.bin()));
     drop(pg);
     res
 }

@@ -6,6 +6,8 @@ use std::{net::TcpListener, path::PathBuf, process::Command};
 
 /// The variable the test suites read the server URL from (arbe_core::env_vars::ARBE_TEST_PG_URL).
 pub(crate) const URL_VAR: &str = "ARBE_TEST_PG_URL";
+/// The variable naming the server's bin folder, for tests that run `pg_dump`.
+pub(crate) const BIN_VAR: &str = "ARBE_TEST_PG_BIN";
 
 pub(crate) struct Postgres {
     bin: PathBuf,
@@ -59,6 +61,11 @@ impl Postgres {
         )?;
         eprintln!("xtask: PostgreSQL running at {} (data in {})", pg.url(), pg.dir.display());
         Ok(pg)
+    }
+
+    /// The folder of the server binaries, whose `pg_dump` matches the server's version.
+    pub(crate) fn bin(&self) -> &std::path::Path {
+        &self.bin
     }
 
     pub(crate) fn url(&self) -> String {

@@ -93,6 +93,8 @@ pub enum Action {
     CreateOwnApiKey,
     /// Add, remove or change the role of members.
     ManageMembers,
+    /// Rotate the house's data key (re-encrypts its secrets).
+    RotateKeys,
 }
 
 /// The rule table: the least role allowed to perform each action (seed 001: GET is for house
@@ -110,9 +112,29 @@ pub const RULES: &[(Action, Role)] = &[
     (Action::WriteAgent, Role::Writer),
     (Action::CreateOwnApiKey, Role::Reader),
     (Action::ManageMembers, Role::Owner),
+    (Action::RotateKeys, Role::Owner),
 ];
 
 impl Action {
+    /// What the action does, in words (`delete secrets`), for error messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Read => "read the house",
+            Self::SetSecret => "set secrets",
+            Self::DeleteSecret => "delete secrets",
+            Self::WriteEnvironment => "create or change environments",
+            Self::DeleteEnvironment => "delete environments",
+            Self::OperateSandbox => "operate sandboxes",
+            Self::DestroySandbox => "destroy sandboxes",
+            Self::Dispatch => "dispatch threads",
+            Self::CancelThread => "cancel threads",
+            Self::WriteAgent => "create or change agents",
+            Self::CreateOwnApiKey => "create API keys",
+            Self::ManageMembers => "manage members",
+            Self::RotateKeys => "rotate the house key",
+        }
+    }
+
     /// The least role that may perform this action.
     pub fn min_role(self) -> Role {
         RULES
@@ -176,6 +198,7 @@ mod tests {
             Action::WriteAgent,
             Action::CreateOwnApiKey,
             Action::ManageMembers,
+            Action::RotateKeys,
         ];
         assert_eq!(all.len(), RULES.len());
         for action in all {

@@ -103,7 +103,7 @@ impl Store {
     ///
     /// Version 1 creates the secret (a `Conflict` if it exists). Version n+1 rotates it only if
     /// the current version is still n (a `Conflict` otherwise), so two concurrent rotations
-    /// never both win. Earlier versions stay, for rollback.
+    /// never both win. The previous version stays, for rollback; older ones are deleted.
     pub async fn put_secret_version(&self, new: &NewSecretVersion) -> Result<SecretMeta> {
         let at = now();
         let version = new.sealed.version;
@@ -156,6 +156,13 @@ impl Store {
                 .bind(at)
                 .execute(&mut *tx)
                 .await?;
+                // Keep the current and the previous version (for rollback); older ciphertexts
+                // are only a liability.
+                sqlx::query("DELETE FROM secret_versions WHERE secret_id = $1 AND version < $2 - 1")
+                    .bind(row.id)
+                    .bind(version)
+                    .execute(&mut *tx)
+                    .await?;
                 tx.commit().await?;
             }
             Ok::<_, StoreError>(row)
@@ -248,5 +255,31 @@ impl Store {
                 Ok((row.meta.try_into()?, sealed))
             })
             .collect()
+    }
+
+    /// One stored version of a secret (the current one or the one before it).
+    pub async fn sealed_secret_version(
+        &self,
+        house: HouseId,
+        name: &SecretName,
+        version: i64,
+    ) -> Result<(SecretMeta, SealedSecret)> {
+        let row: Option<SealedRow> = on!(&self.read, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT v.ciphertext, v.nonce, v.key_version, ",
+                secret_columns!(s),
+                " FROM secrets s JOIN secret_versions v ON v.secret_id = s.id \
+                 WHERE s.house_id = $1 AND s.name = $2 AND v.version = $3"
+            ))
+            .bind(house.as_uuid())
+            .bind(name.as_str())
+            .bind(version)
+            .fetch_optional(pool)
+            .await
+        })?;
+        let row = row.ok_or(StoreError::NotFound { what: "secret version" })?;
+        let sealed =
+            SealedSecret { version, ciphertext: row.ciphertext, nonce: row.nonce, key_version: row.key_version };
+        Ok((row.meta.try_into()?, sealed))
     }
 }

@@ -18,6 +18,30 @@ pub struct TestStore {
     _dir: Option<tempfile::TempDir>,
 }
 
+/// Runs each listed `async fn(TestStore)` of module `$cases` (at the crate root) as two tests,
+/// `sqlite::<case>` and `postgres::<case>`, so one suite covers both backends.
+#[macro_export]
+macro_rules! both_backends {
+    ($cases:ident => $($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    crate::$cases::$case($crate::testkit::sqlite().await).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    crate::$cases::$case($crate::testkit::postgres().await).await
+                }
+            )*
+        }
+    };
+}
+
 /// A store on a new SQLite file in a temporary folder.
 pub async fn sqlite() -> TestStore {
     let dir = tempfile::tempdir().expect("create a temporary folder");
@@ -50,6 +74,21 @@ pub async fn postgres() -> TestStore {
     TestStore { store, url, _dir: None }
 }
 
+/// What `pg_dump` prints for the database at `url`: every byte PostgreSQL would hand a backup.
+/// Uses `pg_dump` from `ARBE_TEST_PG_BIN` (set by `cargo xtask test`), else from `PATH`.
+pub fn pg_dump(url: &str) -> Vec<u8> {
+    let program = match std::env::var_os("ARBE_TEST_PG_BIN") {
+        Some(dir) => std::path::Path::new(&dir).join("pg_dump"),
+        None => "pg_dump".into(),
+    };
+    let out =
+        std::process::Command::new(&program).args(["--no-owner", "--data-only", url]).output().unwrap_or_else(|err| {
+            panic!("run {}: {err}; set ARBE_TEST_PG_BIN to PostgreSQL's bin folder", program.display())
+        });
+    assert!(out.status.success(), "pg_dump failed: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
 /// `server` with its database path replaced by `name`.
 fn replace_database(server: &str, name: &str) -> String {
     let (base, query) = match server.split_once('?') {
@@ -76,5 +115,76 @@ mod tests {
         assert_eq!(replace_database("postgres://a@h:5/arbe", "t1"), "postgres://a@h:5/t1");
         assert_eq!(replace_database("postgres://a@h:5", "t1"), "postgres://a@h:5/t1");
         assert_eq!(replace_database("postgres://a@h:5/x?sslmode=disable", "t1"), "postgres://a@h:5/t1?sslmode=disable");
+    }
+}
+
+/// Raw writes the API forbids, for tests that prove tampering is caught.
+#[derive(Debug)]
+pub struct Tamper<'a>(&'a Store);
+
+impl TestStore {
+    /// Raw access to this store's rows.
+    pub fn tamper(&self) -> Tamper<'_> {
+        Tamper(&self.store)
+    }
+}
+
+impl Tamper<'_> {
+    /// Overwrites the ciphertext and nonce of one stored secret version.
+    pub async fn overwrite_secret_version(
+        &self,
+        house: arbe_core::HouseId,
+        name: &arbe_core::SecretName,
+        version: i64,
+        ciphertext: &[u8],
+        nonce: &[u8],
+    ) {
+        let n = crate::on!(&self.0.write, |pool| {
+            sqlx::query(
+                "UPDATE secret_versions SET ciphertext = $4, nonce = $5 \
+                 WHERE version = $3 AND secret_id = (SELECT id FROM secrets WHERE house_id = $1 AND name = $2)",
+            )
+            .bind(house.as_uuid())
+            .bind(name.as_str())
+            .bind(version)
+            .bind(ciphertext)
+            .bind(nonce)
+            .execute(pool)
+            .await
+            .map(|res| res.rows_affected())
+        })
+        .expect("overwrite a secret version");
+        assert_eq!(n, 1, "no such secret version");
+    }
+
+    /// Renames a secret in place, behind the vault's back.
+    pub async fn rename_secret(&self, house: arbe_core::HouseId, from: &str, to: &str) {
+        let n = crate::on!(&self.0.write, |pool| {
+            sqlx::query("UPDATE secrets SET name = $3 WHERE house_id = $1 AND name = $2")
+                .bind(house.as_uuid())
+                .bind(from)
+                .bind(to)
+                .execute(pool)
+                .await
+                .map(|res| res.rows_affected())
+        })
+        .expect("rename a secret");
+        assert_eq!(n, 1, "no such secret");
+    }
+
+    /// Overwrites a wrapped house data key.
+    pub async fn overwrite_house_key(&self, house: arbe_core::HouseId, version: i64, wrapped_key: &[u8], nonce: &[u8]) {
+        let n = crate::on!(&self.0.write, |pool| {
+            sqlx::query("UPDATE house_keys SET wrapped_key = $3, nonce = $4 WHERE house_id = $1 AND version = $2")
+                .bind(house.as_uuid())
+                .bind(version)
+                .bind(wrapped_key)
+                .bind(nonce)
+                .execute(pool)
+                .await
+                .map(|res| res.rows_affected())
+        })
+        .expect("overwrite a house key");
+        assert_eq!(n, 1, "no such house key");
     }
 }

@@ -1,4 +1,4 @@
-//! The cases `both!` runs on each backend.
+//! The cases `both_backends!` runs on each backend.
 
 use std::{collections::BTreeSet, sync::Arc, time::Duration};
 

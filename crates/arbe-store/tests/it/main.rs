@@ -1,33 +1,10 @@
 //! The store's behaviour, run the same on SQLite and on PostgreSQL.
 //!
-//! Each case is an `async fn(TestStore)`; `both!` turns it into one test per backend.
+//! Each case is an `async fn(TestStore)`; `both_backends!` turns it into one test per backend.
 
 mod cases;
 
-use arbe_store::testkit;
-
-macro_rules! both {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    crate::cases::$case(crate::testkit::sqlite().await).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    crate::cases::$case(crate::testkit::postgres().await).await
-                }
-            )*
-        }
-    };
-}
-
-both!(
+arbe_store::both_backends!(cases =>
     house_names_are_unique,
     api_key_auth_finds_member_and_honours_revocation,
     objects_of_another_house_are_not_found,

@@ -1,0 +1,10 @@
+#![doc = include_str!("../README.md")]
+
+pub mod aead;
+mod error;
+mod master_key;
+mod vault;
+
+pub use error::{Result, VaultError};
+pub use master_key::{MasterKey, MasterKeys};
+pub use vault::{ResolvedSecret, RotationReport, SetOptions, Vault};
