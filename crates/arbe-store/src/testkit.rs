@@ -21,6 +21,8 @@ pub struct TestStore {
 /// Runs each listed `async fn(TestStore)` of module `$cases` (at the crate root) as two tests,
 /// `sqlite::<case>` and `postgres::<case>`, so one suite covers both backends.
 #[macro_export]
+// `crate::$cases` is meant: the cases live in the calling test crate.
+#[allow(clippy::crate_in_macro_def)]
 macro_rules! both_backends {
     ($cases:ident => $($case:ident),* $(,)?) => {
         mod sqlite {

@@ -492,3 +492,16 @@ pub(crate) async fn idle_sandboxes_lists_only_started_and_stale(t: TestStore) {
     assert!(store.list_sandboxes(fx.house.id, Some(&RuntimeName::parse("ssh").unwrap())).await.unwrap().is_empty());
     assert_kind(store.create_sandbox(new_sandbox(&fx.house, "busy")).await, ErrorKind::Conflict);
 }
+
+pub(crate) async fn secret_versions_keep_only_current_and_previous(t: TestStore) {
+    let store = t.store;
+    let fx = fixture(&store, "acme").await;
+    let name = SecretName::parse("API_KEY").unwrap();
+    for version in 1..=3 {
+        store.put_secret_version(&new_secret(&fx, "API_KEY", version, version as u8)).await.unwrap();
+    }
+    assert_kind(store.sealed_secret_version(fx.house.id, &name, 1).await, ErrorKind::NotFound);
+    let (meta, previous) = store.sealed_secret_version(fx.house.id, &name, 2).await.unwrap();
+    assert_eq!((meta.version, previous), (3, sealed(2, 2)));
+    assert_eq!(store.sealed_secret_version(fx.house.id, &name, 3).await.unwrap().1, sealed(3, 3));
+}

@@ -9,6 +9,7 @@ arbe_store::both_backends!(cases =>
     api_key_auth_finds_member_and_honours_revocation,
     objects_of_another_house_are_not_found,
     secret_versions_rotate_with_compare_and_set,
+    secret_versions_keep_only_current_and_previous,
     sealed_secrets_returns_current_versions_of_named_secrets,
     environment_names_are_unique_without_case_among_live_rows,
     environment_lookup_by_name_ignores_case,
