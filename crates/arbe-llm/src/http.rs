@@ -1,0 +1,115 @@
+//! What both wire formats share: posting a request, turning an error answer into a classified
+//! failure, and reading a streamed body as SSE events.
+
+use arbe_core::SecretValue;
+use futures_util::StreamExt;
+
+use crate::{LlmError, ProviderFailure, Result, classify_provider_error, classify_transport_error, retry_after, sse};
+
+/// Who is being called, for classifying failures and scrubbing the key out of messages.
+#[derive(Clone, Copy)]
+pub(crate) struct Target<'a> {
+    pub(crate) provider: &'a str,
+    pub(crate) model: &'a str,
+    pub(crate) key: Option<&'a SecretValue>,
+}
+
+impl Target<'_> {
+    /// Removes the key from a provider's message, should the provider echo it.
+    fn scrub(&self, mut failure: ProviderFailure) -> ProviderFailure {
+        if let Some(key) = self.key
+            && failure.message.contains(key.expose())
+        {
+            failure.message = failure.message.replace(key.expose(), "[redacted]");
+        }
+        failure
+    }
+
+    pub(crate) fn fail(&self, status: Option<u16>, body: &str, wait: Option<std::time::Duration>) -> LlmError {
+        LlmError::Provider(self.scrub(classify_provider_error(self.provider, self.model, status, body, wait)))
+    }
+
+    pub(crate) fn transport(&self, err: &reqwest::Error) -> LlmError {
+        LlmError::Provider(classify_transport_error(self.provider, self.model, err))
+    }
+
+    /// A stream that ended before the reply was complete: retryable, as a network failure.
+    pub(crate) fn truncated(&self) -> LlmError {
+        LlmError::Provider(ProviderFailure {
+            class: arbe_core::ErrorClass::Network,
+            message: format!("{} ended the stream before the reply was complete", self.provider),
+            provider: self.provider.to_owned(),
+            model: self.model.to_owned(),
+            status: None,
+            retryable: true,
+            retry_after: None,
+        })
+    }
+
+    /// An answer that is not what the wire format promises.
+    pub(crate) fn malformed(&self, what: &str) -> LlmError {
+        LlmError::Provider(ProviderFailure {
+            class: arbe_core::ErrorClass::Unknown,
+            message: format!("{} sent a malformed {what}", self.provider),
+            provider: self.provider.to_owned(),
+            model: self.model.to_owned(),
+            status: None,
+            retryable: false,
+            retry_after: None,
+        })
+    }
+}
+
+/// Sends `request`; a non-2xx answer becomes a classified failure.
+pub(crate) async fn send(target: Target<'_>, request: reqwest::RequestBuilder) -> Result<reqwest::Response> {
+    let response = request.send().await.map_err(|err| target.transport(&err))?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let wait = retry_after(response.headers());
+    let body = response.text().await.unwrap_or_default();
+    Err(target.fail(Some(status.as_u16()), &body, wait))
+}
+
+/// Reads a whole JSON body.
+pub(crate) async fn json(target: Target<'_>, response: reqwest::Response) -> Result<serde_json::Value> {
+    let bytes = response.bytes().await.map_err(|err| target.transport(&err))?;
+    serde_json::from_slice(&bytes).map_err(|_| target.malformed("response body"))
+}
+
+/// A streamed body, event by event.
+pub(crate) struct Events {
+    body: futures_util::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    parser: sse::Parser,
+    ready: std::collections::VecDeque<sse::Event>,
+}
+
+impl Events {
+    pub(crate) fn new(response: reqwest::Response) -> Self {
+        Self { body: response.bytes_stream().boxed(), parser: sse::Parser::default(), ready: Default::default() }
+    }
+
+    /// The next event; `None` at the end of the body.
+    pub(crate) async fn next(&mut self, target: Target<'_>) -> Result<Option<sse::Event>> {
+        loop {
+            if let Some(event) = self.ready.pop_front() {
+                return Ok(Some(event));
+            }
+            match self.body.next().await {
+                Some(Ok(bytes)) => self.ready.extend(self.parser.push(&bytes)),
+                Some(Err(err)) => return Err(target.transport(&err)),
+                None => {
+                    // A last event without its blank line still counts.
+                    if self.parser.has_partial() {
+                        self.ready.extend(self.parser.push(b"\n\n"));
+                        if let Some(event) = self.ready.pop_front() {
+                            return Ok(Some(event));
+                        }
+                    }
+                    return Ok(None);
+                }
+            }
+        }
+    }
+}
