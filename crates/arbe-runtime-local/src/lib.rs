@@ -1,0 +1,10 @@
+#![doc = include_str!("../README.md")]
+
+mod config;
+mod runtime;
+
+pub use config::LocalConfig;
+pub use runtime::LocalRuntime;
+
+/// The runtime's name.
+pub const NAME: &str = "local";

@@ -1,0 +1,18 @@
+#![doc = include_str!("../README.md")]
+
+mod error;
+mod exec;
+mod registry;
+mod runtime;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use error::{Result, RuntimeError};
+pub use exec::{
+    Capture, Command, DEFAULT_OUTPUT_CAP, ExecOutcome, ExecRequest, OutputSink, Stream, check_workspace_path,
+};
+pub use registry::RuntimeRegistry;
+pub use runtime::{
+    Capabilities, Check, CheckStatus, Diagnosis, ExternalId, HOUSE_LABEL, Runtime, SANDBOX_LABEL, SandboxInfo,
+    SandboxSpec,
+};
