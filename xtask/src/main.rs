@@ -7,6 +7,7 @@
 
 mod layering;
 mod pg;
+mod sandbox_image;
 mod tidy;
 
 use std::{
@@ -23,6 +24,7 @@ tasks:
   test [ARGS...]        cargo nextest run --workspace ARGS, with a throwaway PostgreSQL
   layering              check that crates depend only on lower layers (SPEC §1)
   tidy                  check module docs, no ignored or should_panic tests, workspace deps
+  sandbox-image         build the default docker sandbox image (arbe-sandbox:latest) locally
   bench <area>          run a benchmark with a throwaway PostgreSQL; areas: store, vault
 ";
 
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
         Some("layering") => layering::run(&root()),
         Some("tidy") => tidy::run(&root()),
         Some("bench") => bench(args.get(1).map(String::as_str)),
+        Some("sandbox-image") => sandbox_image::run(),
         _ => Err(USAGE.to_owned()),
     };
     match res {
@@ -97,8 +100,10 @@ fn deny() -> Result<(), String> {
         .map_err(|err| format!("{err}\nhint: install it with `cargo install cargo-deny --locked` (.ci/run does)"))
 }
 
-/// Runs the whole test suite with a throwaway PostgreSQL, so both backends are exercised.
+/// Runs the whole test suite with a throwaway PostgreSQL, so both backends are exercised, and
+/// with the sandbox image the docker tests need.
 fn test(args: &[String]) -> Result<(), String> {
+    ensure_sandbox_image()?;
     let pg = pg::Postgres::start()?;
     let mut cmd = cargo();
     cmd.args(["nextest", "run", "--workspace", "--locked", "--no-fail-fast"]).args(args);
@@ -108,6 +113,18 @@ fn test(args: &[String]) -> Result<(), String> {
     res?;
     // nextest does not run doctests.
     run(cargo().args(["test", "--workspace", "--locked", "--doc"]))
+}
+
+/// Builds the sandbox image when the engine answers and the image is missing. Without an engine
+/// the docker tests fail on their own, saying so.
+fn ensure_sandbox_image() -> Result<(), String> {
+    let engine = Command::new("docker").args(["info", "--format", "{{.ServerVersion}}"]).output();
+    if !engine.is_ok_and(|out| out.status.success()) {
+        eprintln!("xtask: no docker engine answers; the docker runtime tests will fail");
+        return Ok(());
+    }
+    let image = Command::new("docker").args(["image", "inspect", sandbox_image::TAG]).output();
+    if image.is_ok_and(|out| out.status.success()) { Ok(()) } else { sandbox_image::run() }
 }
 
 fn bench(area: Option<&str>) -> Result<(), String> {

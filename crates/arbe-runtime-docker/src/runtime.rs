@@ -1,0 +1,617 @@
+//! `DockerRuntime`: one container per sandbox, driven over the Engine API with bollard.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use arbe_core::{ErrorKind, Labels, SandboxState};
+use arbe_runtime::{
+    Capabilities, Capture, CheckStatus, Command, Diagnosis, ExecOutcome, ExecRequest, ExternalId, HOUSE_LABEL,
+    OutputSink, Result, Runtime, RuntimeError, SANDBOX_LABEL, SandboxInfo, SandboxSpec, Stream, check_workspace_path,
+};
+use bollard::{
+    Docker,
+    container::LogOutput,
+    errors::Error as BollardError,
+    exec::{CreateExecOptions, StartExecOptions, StartExecResults},
+    models::{
+        ContainerCreateBody, ContainerStateStatusEnum, ContainerSummaryStateEnum, HostConfig, Mount, MountType,
+        VolumeCreateRequest,
+    },
+    query_parameters::{
+        CreateContainerOptions, InspectContainerOptions, ListContainersOptions, RemoveContainerOptions,
+        RemoveVolumeOptions, StartContainerOptions, StopContainerOptions,
+    },
+};
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+
+use crate::{DockerConfig, NAME};
+
+/// The Engine API version spoken: old enough for any supported daemon.
+const API_VERSION: &bollard::ClientVersion = &bollard::ClientVersion { major_version: 1, minor_version: 44 };
+/// Marks containers this runtime manages.
+const MANAGED_LABEL: &str = "arbe.managed";
+/// Where the workspace volume is mounted.
+const WORKSPACE: &str = "/workspace";
+/// Runs the command as the leader of its own process group (docker makes every exec a session
+/// leader) and records the group id, so a timeout can kill the whole tree.
+const WRAPPER: &str = r#"echo $$ > "$0"; "$@"; rc=$?; rm -f "$0"; exit $rc"#;
+
+/// The docker runtime.
+#[derive(Debug, Clone)]
+pub struct DockerRuntime {
+    docker: Docker,
+    config: Arc<DockerConfig>,
+    /// Per container: when it was last used and how many commands run in it now.
+    activity: Arc<Mutex<HashMap<String, Activity>>>,
+    /// Per container: the cgroup's OOM-kill count last read.
+    oom_kills: Arc<Mutex<HashMap<String, u64>>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Activity {
+    last: Instant,
+    running: usize,
+}
+
+fn err(op: &'static str, kind: ErrorKind, message: impl Into<String>) -> RuntimeError {
+    RuntimeError::new(NAME, op, kind, message)
+}
+
+fn container_name(spec: &SandboxSpec) -> String {
+    format!("arbe-{}", spec.sandbox_id)
+}
+
+fn volume_name(container: &str) -> String {
+    format!("{container}-workspace")
+}
+
+fn status(e: &BollardError) -> Option<u16> {
+    match e {
+        BollardError::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
+impl DockerRuntime {
+    /// A runtime for the engine at `config.endpoint`. A unix socket that does not exist fails
+    /// here (`Unavailable`, naming it); otherwise nothing is sent until the first call, and an
+    /// engine that does not answer fails `ping` and `diagnose` with the reason.
+    pub fn new(config: DockerConfig) -> Result<Self> {
+        let endpoint = config.endpoint.as_str();
+        let docker = if let Some(path) = endpoint.strip_prefix("unix://") {
+            Docker::connect_with_unix(path, 120, API_VERSION)
+        } else if endpoint.starts_with("tcp://") || endpoint.starts_with("http://") {
+            Docker::connect_with_http(&endpoint.replacen("tcp://", "http://", 1), 120, API_VERSION)
+        } else {
+            return Err(err(
+                "connect",
+                ErrorKind::Misconfigured,
+                format!("docker endpoint {endpoint} must start with unix://, tcp:// or http://"),
+            ));
+        }
+        .map_err(|e| err("connect", ErrorKind::Unavailable, format!("docker engine unreachable at {endpoint}: {e}")))?;
+        Ok(Self { docker, config: Arc::new(config), activity: Arc::default(), oom_kills: Arc::default() })
+    }
+
+    /// Maps an engine error; 404 means the sandbox is gone.
+    fn map(&self, op: &'static str, id: &str, e: BollardError) -> RuntimeError {
+        let (kind, message) = match status(&e) {
+            Some(404) => return RuntimeError::not_found(NAME, op, id),
+            Some(409) => (ErrorKind::Conflict, format!("sandbox {id} is not running; start it first")),
+            Some(s) if s >= 500 => (ErrorKind::Unavailable, format!("the docker engine failed: {e}")),
+            Some(_) => (ErrorKind::Internal, format!("the docker engine refused: {e}")),
+            None => (ErrorKind::Unavailable, format!("docker engine unreachable at {}: {e}", self.config.endpoint)),
+        };
+        err(op, kind, message).with_source(e)
+    }
+
+    fn touch(&self, container: &str, delta: isize) {
+        let mut activity = self.activity.lock().expect("activity lock");
+        let entry = activity.entry(container.to_owned()).or_insert(Activity { last: Instant::now(), running: 0 });
+        entry.last = Instant::now();
+        entry.running = entry.running.saturating_add_signed(delta);
+    }
+
+    /// Stops every managed, running sandbox unused for longer than the idle setting, and returns
+    /// them. A sandbox running a command is never idle; one this process has not seen used yet
+    /// counts from now.
+    pub async fn reap_idle(&self) -> Result<Vec<ExternalId>> {
+        if self.config.idle.is_zero() {
+            return Ok(Vec::new());
+        }
+        let running = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: false,
+                filters: Some(HashMap::from([("label".to_owned(), vec![format!("{MANAGED_LABEL}=true")])])),
+                ..Default::default()
+            }))
+            .await
+            .map_err(|e| self.map("reap", "(all)", e))?;
+        let mut stopped = Vec::new();
+        for summary in running {
+            let Some(name) = summary.names.and_then(|n| n.first().map(|n| n.trim_start_matches('/').to_owned())) else {
+                continue;
+            };
+            let idle = {
+                let mut activity = self.activity.lock().expect("activity lock");
+                let entry = activity.entry(name.clone()).or_insert(Activity { last: Instant::now(), running: 0 });
+                entry.running == 0 && entry.last.elapsed() > self.config.idle
+            };
+            if idle {
+                let id = ExternalId(name);
+                self.stop(&id).await?;
+                tracing::info!(sandbox = %id, "stopped an idle sandbox");
+                stopped.push(id);
+            }
+        }
+        Ok(stopped)
+    }
+
+    /// Runs [`DockerRuntime::reap_idle`] every `every` until the handle is aborted.
+    pub fn spawn_reaper(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let runtime = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                if let Err(e) = runtime.reap_idle().await {
+                    tracing::warn!(error = %e, "the idle reaper failed");
+                }
+            }
+        })
+    }
+
+    /// Runs an internal command to completion and returns its exit code and output.
+    async fn run_internal(
+        &self,
+        op: &'static str,
+        id: &ExternalId,
+        argv: Vec<String>,
+        stdin: Option<&[u8]>,
+    ) -> Result<(i64, Vec<u8>, Vec<u8>)> {
+        let exec = self
+            .docker
+            .create_exec(
+                &id.0,
+                CreateExecOptions {
+                    cmd: Some(argv),
+                    attach_stdin: Some(stdin.is_some()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| self.map(op, &id.0, e))?;
+        let (mut out, mut errs) = (Vec::new(), Vec::new());
+        if let StartExecResults::Attached { mut output, mut input } = self
+            .docker
+            .start_exec(&exec.id, Some(StartExecOptions::default()))
+            .await
+            .map_err(|e| self.map(op, &id.0, e))?
+        {
+            if let Some(bytes) = stdin {
+                input
+                    .write_all(bytes)
+                    .await
+                    .map_err(|e| err(op, ErrorKind::Unavailable, format!("write to the sandbox: {e}")))?;
+                input.shutdown().await.map_err(|e| err(op, ErrorKind::Unavailable, format!("close input: {e}")))?;
+            }
+            while let Some(chunk) = output.next().await {
+                match chunk.map_err(|e| self.map(op, &id.0, e))? {
+                    LogOutput::StdOut { message } => out.extend_from_slice(&message),
+                    LogOutput::StdErr { message } => errs.extend_from_slice(&message),
+                    _ => {}
+                }
+            }
+        }
+        let code = self.exit_code(op, id, &exec.id).await?;
+        Ok((code, out, errs))
+    }
+
+    async fn exit_code(&self, op: &'static str, id: &ExternalId, exec: &str) -> Result<i64> {
+        for _ in 0..50 {
+            let inspect = self.docker.inspect_exec(exec).await.map_err(|e| self.map(op, &id.0, e))?;
+            if inspect.running != Some(true)
+                && let Some(code) = inspect.exit_code
+            {
+                return Ok(code);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Err(err(op, ErrorKind::Internal, "the command's exit code never arrived"))
+    }
+
+    /// The container's cgroup OOM-kill count (cgroup v1 or v2).
+    async fn oom_kill_count(&self, id: &ExternalId) -> Result<u64> {
+        let script = "cat /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null | grep '^oom_kill ' | head -n 1";
+        let (_, out, _) =
+            self.run_internal("exec", id, vec!["/bin/sh".into(), "-c".into(), script.into()], None).await?;
+        let text = String::from_utf8_lossy(&out);
+        Ok(text.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or(0))
+    }
+
+    fn info(
+        &self,
+        name: String,
+        state: SandboxState,
+        image: Option<String>,
+        labels: Option<HashMap<String, String>>,
+    ) -> SandboxInfo {
+        let labels = labels.unwrap_or_default().into_iter().filter(|(k, _)| k != MANAGED_LABEL);
+        SandboxInfo { external_id: ExternalId(name), state, image, labels: Labels::parse(labels).unwrap_or_default() }
+    }
+}
+
+/// Keeps a sandbox's activity up to date for as long as a command runs.
+struct Busy<'a> {
+    runtime: &'a DockerRuntime,
+    container: &'a str,
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.runtime.touch(self.container, -1);
+    }
+}
+
+#[async_trait::async_trait]
+impl Runtime for DockerRuntime {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            persistent_fs: true,
+            exec_streaming: true,
+            file_transfer: true,
+            oom_detection: true,
+            ..Capabilities::default()
+        }
+    }
+
+    async fn provision(&self, spec: &SandboxSpec) -> Result<SandboxInfo> {
+        let name = container_name(spec);
+        let mut labels: HashMap<String, String> =
+            spec.labels.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        labels.insert(HOUSE_LABEL.into(), spec.house_id.to_string());
+        labels.insert(SANDBOX_LABEL.into(), spec.sandbox_id.to_string());
+        labels.insert(MANAGED_LABEL.into(), "true".into());
+        let volume = volume_name(&name);
+        self.docker
+            .create_volume(VolumeCreateRequest {
+                name: Some(volume.clone()),
+                labels: Some(labels.clone()),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| self.map("provision", &name, e))?;
+        let image = spec.image.clone().unwrap_or_else(|| self.config.image.clone());
+        let memory_mb = spec.resources.memory_mb.unwrap_or(self.config.memory_mb);
+        let cpus = spec.resources.cpus.unwrap_or(self.config.cpus);
+        let memory = (memory_mb > 0).then(|| (memory_mb * 1024 * 1024) as i64);
+        let body = ContainerCreateBody {
+            image: Some(image.clone()),
+            // tini (Init) is PID 1: it reaps what timed-out commands leave and stops quickly.
+            cmd: Some(vec!["sleep".into(), "2147483647".into()]),
+            working_dir: Some(WORKSPACE.into()),
+            env: Some(vec![format!("HOME={WORKSPACE}")]),
+            labels: Some(labels),
+            host_config: Some(HostConfig {
+                init: Some(true),
+                memory,
+                // Swap as large as memory: none, so the memory cap is real.
+                memory_swap: memory,
+                nano_cpus: (cpus > 0.0).then(|| (cpus * 1e9) as i64),
+                pids_limit: (self.config.pids_limit > 0).then_some(self.config.pids_limit),
+                network_mode: Some(self.config.network.clone()),
+                mounts: Some(vec![Mount {
+                    typ: Some(MountType::VOLUME),
+                    source: Some(volume.clone()),
+                    target: Some(WORKSPACE.into()),
+                    ..Default::default()
+                }]),
+                cap_drop: Some(vec!["ALL".into()]),
+                security_opt: Some(vec!["no-new-privileges".into()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_container(Some(CreateContainerOptions { name: Some(name.clone()), ..Default::default() }), body)
+            .await;
+        if let Err(e) = created {
+            let _ = self.docker.remove_volume(&volume, None::<RemoveVolumeOptions>).await;
+            return Err(match status(&e) {
+                Some(404) => err(
+                    "provision",
+                    ErrorKind::Misconfigured,
+                    format!("image `{image}` is missing; build it with `cargo xtask sandbox-image`"),
+                ),
+                Some(409) => {
+                    err("provision", ErrorKind::Conflict, format!("a sandbox container named {name} already exists"))
+                }
+                _ => self.map("provision", &name, e),
+            });
+        }
+        let id = ExternalId(name.clone());
+        self.start(&id).await?;
+        self.get(&id).await
+    }
+
+    async fn get(&self, id: &ExternalId) -> Result<SandboxInfo> {
+        let inspect = self
+            .docker
+            .inspect_container(&id.0, None::<InspectContainerOptions>)
+            .await
+            .map_err(|e| self.map("get", &id.0, e))?;
+        let config = inspect.config.unwrap_or_default();
+        if config.labels.as_ref().and_then(|l| l.get(MANAGED_LABEL)).is_none() {
+            return Err(RuntimeError::not_found(NAME, "get", &id.0));
+        }
+        let state = match inspect.state.and_then(|s| s.status) {
+            Some(ContainerStateStatusEnum::RUNNING) => SandboxState::Started,
+            Some(ContainerStateStatusEnum::RESTARTING) => SandboxState::Provisioning,
+            Some(ContainerStateStatusEnum::REMOVING) => SandboxState::Destroyed,
+            Some(ContainerStateStatusEnum::DEAD) => SandboxState::Error,
+            _ => SandboxState::Stopped,
+        };
+        Ok(self.info(id.0.clone(), state, config.image, config.labels))
+    }
+
+    async fn list(&self, labels: &Labels) -> Result<Vec<SandboxInfo>> {
+        let mut filter: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        filter.push(format!("{MANAGED_LABEL}=true"));
+        let summaries = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(HashMap::from([("label".to_owned(), filter)])),
+                ..Default::default()
+            }))
+            .await
+            .map_err(|e| self.map("list", "(all)", e))?;
+        let mut found: Vec<SandboxInfo> = summaries
+            .into_iter()
+            .filter_map(|s| {
+                let name = s.names?.first()?.trim_start_matches('/').to_owned();
+                let state = match s.state {
+                    Some(ContainerSummaryStateEnum::RUNNING) => SandboxState::Started,
+                    Some(ContainerSummaryStateEnum::DEAD) => SandboxState::Error,
+                    _ => SandboxState::Stopped,
+                };
+                Some(self.info(name, state, s.image, s.labels))
+            })
+            .collect();
+        found.sort_by(|a, b| a.external_id.cmp(&b.external_id));
+        Ok(found)
+    }
+
+    async fn start(&self, id: &ExternalId) -> Result<()> {
+        self.get(id).await?;
+        match self.docker.start_container(&id.0, None::<StartContainerOptions>).await {
+            Err(e) if status(&e) != Some(304) => Err(self.map("start", &id.0, e)),
+            _ => {
+                self.touch(&id.0, 0);
+                Ok(())
+            }
+        }
+    }
+
+    async fn stop(&self, id: &ExternalId) -> Result<()> {
+        self.get(id).await?;
+        let options = StopContainerOptions { t: Some(2), ..Default::default() };
+        match self.docker.stop_container(&id.0, Some(options)).await {
+            Err(e) if status(&e) != Some(304) => Err(self.map("stop", &id.0, e)),
+            _ => Ok(()),
+        }
+    }
+
+    async fn destroy(&self, id: &ExternalId) -> Result<()> {
+        self.get(id).await?;
+        let options = RemoveContainerOptions { force: true, v: true, ..Default::default() };
+        self.docker.remove_container(&id.0, Some(options)).await.map_err(|e| self.map("destroy", &id.0, e))?;
+        match self.docker.remove_volume(&volume_name(&id.0), None::<RemoveVolumeOptions>).await {
+            Err(e) if status(&e) != Some(404) => return Err(self.map("destroy", &id.0, e)),
+            _ => {}
+        }
+        self.activity.lock().expect("activity lock").remove(&id.0);
+        self.oom_kills.lock().expect("oom lock").remove(&id.0);
+        Ok(())
+    }
+
+    async fn exec(&self, id: &ExternalId, req: ExecRequest, out: &mut (dyn OutputSink + '_)) -> Result<ExecOutcome> {
+        req.validate().map_err(|e| err("exec", ErrorKind::InvalidInput, e.to_string()))?;
+        let started = Instant::now();
+        self.touch(&id.0, 1);
+        let _busy = Busy { runtime: self, container: &id.0 };
+        // Know the OOM-kill count before the first command, to tell a memory kill from `kill -9`.
+        let known = self.oom_kills.lock().expect("oom lock").get(&id.0).copied();
+        if known.is_none() {
+            let count = self.oom_kill_count(id).await?;
+            self.oom_kills.lock().expect("oom lock").insert(id.0.clone(), count);
+        }
+        let pidfile = format!("/tmp/.arbe-exec-{}.pid", arbe_core::JobId::new());
+        let mut argv = vec!["/bin/sh".to_owned(), "-c".to_owned(), WRAPPER.to_owned(), pidfile.clone()];
+        match &req.command {
+            Command::Shell(text) => argv.extend(["/bin/sh".to_owned(), "-c".to_owned(), text.clone()]),
+            Command::Argv(args) => argv.extend(args.iter().cloned()),
+        }
+        let cwd = match &req.cwd {
+            Some(dir) if dir.starts_with('/') => dir.clone(),
+            Some(dir) => format!("{WORKSPACE}/{dir}"),
+            None => WORKSPACE.to_owned(),
+        };
+        let exec = self
+            .docker
+            .create_exec(
+                &id.0,
+                CreateExecOptions {
+                    cmd: Some(argv),
+                    env: Some(req.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+                    working_dir: Some(cwd),
+                    attach_stdin: Some(req.stdin.is_some()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| self.map("exec", &id.0, e))?;
+        let StartExecResults::Attached { mut output, mut input } = self
+            .docker
+            .start_exec(&exec.id, Some(StartExecOptions::default()))
+            .await
+            .map_err(|e| self.map("exec", &id.0, e))?
+        else {
+            return Err(err("exec", ErrorKind::Internal, "the engine detached an attached exec"));
+        };
+        if let Some(bytes) = req.stdin.clone() {
+            tokio::spawn(async move {
+                let _ = input.write_all(&bytes).await;
+                let _ = input.shutdown().await;
+            });
+        } else {
+            drop(input);
+        }
+        let mut capture = Capture::new(out, req.output_cap);
+        let timeout = req.timeout.unwrap_or(self.config.exec_timeout);
+        let deadline = tokio::time::sleep(if timeout.is_zero() { Duration::from_secs(u64::MAX / 4) } else { timeout });
+        tokio::pin!(deadline);
+        let mut timed_out = false;
+        loop {
+            tokio::select! {
+                chunk = output.next() => match chunk {
+                    Some(Ok(LogOutput::StdOut { message })) => capture.push(Stream::Stdout, &message),
+                    Some(Ok(LogOutput::StdErr { message })) => capture.push(Stream::Stderr, &message),
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(self.map("exec", &id.0, e)),
+                    None => break,
+                },
+                () = &mut deadline, if !timed_out => {
+                    timed_out = true;
+                    // Kill the command's whole process group, then keep reading to the end.
+                    let kill = format!("kill -9 -$(cat '{pidfile}') 2>/dev/null; rm -f '{pidfile}'");
+                    self.run_internal("exec", id, vec!["/bin/sh".into(), "-c".into(), kill], None).await?;
+                }
+            }
+        }
+        let code = self.exit_code("exec", id, &exec.id).await?;
+        let code = i32::try_from(code).unwrap_or(-1);
+        let killed = (129..=192).contains(&code);
+        let mut oom_killed = false;
+        if killed && !timed_out {
+            let count = self.oom_kill_count(id).await?;
+            let before = self.oom_kills.lock().expect("oom lock").insert(id.0.clone(), count).unwrap_or(count);
+            oom_killed = count > before;
+        }
+        Ok(capture.finish(ExecOutcome {
+            exit_code: Some(code),
+            signal: killed.then_some(code - 128),
+            timed_out,
+            oom_killed,
+            duration: started.elapsed(),
+            ..ExecOutcome::default()
+        }))
+    }
+
+    async fn put_file(&self, id: &ExternalId, path: &str, contents: &[u8]) -> Result<()> {
+        check_workspace_path(NAME, "put_file", path)?;
+        let target = format!("{WORKSPACE}/{path}");
+        let max = self.config.workspace_max_bytes;
+        if max > 0 {
+            let script = r#"du -sk /workspace | cut -f1; wc -c < "$0" 2>/dev/null || echo 0"#;
+            let (_, out, _) = self
+                .run_internal("put_file", id, vec!["/bin/sh".into(), "-c".into(), script.into(), target.clone()], None)
+                .await?;
+            let text = String::from_utf8_lossy(&out);
+            let mut numbers = text.split_whitespace().map(|n| n.parse::<u64>().unwrap_or(0));
+            let (used_kib, existing) = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
+            if (used_kib * 1024).saturating_sub(existing) + contents.len() as u64 > max {
+                return Err(err(
+                    "put_file",
+                    ErrorKind::QuotaExceeded,
+                    format!("the workspace quota of {max} bytes would be exceeded"),
+                ));
+            }
+        }
+        let script = r#"mkdir -p "$(dirname "$0")" && cat > "$0""#;
+        let (code, _, errs) = self
+            .run_internal("put_file", id, vec!["/bin/sh".into(), "-c".into(), script.into(), target], Some(contents))
+            .await?;
+        if code != 0 {
+            return Err(err(
+                "put_file",
+                ErrorKind::Internal,
+                format!("writing the file failed: {}", String::from_utf8_lossy(&errs).trim()),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn get_file(&self, id: &ExternalId, path: &str) -> Result<Vec<u8>> {
+        check_workspace_path(NAME, "get_file", path)?;
+        let target = format!("{WORKSPACE}/{path}");
+        let (code, out, errs) = self.run_internal("get_file", id, vec!["cat".into(), target], None).await?;
+        if code != 0 {
+            let errs = String::from_utf8_lossy(&errs);
+            let kind = if errs.contains("No such file") { ErrorKind::NotFound } else { ErrorKind::Internal };
+            return Err(err("get_file", kind, format!("reading {path:?} failed: {}", errs.trim())));
+        }
+        Ok(out)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.docker.ping().await.map(|_| ()).map_err(|e| self.map("ping", "(engine)", e))
+    }
+
+    async fn diagnose(&self) -> Diagnosis {
+        let mut d = Diagnosis::new(NAME);
+        match self.docker.version().await {
+            Ok(v) => d.check(
+                "engine",
+                CheckStatus::Ok,
+                format!(
+                    "docker {} (API {}) at {}",
+                    v.version.unwrap_or_default(),
+                    v.api_version.unwrap_or_default(),
+                    self.config.endpoint
+                ),
+            ),
+            Err(e) => {
+                d.check(
+                    "engine",
+                    CheckStatus::Blocker,
+                    format!("docker engine unreachable at {}: {e}", self.config.endpoint),
+                );
+                return d;
+            }
+        }
+        match self.docker.inspect_image(&self.config.image).await {
+            Ok(_) => d.check("image", CheckStatus::Ok, format!("{} is present", self.config.image)),
+            Err(_) => d.check(
+                "image",
+                CheckStatus::Blocker,
+                format!("image `{}` is missing; build it with `cargo xtask sandbox-image`", self.config.image),
+            ),
+        }
+        d.check("limits", CheckStatus::Ok, format!(
+            "network {}, memory {} MiB, {} CPUs, {} processes, workspace {} bytes, commands {} s, idle stop {} s (0 = no cap)",
+            self.config.network,
+            self.config.memory_mb,
+            self.config.cpus,
+            self.config.pids_limit,
+            self.config.workspace_max_bytes,
+            self.config.exec_timeout.as_secs(),
+            self.config.idle.as_secs()
+        ));
+        d
+    }
+}
