@@ -308,7 +308,7 @@ impl Runtime for DockerRuntime {
                 memory,
                 // Swap as large as memory: none, so the memory cap is real.
                 memory_swap: memory,
-                nano_cpus: (cpus > 0.0).then(|| (cpus * 1e9) as i64),
+                nano_cpus: (cpus > 0.0).then_some((cpus * 1e9) as i64),
                 pids_limit: (self.config.pids_limit > 0).then_some(self.config.pids_limit),
                 network_mode: Some(self.config.network.clone()),
                 mounts: Some(vec![Mount {
