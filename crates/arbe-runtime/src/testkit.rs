@@ -20,8 +20,9 @@ pub fn spec() -> SandboxSpec {
     }
 }
 
-/// Runs one suite case per listed name against the runtime `$make` builds
-/// (`async fn() -> Arc<dyn Runtime>`).
+/// Runs one suite case per listed name against the runtime `$make` builds:
+/// `async fn() -> (Arc<dyn Runtime>, G)`, where `G` is kept alive for the test (a server the
+/// runtime talks to, say) and dropped at its end.
 #[macro_export]
 macro_rules! conformance_suite {
     ($make:path) => {
@@ -49,7 +50,7 @@ macro_rules! conformance_suite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
-                    let runtime = $make().await;
+                    let (runtime, _guard) = $make().await;
                     $crate::testkit::$case(&*runtime).await;
                 }
             )*

@@ -18,8 +18,8 @@ async fn runtime(config: DockerConfig) -> DockerRuntime {
     rt
 }
 
-async fn make() -> Arc<dyn Runtime> {
-    Arc::new(runtime(DockerConfig::default()).await)
+async fn make() -> (Arc<dyn Runtime>, ()) {
+    (Arc::new(runtime(DockerConfig::default()).await), ())
 }
 
 arbe_runtime::conformance_suite!(make);

@@ -12,8 +12,8 @@ fn root() -> std::path::PathBuf {
     dir.keep()
 }
 
-async fn make() -> Arc<dyn Runtime> {
-    Arc::new(LocalRuntime::new(LocalConfig::new(root())))
+async fn make() -> (Arc<dyn Runtime>, ()) {
+    (Arc::new(LocalRuntime::new(LocalConfig::new(root()))), ())
 }
 
 arbe_runtime::conformance_suite!(make);

@@ -1,0 +1,96 @@
+//! A real OpenSSH sshd on a loopback port with throwaway keys, stopped on drop.
+//! A missing sshd fails the test, naming the package to install; nothing skips.
+
+use std::{
+    net::TcpStream,
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+pub(crate) struct Sshd {
+    pub(crate) port: u16,
+    pub(crate) user: String,
+    pub(crate) client_key: String,
+    pub(crate) known_hosts: PathBuf,
+    pub(crate) dir: tempfile::TempDir,
+    child: Child,
+}
+
+fn keygen(path: &Path) {
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "arbe-test", "-f"])
+        .arg(path)
+        .status()
+        .expect("ssh-keygen (openssh-client) is needed for the ssh tests");
+    assert!(status.success());
+}
+
+impl Sshd {
+    pub(crate) fn start() -> Self {
+        let sshd = Path::new("/usr/sbin/sshd");
+        assert!(sshd.exists(), "the ssh runtime tests need a real sshd: install openssh-server (.ci/run does)");
+        let dir = tempfile::Builder::new().prefix("arbe-sshd-").tempdir().unwrap();
+        let d = dir.path();
+        keygen(&d.join("host"));
+        keygen(&d.join("client"));
+        std::fs::copy(d.join("client.pub"), d.join("authorized_keys")).unwrap();
+        std::fs::set_permissions(d.join("authorized_keys"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        // sshd insists on its privilege-separation folder.
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {0}/host\nPidFile {0}/sshd.pid\nAuthorizedKeysFile {0}/authorized_keys\n\
+             PermitRootLogin prohibit-password\nPubkeyAuthentication yes\nPasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nUseDNS no\nPrintMotd no\nLogLevel ERROR\n\
+             MaxSessions 100\nMaxStartups 100\nSetEnv SHLVL=1\n",
+            d.display()
+        );
+        std::fs::write(d.join("sshd_config"), config).unwrap();
+        let child = Command::new(sshd)
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .stdin(Stdio::null())
+            .stderr(std::fs::File::create(d.join("sshd.log")).unwrap())
+            .spawn()
+            .expect("start sshd");
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "sshd did not listen: {}",
+                std::fs::read_to_string(d.join("sshd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let host_pub = std::fs::read_to_string(d.join("host.pub")).unwrap();
+        let mut parts = host_pub.split_whitespace();
+        let (algo, key) = (parts.next().unwrap(), parts.next().unwrap());
+        let known_hosts = d.join("known_hosts");
+        std::fs::write(&known_hosts, format!("[127.0.0.1]:{port} {algo} {key}\n")).unwrap();
+        let user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap().trim().to_owned();
+        let client_key = std::fs::read_to_string(d.join("client")).unwrap();
+        Self { port, user, client_key, known_hosts, dir, child }
+    }
+
+    /// Kills every connection sshd is serving (its child processes), keeping the listener.
+    pub(crate) fn kill_connections(&self) {
+        let parent = self.child.id().to_string();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+            let Some(after) = stat.rsplit_once(") ").map(|(_, rest)| rest) else { continue };
+            if after.split_whitespace().nth(1) == Some(parent.as_str()) {
+                let _ = Command::new("kill").arg("-9").arg(entry.file_name()).status();
+            }
+        }
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        self.kill_connections();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
