@@ -2,6 +2,8 @@
 
 mod config;
 mod runtime;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use config::{HostKeyPolicy, SshConfig};
 pub use runtime::SshRuntime;

@@ -80,16 +80,18 @@ fn quote(word: &str) -> String {
     format!("'{}'", word.replace('\'', r"'\''"))
 }
 
-/// Runs on the host for every command: reads the command's variables from the first bytes of
-/// standard input (so values never appear in a process list or on disk), records its process id
-/// for a timeout to kill its group, refuses a missing or stopped sandbox, and runs it in its folder.
+/// Runs on the host for every command, with shell builtins only (every extra process costs a
+/// fork and exec per command): refuses a missing or stopped sandbox, reads the command's
+/// variables from the first bytes of standard input (so values never appear in a process list
+/// or on disk), records its process id for a timeout to kill its group, and runs it in its folder.
 const WRAPPER: &str = r#"n=$1; meta=$2; pidfile=$3; dir=$4; shift 4
 if [ -n "$meta" ]; then
   [ -f "$meta" ] || { echo arbe-sandbox-missing >&2; exit 255; }
-  grep -q '"state":"started"' "$meta" || { echo arbe-sandbox-stopped >&2; exit 255; }
+  IFS= read -r state < "$meta"
+  case $state in *'"state":"started"'*) ;; *) echo arbe-sandbox-stopped >&2; exit 255 ;; esac
 fi
 if [ "$n" -gt 0 ]; then eval "$(dd bs=1 count="$n" 2>/dev/null)"; fi
-if [ -n "$pidfile" ]; then mkdir -p "$(dirname "$pidfile")"; echo $$ > "$pidfile"; fi
+[ -n "$pidfile" ] && echo $$ > "$pidfile"
 cd -- "$dir" || exit 126
 "$@"; rc=$?
 [ -n "$pidfile" ] && rm -f -- "$pidfile"
@@ -114,7 +116,6 @@ struct Raw<'a> {
     run: Option<&'a str>,
     stdin: Option<&'a [u8]>,
     timeout: Duration,
-    cap: usize,
 }
 
 impl SshRuntime {
@@ -165,7 +166,9 @@ impl SshRuntime {
                 ));
             }
             Ok(Err(e)) => {
-                return Err(err("connect", ErrorKind::Unavailable, format!("cannot reach {where_}: {e}")).with_source(e));
+                return Err(
+                    err("connect", ErrorKind::Unavailable, format!("cannot reach {where_}: {e}")).with_source(e)
+                );
             }
             Ok(Ok(handle)) => handle,
         };
@@ -247,18 +250,23 @@ impl SshRuntime {
                     Some(ChannelMsg::Close) | None => break,
                     Some(_) => {}
                 },
-                () = &mut deadline, if !timed_out => {
+                () = &mut deadline => {
+                    if timed_out {
+                        // The kill did not end it (no process record): stop waiting; dropping
+                        // the channel closes it.
+                        break;
+                    }
                     timed_out = true;
+                    deadline.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(5));
                     if let Some(pidfile) = &pidfile {
                         let kill = format!("pg=$(cut -d' ' -f5 \"/proc/$(cat {0})/stat\" 2>/dev/null); [ -n \"$pg\" ] && kill -9 -\"$pg\"; rm -f -- {0}", quote(pidfile));
                         let mut ignore = ();
                         let mut quiet = Capture::new(&mut ignore, 0);
-                        Box::pin(self.raw(op, Raw { argv: vec!["sh".into(), "-c".into(), kill], env: &[], dir: ".".into(), meta: None, run: None, stdin: None, timeout: Duration::from_secs(10), cap: 0 }, &mut quiet)).await?;
+                        Box::pin(self.raw(op, Raw { argv: vec!["sh".into(), "-c".into(), kill], env: &[], dir: ".".into(), meta: None, run: None, stdin: None, timeout: Duration::from_secs(10) }, &mut quiet)).await?;
                     }
                 }
             }
         }
-        let _ = raw.cap;
         Ok(ExecOutcome { exit_code: code, signal, timed_out, duration: started.elapsed(), ..ExecOutcome::default() })
     }
 
@@ -282,7 +290,6 @@ impl SshRuntime {
             run: None,
             stdin,
             timeout: self.config.exec_timeout.max(Duration::from_secs(30)),
-            cap: 0,
         };
         let outcome = self.raw(op, raw, &mut capture).await?;
         let outcome = capture.finish(outcome);
@@ -372,8 +379,8 @@ impl Runtime for SshRuntime {
         let (code, _, errs) = self
             .script(
                 "provision",
-                r#"mkdir -p -- "$1" && chmod 700 -- "$1" "$(dirname "$1")""#,
-                &[&paths.workspace],
+                r#"mkdir -p -- "$1" "$2" && chmod 700 -- "$1" "$2" "$(dirname "$1")""#,
+                &[&paths.workspace, &paths.run],
                 None,
             )
             .await?;
@@ -468,7 +475,6 @@ impl Runtime for SshRuntime {
             run: Some(&paths.run),
             stdin: req.stdin.as_deref(),
             timeout: req.timeout.unwrap_or(self.config.exec_timeout),
-            cap: req.output_cap,
         };
         let outcome = self.raw("exec", raw, &mut capture).await?;
         let outcome = capture.finish(outcome);

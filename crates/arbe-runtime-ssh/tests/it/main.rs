@@ -1,21 +1,16 @@
 //! The conformance suite against a real OpenSSH sshd on loopback, plus ssh-only behaviour:
 //! host-key checking, trust on first use, and reconnecting after the connection drops.
 
-mod sshd;
-
 use std::sync::Arc;
 
 use arbe_core::ErrorKind;
 use arbe_runtime::{ExecRequest, Runtime, testkit};
+use arbe_runtime_ssh::testkit::Sshd;
 use arbe_runtime_ssh::{HostKeyPolicy, SshConfig, SshRuntime};
-use sshd::Sshd;
 use zeroize::Zeroizing;
 
 fn config(sshd: &Sshd, host_keys: HostKeyPolicy) -> SshConfig {
-    let mut config =
-        SshConfig::new("127.0.0.1", sshd.port, sshd.user.clone(), Zeroizing::new(sshd.client_key.clone()), host_keys);
-    config.base_dir = sshd.dir.path().join("sandboxes").display().to_string();
-    config
+    SshConfig { host_keys, ..sshd.config() }
 }
 
 async fn make() -> (Arc<dyn Runtime>, Sshd) {

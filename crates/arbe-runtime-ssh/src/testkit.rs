@@ -1,5 +1,6 @@
-//! A real OpenSSH sshd on a loopback port with throwaway keys, stopped on drop.
-//! A missing sshd fails the test, naming the package to install; nothing skips.
+//! A real OpenSSH sshd on a loopback port with throwaway keys, stopped on drop (feature
+//! `testkit`, for tests and benchmarks). A missing sshd panics, naming the package to install:
+//! tests that need it fail, never skip.
 
 use std::{
     net::TcpStream,
@@ -9,12 +10,19 @@ use std::{
     time::{Duration, Instant},
 };
 
-pub(crate) struct Sshd {
-    pub(crate) port: u16,
-    pub(crate) user: String,
-    pub(crate) client_key: String,
-    pub(crate) known_hosts: PathBuf,
-    pub(crate) dir: tempfile::TempDir,
+/// A running sshd and what a client needs to reach it.
+#[derive(Debug)]
+pub struct Sshd {
+    /// Its loopback port.
+    pub port: u16,
+    /// The user to log in as (the one running the tests).
+    pub user: String,
+    /// The client's private key (OpenSSH format), authorized on the server.
+    pub client_key: String,
+    /// A known_hosts file naming the server's key.
+    pub known_hosts: PathBuf,
+    /// Its private folder (keys, config, log).
+    pub dir: tempfile::TempDir,
     child: Child,
 }
 
@@ -28,7 +36,8 @@ fn keygen(path: &Path) {
 }
 
 impl Sshd {
-    pub(crate) fn start() -> Self {
+    /// Starts sshd on a free loopback port; panics with what to install if it cannot.
+    pub fn start() -> Self {
         let sshd = Path::new("/usr/sbin/sshd");
         assert!(sshd.exists(), "the ssh runtime tests need a real sshd: install openssh-server (.ci/run does)");
         let dir = tempfile::Builder::new().prefix("arbe-sshd-").tempdir().unwrap();
@@ -74,8 +83,21 @@ impl Sshd {
         Self { port, user, client_key, known_hosts, dir, child }
     }
 
+    /// A config for this server, with sandboxes in its private folder.
+    pub fn config(&self) -> crate::SshConfig {
+        let mut config = crate::SshConfig::new(
+            "127.0.0.1",
+            self.port,
+            self.user.clone(),
+            zeroize::Zeroizing::new(self.client_key.clone()),
+            crate::HostKeyPolicy::KnownHosts(self.known_hosts.clone()),
+        );
+        config.base_dir = self.dir.path().join("sandboxes").display().to_string();
+        config
+    }
+
     /// Kills every connection sshd is serving (its child processes), keeping the listener.
-    pub(crate) fn kill_connections(&self) {
+    pub fn kill_connections(&self) {
         let parent = self.child.id().to_string();
         for entry in std::fs::read_dir("/proc").unwrap().flatten() {
             let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
