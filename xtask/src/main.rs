@@ -25,7 +25,7 @@ tasks:
   layering              check that crates depend only on lower layers (SPEC §1)
   tidy                  check module docs, no ignored or should_panic tests, workspace deps
   sandbox-image         build the default docker sandbox image (arbe-sandbox:latest) locally
-  bench <area>          run a benchmark with a throwaway PostgreSQL; areas: store, vault
+  bench <area>          run a benchmark with a throwaway PostgreSQL; areas: store, vault, runtime
 ";
 
 fn main() -> ExitCode {
@@ -131,6 +131,10 @@ fn bench(area: Option<&str>) -> Result<(), String> {
     let (package, bench) = match area {
         Some("store") => ("arbe-store", "store"),
         Some("vault") => ("arbe-vault", "vault"),
+        Some("runtime") => {
+            ensure_sandbox_image()?;
+            ("arbe-tests", "runtime")
+        }
         _ => return Err(format!("bench needs an area\n{USAGE}")),
     };
     let pg = pg::Postgres::start()?;

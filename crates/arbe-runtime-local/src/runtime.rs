@@ -47,9 +47,6 @@ fn io(op: &'static str, what: &str, e: std::io::Error) -> RuntimeError {
     err(op, kind, format!("{what}: {e}")).with_source(e)
 }
 
-/// Applies rlimits, then runs the command.
-const LIMITS: &str = r#"ulimit -S -t "$1" 2>/dev/null; ulimit -S -n "$2" 2>/dev/null; [ "$3" -gt 0 ] && ulimit -S -f "$3" 2>/dev/null; shift 3; exec "$@""#;
-
 impl LocalRuntime {
     /// A local runtime under `config.root` (created 0700 on first use).
     pub fn new(config: LocalConfig) -> Self {
@@ -104,6 +101,26 @@ impl LocalRuntime {
 
     fn info(id: &ExternalId, meta: Meta) -> SandboxInfo {
         SandboxInfo { external_id: id.clone(), state: meta.state, image: None, labels: meta.labels }
+    }
+}
+
+/// Sets the command's rlimits (CPU seconds, open files, file size) right after it starts; the
+/// processes it forks inherit them. Setting them in the child before exec would need unsafe
+/// code, which this workspace forbids; the window is microseconds, and this runtime isolates
+/// nothing anyway.
+fn apply_limits(pid: i32, config: &LocalConfig) {
+    use rustix::process::{Resource, Rlimit, prlimit};
+    let Some(pid) = rustix::process::Pid::from_raw(pid) else { return };
+    let limits = [
+        (Resource::Cpu, config.cpu_seconds),
+        (Resource::Nofile, config.open_files),
+        (Resource::Fsize, config.workspace_max_bytes),
+    ];
+    for (resource, value) in limits {
+        if value > 0 {
+            // A command that already exited has nothing left to limit.
+            let _ = prlimit(Some(pid), resource, Rlimit { current: Some(value), maximum: Some(value) });
+        }
     }
 }
 
@@ -223,16 +240,17 @@ impl Runtime for LocalRuntime {
             None => workspace.clone(),
         };
         let config = &self.config;
-        let mut cmd = tokio::process::Command::new("/bin/sh");
-        cmd.arg("-c")
-            .arg(LIMITS)
-            .arg("arbe-local")
-            .arg(if config.cpu_seconds == 0 { "unlimited".to_owned() } else { config.cpu_seconds.to_string() })
-            .arg(config.open_files.to_string())
-            .arg((config.workspace_max_bytes / 1024).to_string());
-        match &req.command {
-            Command::Shell(text) => cmd.args(["bash", "-lc", text]),
-            Command::Argv(argv) => cmd.args(argv),
+        let mut cmd = match &req.command {
+            Command::Shell(text) => {
+                let mut cmd = tokio::process::Command::new("bash");
+                cmd.args(["-lc", text]);
+                cmd
+            }
+            Command::Argv(argv) => {
+                let mut cmd = tokio::process::Command::new(&argv[0]);
+                cmd.args(&argv[1..]);
+                cmd
+            }
         };
         cmd.current_dir(&cwd)
             .env_clear()
@@ -247,6 +265,7 @@ impl Runtime for LocalRuntime {
         let started = Instant::now();
         let mut child = cmd.spawn().map_err(|e| io("exec", "start the command", e))?;
         let pgid = child.id().map(|pid| pid as i32).unwrap_or(0);
+        apply_limits(pgid, config);
         self.running.lock().expect("running lock").entry(id.clone()).or_default().insert(pgid);
         let _guard = GroupGuard { pgid, id, running: &self.running };
 

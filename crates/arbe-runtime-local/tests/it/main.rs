@@ -77,3 +77,13 @@ async fn stop_kills_running_commands() {
     assert_eq!(out.signal, Some(9), "{out:?}");
     assert!(!out.timed_out);
 }
+
+#[tokio::test]
+async fn commands_run_under_the_configured_rlimits() {
+    let rt = LocalRuntime::new(LocalConfig { cpu_seconds: 77, open_files: 333, ..LocalConfig::new(root()) });
+    let id = rt.provision(&testkit::spec()).await.unwrap().external_id;
+    // The limits apply to what the command starts, too.
+    let out = rt.exec(&id, ExecRequest::shell("sleep 0.2; sh -c 'ulimit -t; ulimit -n'"), &mut ()).await.unwrap();
+    assert_eq!(out.stdout_text(), "77\n333\n");
+    rt.destroy(&id).await.unwrap();
+}
