@@ -1,0 +1,165 @@
+//! `arbe env diagnose`: seed 000's one-stop preflight. Each line is ok, a warning, or a blocker
+//! that would make a dispatch fail, and says what to do.
+
+use arbe_core::{Action, Audience, EnvironmentName, ErrorKind, Member, ModelRef, SandboxState};
+use arbe_runtime::{Check, CheckStatus, ExternalId};
+use arbe_store::EnvironmentRef;
+
+use crate::{Environments, Result, error::require};
+
+/// The checklist for one environment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnvDiagnosis {
+    /// The environment.
+    pub environment: EnvironmentName,
+    /// The model whose key was checked.
+    pub model: ModelRef,
+    /// The lines, in the order a dispatch meets them.
+    pub checks: Vec<Check>,
+}
+
+impl EnvDiagnosis {
+    /// No line is a blocker.
+    pub fn is_ok(&self) -> bool {
+        self.checks.iter().all(|c| c.status != CheckStatus::Blocker)
+    }
+
+    fn push(&mut self, name: impl Into<String>, status: CheckStatus, detail: impl Into<String>) {
+        self.checks.push(Check { name: name.into(), status, detail: detail.into() });
+    }
+}
+
+impl Environments {
+    /// Checks everything a dispatch in the environment needs: the runtime configured and
+    /// answering, the sandbox reachable, every binding resolvable, the key for `model` (the
+    /// agent's or the thread's) and where it comes from, and the GitHub App. Needs a reader.
+    /// Nothing is provisioned, started or changed.
+    pub async fn diagnose(&self, actor: &Member, by: &EnvironmentRef, model: &ModelRef) -> Result<EnvDiagnosis> {
+        require(actor, Action::Read)?;
+        let house = actor.house_id;
+        let env = self.store.environment(house, by).await?;
+        let mut out = EnvDiagnosis { environment: env.name.clone(), model: model.clone(), checks: Vec::new() };
+
+        // The runtime, and the sandbox on it.
+        let runtime_line = format!("runtime {}", env.runtime);
+        let sandbox = self.store.sandbox(house, env.sandbox_id).await?;
+        let sandbox_line = format!("sandbox {}", sandbox.name);
+        match self.runtimes.get(env.runtime.as_str()) {
+            Err(err) => {
+                out.push(runtime_line, CheckStatus::Blocker, err.message);
+                out.push(sandbox_line, CheckStatus::Blocker, "cannot be reached without its runtime");
+            }
+            Ok(adapter) => {
+                match adapter.ping().await {
+                    Ok(()) => out.push(runtime_line, CheckStatus::Ok, "configured and answering"),
+                    Err(err) => out.push(runtime_line, CheckStatus::Blocker, format!("does not answer: {err}")),
+                }
+                let (status, detail) = match (&sandbox.state, sandbox.external_id.clone()) {
+                    (SandboxState::Destroyed, _) => {
+                        (CheckStatus::Blocker, "was destroyed: point the environment at another sandbox".to_owned())
+                    }
+                    (_, None) => {
+                        (CheckStatus::Warning, "not provisioned yet: the first dispatch provisions it".to_owned())
+                    }
+                    (_, Some(id)) => match adapter.get(&ExternalId(id)).await {
+                        Ok(info) if info.state == SandboxState::Started => (CheckStatus::Ok, "started".to_owned()),
+                        Ok(info) => (CheckStatus::Warning, format!("{}: the next dispatch starts it", info.state)),
+                        Err(err) if err.kind == ErrorKind::NotFound => (
+                            CheckStatus::Warning,
+                            "gone from the runtime: the next dispatch provisions a fresh one (its workspace is lost)"
+                                .to_owned(),
+                        ),
+                        Err(err) => (CheckStatus::Blocker, format!("cannot be reached: {err}")),
+                    },
+                };
+                out.push(sandbox_line, status, detail);
+            }
+        }
+
+        // Every binding.
+        let names: Vec<_> = env.secret_bindings.iter().map(|b| b.name.clone()).collect();
+        let found = self.vault.resolve(house, &names).await?;
+        for binding in &env.secret_bindings {
+            let line = format!("secret {}", binding.name);
+            let missing = if binding.required { CheckStatus::Blocker } else { CheckStatus::Warning };
+            let how = if binding.required { "required" } else { "optional" };
+            match found.iter().find(|s| s.meta.name == binding.name) {
+                None => out.push(
+                    line,
+                    missing,
+                    format!("{how}, not set: printf '%s' \"$VALUE\" | arbe secret set {}", binding.name),
+                ),
+                Some(s) if s.meta.audience == Audience::Capability => out.push(
+                    line,
+                    missing,
+                    format!("{how}, but its audience is capability: it is never injected into sandboxes"),
+                ),
+                Some(s) if !s.meta.shared && s.meta.author_id != env.author_id => out.push(
+                    line,
+                    missing,
+                    format!("{how}, but it is not shared and belongs to another member: set it with --shared"),
+                ),
+                Some(s) => out.push(line, CheckStatus::Ok, format!("{how}, set (version {})", s.meta.version)),
+            }
+        }
+
+        // The model's key.
+        match self.model_key(house, model, Some(env.author_id)).await {
+            Err(err) => out.push(format!("model {model}"), CheckStatus::Blocker, err.to_string()),
+            Ok(key) => match (key.var, &key.found) {
+                (None, _) => out.push(format!("model {model}"), CheckStatus::Ok, "its provider needs no key"),
+                (Some(var), Some((_, source))) => {
+                    out.push(format!("model key {var}"), CheckStatus::Ok, format!("for {model}, from the {source}"))
+                }
+                (Some(var), None) => out.push(
+                    format!("model key {var}"),
+                    CheckStatus::Blocker,
+                    format!(
+                        "{model} needs {var}: not in the house, the worker's environment or ~/.arbe/keys/; \
+                         printf '%s' \"$KEY\" | arbe secret set {var} --shared"
+                    ),
+                ),
+            },
+        }
+
+        // The repo policy.
+        match &env.default_repo {
+            Some(repo) if !env.allowed_repos.iter().any(|r| r.same_repo(repo)) => out.push(
+                "repo policy",
+                CheckStatus::Blocker,
+                format!("the default repo {repo} is not in allowed_repos"),
+            ),
+            _ => out.push("repo policy", CheckStatus::Ok, format!("{} allowed repo(s)", env.allowed_repos.len())),
+        }
+
+        // The GitHub App.
+        match (env.github_installation_id, self.config.github.as_deref()) {
+            (None, _) => {
+                out.push("github app", CheckStatus::Ok, "no installation: GITHUB_TOKEN comes from bindings, if any")
+            }
+            (Some(_), None) => out.push(
+                "github app",
+                CheckStatus::Warning,
+                "the environment names an installation but the server has no GitHub App: no GITHUB_TOKEN is minted",
+            ),
+            (Some(_), Some(_)) if env.allowed_repos.is_empty() => out.push(
+                "github app",
+                CheckStatus::Warning,
+                "no allowed repos to scope a token to: no GITHUB_TOKEN is minted",
+            ),
+            (Some(id), Some(app)) => match app.installation_token(id, &env.allowed_repos).await {
+                Ok(token) => out.push(
+                    "github app",
+                    CheckStatus::Ok,
+                    format!(
+                        "installation {id}: token for {} repo(s), valid until {}",
+                        token.repositories.len(),
+                        token.expires_at.format("%Y-%m-%d %H:%M UTC")
+                    ),
+                ),
+                Err(err) => out.push("github app", CheckStatus::Blocker, format!("installation {id}: {err}")),
+            },
+        }
+        Ok(out)
+    }
+}

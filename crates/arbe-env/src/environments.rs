@@ -1,0 +1,290 @@
+//! Seed 001's operations: create (with a sandbox or by provisioning one), view by name or id,
+//! list, partial update, bind and unbind secrets, soft delete.
+
+use arbe_core::{
+    Action, Environment, EnvironmentName, InvalidInput, Member, Name, RepoRef, RuntimeName, SandboxId, SecretBinding,
+    SecretName,
+    environment::{BindOutcome, bind_secret},
+};
+use arbe_store::{EnvironmentRef, NewEnvironment, StoreError};
+
+use crate::{Environments, Result, error::require};
+
+/// How a user names a sandbox: by id or by name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SandboxRef {
+    /// By id.
+    Id(SandboxId),
+    /// By name.
+    Name(Name),
+}
+
+impl SandboxRef {
+    /// A UUID is an id; anything else must be a valid sandbox name.
+    pub fn parse(s: &str) -> std::result::Result<Self, InvalidInput> {
+        match SandboxId::parse(s) {
+            Ok(id) => Ok(Self::Id(id)),
+            Err(_) => Name::parse_field("sandbox", s).map(Self::Name),
+        }
+    }
+}
+
+/// An environment to create (`arbe env create`, `POST /api/environments`).
+#[derive(Clone, Debug)]
+pub struct CreateEnvironment {
+    /// Its name, unique in the house without regard to case.
+    pub name: EnvironmentName,
+    /// The runtime; `None` takes the sandbox's, or the service's default when no sandbox is
+    /// given.
+    pub runtime: Option<RuntimeName>,
+    /// An existing sandbox of the house; `None` provisions a fresh one on the runtime.
+    pub sandbox: Option<SandboxRef>,
+    /// The default repository; it is also added to `allowed_repos`.
+    pub repo: Option<RepoRef>,
+    /// Further repositories a dispatch may clone and push.
+    pub allowed_repos: Vec<RepoRef>,
+    /// The GitHub App installation to mint `GITHUB_TOKEN` from.
+    pub github_installation_id: Option<i64>,
+    /// Secret bindings (`--secret` required, `--optional-secret` warn-only).
+    pub secrets: Vec<SecretBinding>,
+}
+
+impl CreateEnvironment {
+    /// An environment called `name` with nothing else set.
+    pub fn new(name: EnvironmentName) -> Self {
+        Self {
+            name,
+            runtime: None,
+            sandbox: None,
+            repo: None,
+            allowed_repos: Vec::new(),
+            github_installation_id: None,
+            secrets: Vec::new(),
+        }
+    }
+}
+
+/// A partial update (`PATCH /api/environments/{id}`): `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct EnvironmentPatch {
+    /// A new name.
+    pub name: Option<EnvironmentName>,
+    /// Another sandbox of the house; the environment's runtime becomes the sandbox's.
+    pub sandbox: Option<SandboxRef>,
+    /// A new default repository (`Some(None)` clears it); a new one is added to `allowed_repos`.
+    pub default_repo: Option<Option<RepoRef>>,
+    /// A new repo policy.
+    pub allowed_repos: Option<Vec<RepoRef>>,
+    /// A new installation (`Some(None)` clears it).
+    pub github_installation_id: Option<Option<i64>>,
+    /// New bindings, replacing the old ones.
+    pub secret_bindings: Option<Vec<SecretBinding>>,
+}
+
+fn check_installation(id: Option<i64>) -> std::result::Result<(), InvalidInput> {
+    match id {
+        Some(id) if id <= 0 => Err(InvalidInput::new("github_installation_id", "must be a positive integer")),
+        _ => Ok(()),
+    }
+}
+
+fn check_bindings(bindings: &[SecretBinding]) -> std::result::Result<(), InvalidInput> {
+    for (i, b) in bindings.iter().enumerate() {
+        if bindings[..i].iter().any(|earlier| earlier.name == b.name) {
+            return Err(InvalidInput::new(
+                format!("secret binding {}", b.name),
+                "must be listed once (as required or as optional, not both)",
+            ));
+        }
+    }
+    if bindings.len() > 256 {
+        return Err(InvalidInput::new("secret bindings", "must be at most 256"));
+    }
+    Ok(())
+}
+
+/// `allowed` plus `default`, without duplicates (compared as GitHub does, without case).
+fn with_default(
+    mut allowed: Vec<RepoRef>,
+    default: Option<&RepoRef>,
+) -> std::result::Result<Vec<RepoRef>, InvalidInput> {
+    let mut out: Vec<RepoRef> = Vec::with_capacity(allowed.len() + 1);
+    allowed.extend(default.cloned());
+    for repo in allowed {
+        if !out.iter().any(|r| r.same_repo(&repo)) {
+            out.push(repo);
+        }
+    }
+    if out.len() > 500 {
+        return Err(InvalidInput::new("allowed_repos", "must name at most 500 repositories"));
+    }
+    Ok(out)
+}
+
+impl Environments {
+    /// Creates an environment. Without a sandbox, provisions one on the environment's runtime
+    /// (named `<env>-<short id>`). Needs a writer. Bad input changes nothing: every rule is
+    /// checked, and the name looked up, before anything is provisioned.
+    pub async fn create(&self, actor: &Member, req: CreateEnvironment) -> Result<Environment> {
+        require(actor, Action::WriteEnvironment)?;
+        let house = actor.house_id;
+        check_bindings(&req.secrets)?;
+        check_installation(req.github_installation_id)?;
+        let allowed_repos = with_default(req.allowed_repos, req.repo.as_ref())?;
+        match self.store.environment(house, &EnvironmentRef::Name(req.name.clone())).await {
+            Ok(_) => {
+                return Err(StoreError::Conflict {
+                    what: "environment",
+                    rule: "an environment with this name (compared without case) already exists in the house",
+                }
+                .into());
+            }
+            Err(StoreError::NotFound { .. }) => {}
+            Err(err) => return Err(err.into()),
+        }
+        let (sandbox_id, runtime) = match &req.sandbox {
+            Some(by) => {
+                let sandbox = self.find_sandbox(house, by).await?;
+                if let Some(runtime) = &req.runtime
+                    && *runtime != sandbox.runtime
+                {
+                    return Err(InvalidInput::new(
+                        "runtime",
+                        format!("must match the runtime of sandbox {} ({})", sandbox.name, sandbox.runtime),
+                    )
+                    .into());
+                }
+                (sandbox.id, sandbox.runtime)
+            }
+            None => {
+                require(actor, Action::OperateSandbox)?;
+                let runtime = req.runtime.clone().unwrap_or_else(|| self.config.default_runtime.clone());
+                // Fails here, naming why, when the runtime is not configured.
+                self.runtimes.get(runtime.as_str())?;
+                let short = &uuid::Uuid::now_v7().simple().to_string()[24..];
+                let base: String = req.name.as_str().chars().take(63 - 1 - short.len()).collect();
+                let name = Name::parse_field("sandbox", &format!("{base}-{short}"))?;
+                let ready = self.provision_sandbox(house, &runtime, name).await?;
+                (ready.sandbox.id, runtime)
+            }
+        };
+        let env = self
+            .store
+            .create_environment(NewEnvironment {
+                house_id: house,
+                author_id: actor.id,
+                name: req.name,
+                runtime,
+                sandbox_id,
+                default_repo: req.repo,
+                allowed_repos,
+                github_installation_id: req.github_installation_id,
+                secret_bindings: req.secrets,
+            })
+            .await?;
+        tracing::info!(house = %house, environment = %env.id, runtime = %env.runtime, "environment created");
+        Ok(env)
+    }
+
+    /// A live environment, by name (without regard to case) or id. Needs a reader.
+    pub async fn view(&self, actor: &Member, by: &EnvironmentRef) -> Result<Environment> {
+        require(actor, Action::Read)?;
+        Ok(self.store.environment(actor.house_id, by).await?)
+    }
+
+    /// The house's live environments, by name. Needs a reader.
+    pub async fn list(&self, actor: &Member) -> Result<Vec<Environment>> {
+        require(actor, Action::Read)?;
+        Ok(self.store.list_environments(actor.house_id).await?)
+    }
+
+    /// Changes the fields `patch` sets. Needs a writer.
+    pub async fn update(&self, actor: &Member, by: &EnvironmentRef, patch: EnvironmentPatch) -> Result<Environment> {
+        require(actor, Action::WriteEnvironment)?;
+        let mut env = self.store.environment(actor.house_id, by).await?;
+        if let Some(name) = patch.name {
+            env.name = name;
+        }
+        if let Some(by) = &patch.sandbox {
+            let sandbox = self.find_sandbox(actor.house_id, by).await?;
+            env.sandbox_id = sandbox.id;
+            env.runtime = sandbox.runtime;
+        }
+        if let Some(allowed) = patch.allowed_repos {
+            env.allowed_repos = allowed;
+        }
+        if let Some(default) = patch.default_repo {
+            env.default_repo = default;
+        }
+        env.allowed_repos = with_default(std::mem::take(&mut env.allowed_repos), env.default_repo.as_ref())?;
+        if let Some(id) = patch.github_installation_id {
+            check_installation(id)?;
+            env.github_installation_id = id;
+        }
+        if let Some(bindings) = patch.secret_bindings {
+            check_bindings(&bindings)?;
+            env.secret_bindings = bindings;
+        }
+        Ok(self.store.update_environment(&env).await?)
+    }
+
+    /// Adds a binding, or flips its `required` flag (seed 001: the same flag again is a no-op).
+    /// Needs a writer. Bindings store names; the secret need not exist yet.
+    pub async fn bind_secret(
+        &self,
+        actor: &Member,
+        by: &EnvironmentRef,
+        name: SecretName,
+        required: bool,
+    ) -> Result<(Environment, BindOutcome)> {
+        require(actor, Action::WriteEnvironment)?;
+        let mut env = self.store.environment(actor.house_id, by).await?;
+        let outcome = bind_secret(&mut env.secret_bindings, name, required);
+        if outcome == BindOutcome::Unchanged {
+            return Ok((env, outcome));
+        }
+        Ok((self.store.update_environment(&env).await?, outcome))
+    }
+
+    /// Removes a binding; `false` when there was none (nothing changes). Needs a writer.
+    pub async fn unbind_secret(
+        &self,
+        actor: &Member,
+        by: &EnvironmentRef,
+        name: &SecretName,
+    ) -> Result<(Environment, bool)> {
+        require(actor, Action::WriteEnvironment)?;
+        let mut env = self.store.environment(actor.house_id, by).await?;
+        let before = env.secret_bindings.len();
+        env.secret_bindings.retain(|b| b.name != *name);
+        if env.secret_bindings.len() == before {
+            return Ok((env, false));
+        }
+        Ok((self.store.update_environment(&env).await?, true))
+    }
+
+    /// Soft-deletes an environment: hidden from lookups and lists, its name free again,
+    /// threads keep their snapshot. Needs an owner.
+    pub async fn delete(&self, actor: &Member, by: &EnvironmentRef) -> Result<()> {
+        require(actor, Action::DeleteEnvironment)?;
+        let env = self.store.environment(actor.house_id, by).await?;
+        self.store.delete_environment(actor.house_id, env.id).await?;
+        tracing::info!(house = %actor.house_id, environment = %env.id, "environment deleted");
+        Ok(())
+    }
+
+    async fn find_sandbox(&self, house: arbe_core::HouseId, by: &SandboxRef) -> Result<arbe_core::Sandbox> {
+        let sandbox = match by {
+            SandboxRef::Id(id) => self.store.sandbox(house, *id).await?,
+            SandboxRef::Name(name) => self.store.sandbox_by_name(house, name.as_str()).await?,
+        };
+        if sandbox.state == arbe_core::SandboxState::Destroyed {
+            return Err(InvalidInput::new(
+                "sandbox",
+                "must not be destroyed: name another, or omit it to provision a fresh one",
+            )
+            .into());
+        }
+        Ok(sandbox)
+    }
+}

@@ -1,0 +1,141 @@
+//! The crate's error type. No variant carries a secret value or a token.
+
+use arbe_core::{Action, Classify, EnvironmentName, ErrorKind, InvalidInput, Role, SecretName};
+use arbe_runtime::RuntimeError;
+use arbe_store::StoreError;
+use arbe_vault::VaultError;
+
+/// Why a binding could not be resolved for a dispatch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BindingProblem {
+    /// No secret of that name exists in the house.
+    Missing,
+    /// The secret has audience `capability`: the control plane uses it, sandboxes never see it.
+    CapabilityOnly,
+    /// The secret is not shared and belongs to another member than the environment's author.
+    NotShared,
+}
+
+impl BindingProblem {
+    /// The problem in words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Missing => "is not set in the house",
+            Self::CapabilityOnly => "has audience capability and is never injected into sandboxes",
+            Self::NotShared => "is not shared and belongs to another member than the environment's author",
+        }
+    }
+}
+
+/// What went wrong with an environment.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EnvError {
+    /// The input broke a rule.
+    #[error(transparent)]
+    Invalid(#[from] InvalidInput),
+    /// The member's role does not allow the action.
+    #[error("a {role} may not {} (it takes {needs})", action.describe())]
+    Forbidden {
+        /// The member's role.
+        role: Role,
+        /// What was attempted.
+        action: Action,
+        /// The least role that may.
+        needs: Role,
+    },
+    /// Required bindings cannot be resolved; every one of them is named.
+    #[error("environment {environment} cannot dispatch: {}", describe_problems(.problems))]
+    UnresolvedSecrets {
+        /// The environment.
+        environment: EnvironmentName,
+        /// Each required binding that failed, and why.
+        problems: Vec<(SecretName, BindingProblem)>,
+    },
+    /// The repository is not in the environment's `allowed_repos`.
+    #[error("repo {repo} is not in the allowed repos of environment {environment}")]
+    RepoNotAllowed {
+        /// The environment.
+        environment: EnvironmentName,
+        /// The repository (a canonical URL; never carries credentials).
+        repo: String,
+    },
+    /// No GitHub App is configured.
+    #[error("the GitHub App is not configured: set GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY on the server")]
+    GitHubNotConfigured,
+    /// The GitHub App's settings are unusable.
+    #[error("invalid GitHub App setting {field}: {rule}")]
+    GitHubConfig {
+        /// The setting.
+        field: &'static str,
+        /// The rule it broke.
+        rule: &'static str,
+    },
+    /// GitHub answered with an error, or could not be reached.
+    #[error("github {operation}: {message}")]
+    GitHub {
+        /// What was attempted (`create installation token`).
+        operation: &'static str,
+        /// The HTTP status, when GitHub answered.
+        status: Option<u16>,
+        /// What GitHub said, or why it could not be reached.
+        message: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The vault failed.
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    /// The runtime failed.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+}
+
+fn describe_problems(problems: &[(SecretName, BindingProblem)]) -> String {
+    let mut out = String::from("required secrets ");
+    for (i, (name, problem)) in problems.iter().enumerate() {
+        if i > 0 {
+            out.push_str("; ");
+        }
+        out.push_str(name.as_str());
+        out.push(' ');
+        out.push_str(problem.describe());
+    }
+    out
+}
+
+impl Classify for EnvError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Invalid(_) | Self::UnresolvedSecrets { .. } | Self::RepoNotAllowed { .. } => ErrorKind::InvalidInput,
+            Self::Forbidden { .. } => ErrorKind::Forbidden,
+            Self::GitHubNotConfigured => ErrorKind::Unsupported,
+            Self::GitHubConfig { .. } => ErrorKind::Misconfigured,
+            Self::GitHub { status, .. } => match status {
+                None => ErrorKind::Unavailable,
+                Some(401) => ErrorKind::Unauthenticated,
+                Some(403) => ErrorKind::Forbidden,
+                Some(404) => ErrorKind::NotFound,
+                Some(422) => ErrorKind::InvalidInput,
+                Some(429) => ErrorKind::RateLimited,
+                Some(s) if *s >= 500 => ErrorKind::Unavailable,
+                Some(_) => ErrorKind::Internal,
+            },
+            Self::Store(err) => err.kind(),
+            Self::Vault(err) => err.kind(),
+            Self::Runtime(err) => err.kind(),
+        }
+    }
+}
+
+pub(crate) fn require(actor: &arbe_core::Member, action: Action) -> Result<(), EnvError> {
+    if actor.role.allows(action) {
+        Ok(())
+    } else {
+        Err(EnvError::Forbidden { role: actor.role, action, needs: action.min_role() })
+    }
+}
+
+/// The crate's result type.
+pub type Result<T, E = EnvError> = std::result::Result<T, E>;

@@ -1,0 +1,78 @@
+//! Model keys for a dispatch, in seed 000's order: the house secret for the model's provider →
+//! the worker's environment → `~/.arbe/keys/<VAR>`. The library reads neither the environment
+//! nor the files' location itself: the binaries pass [`WorkerKeys`].
+
+use std::{fmt, path::PathBuf, sync::Arc};
+
+use arbe_core::{HouseId, MemberId, ModelRef, SecretName, SecretValue};
+use arbe_llm::{KeySource, ResolvedModel, lookup_key, resolve_model};
+
+use crate::{Environments, Result};
+
+type EnvLookup = dyn Fn(&str) -> Option<String> + Send + Sync;
+
+/// Where a worker looks for model keys that the house does not hold.
+#[derive(Clone)]
+pub struct WorkerKeys {
+    env: Arc<EnvLookup>,
+    keys_dir: Option<PathBuf>,
+}
+
+impl fmt::Debug for WorkerKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerKeys").field("keys_dir", &self.keys_dir).finish_non_exhaustive()
+    }
+}
+
+impl WorkerKeys {
+    /// Keys from `env` (the binaries pass `std::env::var`) and the files in `keys_dir`.
+    pub fn new(env: impl Fn(&str) -> Option<String> + Send + Sync + 'static, keys_dir: Option<PathBuf>) -> Self {
+        Self { env: Arc::new(env), keys_dir }
+    }
+
+    /// No worker keys: only house secrets count.
+    pub fn none() -> Self {
+        Self::new(|_| None, None)
+    }
+}
+
+/// The key a model needs, and where it was found.
+#[derive(Clone, Debug)]
+pub struct ModelKey {
+    /// The model, resolved to its provider and wire id.
+    pub model: ResolvedModel,
+    /// The variable holding its key (`OPENROUTER_API_KEY`); `None` when it needs none (Ollama).
+    pub var: Option<&'static str>,
+    /// The key and its source; `None` when it needs none or none was found.
+    pub found: Option<(SecretValue, KeySource)>,
+}
+
+impl ModelKey {
+    /// Whether a call to the model can authenticate.
+    pub fn is_available(&self) -> bool {
+        self.var.is_none() || self.found.is_some()
+    }
+}
+
+impl Environments {
+    /// The key `model` needs: a house secret named after the provider's variable (shared, or
+    /// authored by `author`, the environment's author), else the worker's environment, else
+    /// its keys folder. Either audience counts: a model key is the control plane's to use.
+    pub async fn model_key(&self, house: HouseId, model: &ModelRef, author: Option<MemberId>) -> Result<ModelKey> {
+        let resolved = resolve_model(model)?;
+        let Some(var) = resolved.key_var() else {
+            return Ok(ModelKey { model: resolved, var: None, found: None });
+        };
+        let name = SecretName::parse(var)?;
+        let from_house = self
+            .vault
+            .resolve(house, std::slice::from_ref(&name))
+            .await?
+            .into_iter()
+            .find(|s| s.meta.shared || Some(s.meta.author_id) == author)
+            .map(|s| s.value);
+        let keys = &self.config.worker_keys;
+        let found = lookup_key(var, from_house, |v| (keys.env)(v), keys.keys_dir.as_deref());
+        Ok(ModelKey { model: resolved, var: Some(var), found })
+    }
+}

@@ -1,0 +1,118 @@
+//! Resolution at dispatch: an environment snapshot's bindings become values, checked against
+//! audience and sharing, plus a GitHub installation token when the App is configured.
+
+use std::fmt;
+
+use arbe_core::{Audience, EnvironmentName, EnvironmentSnapshot, HouseId, RepoRef, SecretName, SecretValue};
+
+use crate::{BindingProblem, EnvError, Environments, Result};
+
+/// The name the installation token is injected under.
+const GITHUB_TOKEN: &str = "GITHUB_TOKEN";
+
+/// What a dispatch in an environment gets: the variables for each command, warnings to record,
+/// and the repo policy. Values print `[redacted]`.
+#[derive(Clone)]
+pub struct Resolution {
+    /// The environment.
+    pub environment: EnvironmentName,
+    /// Variables for every command in the sandbox, by secret name.
+    pub vars: Vec<(SecretName, SecretValue)>,
+    /// Non-fatal problems (missing optional bindings, a token that could not be scoped), in
+    /// words with no value in them.
+    pub warnings: Vec<String>,
+    /// The only repositories a dispatch may clone or push.
+    pub allowed_repos: Vec<RepoRef>,
+}
+
+impl fmt::Debug for Resolution {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Resolution")
+            .field("environment", &self.environment)
+            .field("vars", &self.secret_names())
+            .field("warnings", &self.warnings)
+            .field("allowed_repos", &self.allowed_repos)
+            .finish()
+    }
+}
+
+impl Resolution {
+    /// The names of the resolved variables (for the run's ledger).
+    pub fn secret_names(&self) -> Vec<SecretName> {
+        self.vars.iter().map(|(name, _)| name.clone()).collect()
+    }
+
+    /// Whether a dispatch may clone or push `repo`.
+    pub fn check_repo(&self, repo: &RepoRef) -> Result<()> {
+        if self.allowed_repos.iter().any(|r| r.same_repo(repo)) {
+            Ok(())
+        } else {
+            Err(EnvError::RepoNotAllowed { environment: self.environment.clone(), repo: repo.as_str().to_owned() })
+        }
+    }
+}
+
+impl Environments {
+    /// Resolves `env` (a thread's snapshot) for a dispatch in `house`.
+    ///
+    /// Every required binding must resolve, else the error names each one that does not and
+    /// why; an optional one that does not is a warning. A `capability` secret is never
+    /// returned for injection, and a non-shared secret only for environments of its author.
+    /// With an installation id and a configured GitHub App, a token scoped to the allowed repos
+    /// is minted and injected as `GITHUB_TOKEN` (replacing a bound secret of that name); with
+    /// no App configured this is skipped with one info log line.
+    pub async fn resolve(&self, house: HouseId, env: &EnvironmentSnapshot) -> Result<Resolution> {
+        let names: Vec<SecretName> = env.secret_bindings.iter().map(|b| b.name.clone()).collect();
+        let mut found = self.vault.resolve(house, &names).await?;
+        let mut vars = Vec::with_capacity(names.len() + 1);
+        let mut warnings = Vec::new();
+        let mut problems = Vec::new();
+        for binding in &env.secret_bindings {
+            let problem = match found.iter().position(|s| s.meta.name == binding.name) {
+                None => Some(BindingProblem::Missing),
+                Some(i) => {
+                    let secret = found.swap_remove(i);
+                    if secret.meta.audience == Audience::Capability {
+                        Some(BindingProblem::CapabilityOnly)
+                    } else if !secret.meta.shared && secret.meta.author_id != env.author_id {
+                        Some(BindingProblem::NotShared)
+                    } else {
+                        vars.push((binding.name.clone(), secret.value));
+                        None
+                    }
+                }
+            };
+            match problem {
+                Some(problem) if binding.required => problems.push((binding.name.clone(), problem)),
+                Some(problem) => warnings.push(format!(
+                    "optional secret {} {}; the run goes on without it",
+                    binding.name,
+                    problem.describe()
+                )),
+                None => {}
+            }
+        }
+        if !problems.is_empty() {
+            return Err(EnvError::UnresolvedSecrets { environment: env.name.clone(), problems });
+        }
+        if let Some(installation) = env.github_installation_id {
+            match self.config.github.as_deref() {
+                None => tracing::info!(
+                    environment = %env.id,
+                    "no GitHub App is configured: GITHUB_TOKEN is not minted for this dispatch"
+                ),
+                Some(_) if env.allowed_repos.is_empty() => warnings.push(format!(
+                    "environment {} names a GitHub installation but no allowed repos: no GITHUB_TOKEN was minted",
+                    env.name
+                )),
+                Some(app) => {
+                    let token = app.installation_token(installation, &env.allowed_repos).await?;
+                    let name = SecretName::parse(GITHUB_TOKEN)?;
+                    vars.retain(|(n, _)| *n != name);
+                    vars.push((name, token.token));
+                }
+            }
+        }
+        Ok(Resolution { environment: env.name.clone(), vars, warnings, allowed_repos: env.allowed_repos.clone() })
+    }
+}

@@ -1,0 +1,495 @@
+//! The cases `both_backends!` runs on SQLite and on PostgreSQL.
+
+use std::sync::Arc;
+
+use arbe_core::{
+    Audience, EnvironmentName, ErrorKind, ModelRef, Name, ParentRef, RepoRef, RuntimeName, SandboxState, SecretBinding,
+    SecretName,
+};
+use arbe_env::{
+    BindOutcome, CheckStatus, CreateEnvironment, EnvError, EnvironmentPatch, EnvironmentRef, SandboxRef, WorkerKeys,
+};
+use arbe_runtime::{ExecRequest, ExternalId, Runtime};
+use arbe_store::{NewThread, testkit::TestStore};
+use arbe_vault::SetOptions;
+use zeroize::Zeroizing;
+
+use crate::{Fixture, assert_kind, fake_github, test_app};
+
+fn env_name(s: &str) -> EnvironmentName {
+    EnvironmentName::parse(s).unwrap()
+}
+
+fn by(s: &str) -> EnvironmentRef {
+    EnvironmentRef::parse(s).unwrap()
+}
+
+fn secret(s: &str) -> SecretName {
+    SecretName::parse(s).unwrap()
+}
+
+fn repo(s: &str) -> RepoRef {
+    RepoRef::parse(s).unwrap()
+}
+
+fn binding(name: &str, required: bool) -> SecretBinding {
+    SecretBinding { name: secret(name), required }
+}
+
+async fn set(f: &Fixture, who: &arbe_core::Member, name: &str, value: &str, audience: Audience, shared: bool) {
+    let options = SetOptions { audience: Some(audience), shared: Some(shared) };
+    f.vault.set(who, &secret(name), Zeroizing::new(value.to_owned()), options).await.unwrap();
+}
+
+/// An environment named `name` on a freshly provisioned local sandbox.
+async fn create(f: &Fixture, name: &str, bindings: Vec<SecretBinding>) -> arbe_core::Environment {
+    let mut req = CreateEnvironment::new(env_name(name));
+    req.secrets = bindings;
+    f.envs.create(&f.writer, req).await.unwrap()
+}
+
+async fn sandbox_count(f: &Fixture) -> usize {
+    f.test.store.list_sandboxes(f.house.id, None).await.unwrap().len()
+}
+
+pub(crate) async fn create_with_a_sandbox_adds_the_repo_to_allowed_repos(test: TestStore) {
+    let f = Fixture::new(test).await;
+    let first = create(&f, "first", vec![]).await;
+    let mut req = CreateEnvironment::new(env_name("staging"));
+    req.sandbox = Some(SandboxRef::Id(first.sandbox_id));
+    req.repo = Some(repo("https://github.com/Org/Repo.git"));
+    req.allowed_repos = vec![repo("org/repo"), repo("org/other")];
+    req.secrets = vec![binding("OPENROUTER_API_KEY", true), binding("NICE_TO_HAVE_KEY", false)];
+    let env = f.envs.create(&f.writer, req).await.unwrap();
+    assert_eq!(env.sandbox_id, first.sandbox_id);
+    assert_eq!(env.runtime.as_str(), "local");
+    assert_eq!(env.author_id, f.writer.id);
+    assert_eq!(env.default_repo, Some(repo("https://github.com/Org/Repo")));
+    // The repo joins the allowed list once (GitHub compares names without case).
+    assert_eq!(env.allowed_repos, [repo("org/repo"), repo("org/other")]);
+    assert_eq!(env.secret_bindings, [binding("OPENROUTER_API_KEY", true), binding("NICE_TO_HAVE_KEY", false)]);
+    // By sandbox name too; no new sandbox was provisioned for either.
+    let sandbox = f.test.store.sandbox(f.house.id, first.sandbox_id).await.unwrap();
+    let mut req = CreateEnvironment::new(env_name("by-name"));
+    req.sandbox = Some(SandboxRef::parse(sandbox.name.as_str()).unwrap());
+    assert_eq!(f.envs.create(&f.writer, req).await.unwrap().sandbox_id, first.sandbox_id);
+    assert_eq!(sandbox_count(&f).await, 1);
+}
+
+pub(crate) async fn create_without_a_sandbox_provisions_one_on_the_runtime(test: TestStore) {
+    let f = Fixture::new(test).await;
+    let env = create(&f, "prod", vec![]).await;
+    let sandbox = f.test.store.sandbox(f.house.id, env.sandbox_id).await.unwrap();
+    assert_eq!(sandbox.state, SandboxState::Started);
+    assert!(sandbox.name.as_str().starts_with("prod-"), "{}", sandbox.name);
+    // It is real: the runtime runs commands in it.
+    let id = ExternalId(sandbox.external_id.clone().unwrap());
+    let out = f.local.exec(&id, ExecRequest::shell("echo hello from $PWD"), &mut ()).await.unwrap();
+    assert_eq!(out.exit_code, Some(0));
+    assert!(out.stdout_text().starts_with("hello from"));
+    // Naming the default runtime explicitly does the same; an unconfigured one says why.
+    let mut req = CreateEnvironment::new(env_name("other"));
+    req.runtime = Some(RuntimeName::parse("docker").unwrap());
+    let err = assert_kind(f.envs.create(&f.writer, req).await, ErrorKind::Misconfigured);
+    assert!(err.to_string().contains("runtime docker is not configured: no Docker engine in this test"), "{err}");
+    assert_eq!(sandbox_count(&f).await, 1);
+}
+
+pub(crate) async fn names_are_unique_without_case_and_lookups_ignore_case(test: TestStore) {
+    let f = Fixture::new(test).await;
+    let env = create(&f, "Prod", vec![]).await;
+    for name in ["prod", "PROD", "Prod"] {
+        assert_eq!(f.envs.view(&f.reader, &by(name)).await.unwrap().id, env.id);
+    }
+    assert_eq!(f.envs.view(&f.reader, &by(&env.id.to_string())).await.unwrap().name.as_str(), "Prod");
+    let before = sandbox_count(&f).await;
+    let err =
+        assert_kind(f.envs.create(&f.writer, CreateEnvironment::new(env_name("PROD"))).await, ErrorKind::Conflict);
+    assert!(err.to_string().contains("already exists"), "{err}");
+    // The clash is found before a sandbox is provisioned for it.
+    assert_eq!(sandbox_count(&f).await, before);
+    let list = f.envs.list(&f.reader).await.unwrap();
+    assert_eq!(list.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["Prod"]);
+}
+
+pub(crate) async fn bad_input_names_the_field_and_changes_nothing(test: TestStore) {
+    let f = Fixture::new(test).await;
+    let env = create(&f, "prod", vec![]).await;
+    let before = (sandbox_count(&f).await, f.envs.list(&f.reader).await.unwrap());
+
+    let mut req = CreateEnvironment::new(env_name("dupe"));
+    req.secrets = vec![binding("A_KEY", true), binding("A_KEY", false)];
+    let err = assert_kind(f.envs.create(&f.writer, req).await, ErrorKind::InvalidInput);
+    assert_eq!(
+        err.to_string(),
+        "invalid secret binding A_KEY: must be listed once (as required or as optional, not both)"
+    );
+
+    let mut req = CreateEnvironment::new(env_name("mismatch"));
+    req.sandbox = Some(SandboxRef::Id(env.sandbox_id));
+    req.runtime = Some(RuntimeName::parse("docker").unwrap());
+    let err = assert_kind(f.envs.create(&f.writer, req).await, ErrorKind::InvalidInput);
+    assert!(err.to_string().starts_with("invalid runtime: must match the runtime of sandbox prod-"), "{err}");
+
+    let mut req = CreateEnvironment::new(env_name("gh"));
+    req.github_installation_id = Some(-3);
+    let err = assert_kind(f.envs.create(&f.writer, req).await, ErrorKind::InvalidInput);
+    assert_eq!(err.to_string(), "invalid github_installation_id: must be a positive integer");
+
+    let mut req = CreateEnvironment::new(env_name("nosuch"));
+    req.sandbox = Some(SandboxRef::parse("no-such-box").unwrap());
+    assert_kind(f.envs.create(&f.writer, req).await, ErrorKind::NotFound);
+
+    let patch =
+        EnvironmentPatch { secret_bindings: Some(vec![binding("X", true), binding("X", true)]), ..Default::default() };
+    assert_kind(f.envs.update(&f.writer, &by("prod"), patch).await, ErrorKind::InvalidInput);
+
+    // Parse errors name the field and never echo the input.
+    let err = EnvironmentName::parse("sk-live secret!").unwrap_err().to_string();
+    assert!(err.starts_with("invalid environment name:") && !err.contains("sk-live"), "{err}");
+
+    assert_eq!((sandbox_count(&f).await, f.envs.list(&f.reader).await.unwrap()), before);
+}
+
+pub(crate) async fn bind_secret_is_idempotent_and_upgrades_or_downgrades(test: TestStore) {
+    let f = Fixture::new(test).await;
+    create(&f, "prod", vec![]).await;
+    let (env, outcome) = f.envs.bind_secret(&f.writer, &by("prod"), secret("GITHUB_TOKEN"), true).await.unwrap();
+    assert_eq!(outcome, BindOutcome::Added);
+    let updated = env.updated_at;
+    let (env, outcome) = f.envs.bind_secret(&f.writer, &by("PROD"), secret("GITHUB_TOKEN"), true).await.unwrap();
+    assert_eq!(outcome, BindOutcome::Unchanged);
+    assert_eq!(env.updated_at, updated, "a no-op bind writes nothing");
+    let (env, outcome) = f.envs.bind_secret(&f.writer, &by("prod"), secret("GITHUB_TOKEN"), false).await.unwrap();
+    assert_eq!(outcome, BindOutcome::Changed);
+    assert_eq!(env.secret_bindings, [binding("GITHUB_TOKEN", false)]);
+    let (env, outcome) = f.envs.bind_secret(&f.writer, &by("prod"), secret("GITHUB_TOKEN"), true).await.unwrap();
+    assert_eq!(outcome, BindOutcome::Changed);
+    assert_eq!(env.secret_bindings, [binding("GITHUB_TOKEN", true)]);
+    // Stored, not just returned.
+    assert_eq!(f.envs.view(&f.reader, &by("prod")).await.unwrap().secret_bindings, [binding("GITHUB_TOKEN", true)]);
+}
+
+pub(crate) async fn unbind_secret_removes_only_that_binding(test: TestStore) {
+    let f = Fixture::new(test).await;
+    create(&f, "prod", vec![binding("A_KEY", true), binding("B_KEY", false)]).await;
+    let (env, removed) = f.envs.unbind_secret(&f.writer, &by("prod"), &secret("A_KEY")).await.unwrap();
+    assert!(removed);
+    assert_eq!(env.secret_bindings, [binding("B_KEY", false)]);
+    let (env, removed) = f.envs.unbind_secret(&f.writer, &by("prod"), &secret("A_KEY")).await.unwrap();
+    assert!(!removed);
+    assert_eq!(env.secret_bindings, [binding("B_KEY", false)]);
+}
+
+pub(crate) async fn roles_follow_the_rule_table_and_houses_are_isolated(test: TestStore) {
+    let f = Fixture::new(test).await;
+    create(&f, "prod", vec![]).await;
+    let err = assert_kind(f.envs.create(&f.reader, CreateEnvironment::new(env_name("x"))).await, ErrorKind::Forbidden);
+    assert_eq!(err.to_string(), "a reader may not create or change environments (it takes writer)");
+    assert_kind(f.envs.bind_secret(&f.reader, &by("prod"), secret("K"), true).await, ErrorKind::Forbidden);
+    let err = assert_kind(f.envs.delete(&f.writer, &by("prod")).await, ErrorKind::Forbidden);
+    assert_eq!(err.to_string(), "a writer may not delete environments (it takes owner)");
+    assert!(f.envs.view(&f.reader, &by("prod")).await.is_ok());
+    // Another house sees nothing, by name or by id: not found, never forbidden.
+    let store = &f.test.store;
+    let other = store.create_house(&Name::parse("other").unwrap()).await.unwrap();
+    let stranger = store.add_member(other.id, &Name::parse("owner").unwrap(), arbe_core::Role::Owner).await.unwrap();
+    let env = f.envs.view(&f.reader, &by("prod")).await.unwrap();
+    assert_kind(f.envs.view(&stranger, &by("prod")).await, ErrorKind::NotFound);
+    assert_kind(f.envs.view(&stranger, &by(&env.id.to_string())).await, ErrorKind::NotFound);
+    assert_kind(f.envs.delete(&stranger, &by(&env.id.to_string())).await, ErrorKind::NotFound);
+    assert!(f.envs.list(&stranger).await.unwrap().is_empty());
+    // Nor can it borrow this house's sandbox.
+    let mut req = CreateEnvironment::new(env_name("borrow"));
+    req.sandbox = Some(SandboxRef::Id(env.sandbox_id));
+    assert_kind(f.envs.create(&stranger, req).await, ErrorKind::NotFound);
+}
+
+pub(crate) async fn soft_delete_hides_the_row_but_not_the_thread_snapshot(test: TestStore) {
+    let f = Fixture::new(test).await;
+    let env = create(&f, "prod", vec![binding("A_KEY", true)]).await;
+    let thread = f
+        .test
+        .store
+        .create_thread(NewThread {
+            house_id: f.house.id,
+            author_id: f.writer.id,
+            parent: ParentRef::parse("general").unwrap(),
+            environment: Some(&env),
+            model_override: None,
+            agent_ids: vec![],
+        })
+        .await
+        .unwrap();
+    f.envs.delete(&f.owner, &by("prod")).await.unwrap();
+    assert_kind(f.envs.view(&f.reader, &by("prod")).await, ErrorKind::NotFound);
+    assert!(f.envs.list(&f.reader).await.unwrap().is_empty());
+    assert_kind(f.envs.delete(&f.owner, &by("prod")).await, ErrorKind::NotFound);
+    // The thread keeps its snapshot, and still points at the (soft-deleted) row.
+    let thread = f.test.store.thread(f.house.id, thread.id).await.unwrap();
+    assert_eq!(thread.environment, Some(env.snapshot()));
+    assert_eq!(thread.environment_id, Some(env.id));
+    // The name is free again.
+    let again = create(&f, "PROD", vec![]).await;
+    assert_ne!(again.id, env.id);
+}
+
+pub(crate) async fn purge_sets_thread_environment_null_and_keeps_the_snapshot(test: TestStore) {
+    let f = Fixture::new(test).await;
+    let env = create(&f, "prod", vec![]).await;
+    let thread = f
+        .test
+        .store
+        .create_thread(NewThread {
+            house_id: f.house.id,
+            author_id: f.writer.id,
+            parent: ParentRef::parse("general").unwrap(),
+            environment: Some(&env),
+            model_override: None,
+            agent_ids: vec![],
+        })
+        .await
+        .unwrap();
+    f.envs
+        .update(&f.writer, &by("prod"), EnvironmentPatch { name: Some(env_name("renamed")), ..Default::default() })
+        .await
+        .unwrap();
+    f.test.store.purge_environment(f.house.id, env.id).await.unwrap();
+    let thread = f.test.store.thread(f.house.id, thread.id).await.unwrap();
+    assert_eq!(thread.environment_id, None, "ON DELETE SET NULL");
+    assert_eq!(thread.environment.unwrap().name.as_str(), "prod", "the snapshot is as it was at creation");
+}
+
+pub(crate) async fn patch_changes_only_the_fields_given(test: TestStore) {
+    let f = Fixture::new(test).await;
+    let env = create(&f, "prod", vec![binding("A_KEY", true)]).await;
+    let other = create(&f, "spare", vec![]).await;
+    let patch = EnvironmentPatch {
+        default_repo: Some(Some(repo("org/app"))),
+        github_installation_id: Some(Some(7)),
+        sandbox: Some(SandboxRef::Id(other.sandbox_id)),
+        ..Default::default()
+    };
+    let updated = f.envs.update(&f.writer, &by("prod"), patch).await.unwrap();
+    assert_eq!(updated.default_repo, Some(repo("org/app")));
+    assert_eq!(updated.allowed_repos, [repo("org/app")]);
+    assert_eq!(updated.github_installation_id, Some(7));
+    assert_eq!(updated.sandbox_id, other.sandbox_id);
+    assert_eq!((updated.name.as_str(), &updated.secret_bindings), ("prod", &env.secret_bindings));
+    let cleared = f
+        .envs
+        .update(&f.writer, &by("prod"), EnvironmentPatch { github_installation_id: Some(None), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(cleared.github_installation_id, None);
+    assert_eq!(cleared.default_repo, Some(repo("org/app")));
+    // Renaming onto another live name is a conflict.
+    let patch = EnvironmentPatch { name: Some(env_name("SPARE")), ..Default::default() };
+    assert_kind(f.envs.update(&f.writer, &by("prod"), patch).await, ErrorKind::Conflict);
+}
+
+pub(crate) async fn resolve_names_every_missing_required_secret_at_once(test: TestStore) {
+    let f = Fixture::new(test).await;
+    set(&f, &f.writer, "PRESENT", "v1", Audience::Environment, true).await;
+    let env = create(
+        &f,
+        "prod",
+        vec![
+            binding("PRESENT", true),
+            binding("MISSING_ONE", true),
+            binding("MISSING_TWO", true),
+            binding("OPT", false),
+        ],
+    )
+    .await;
+    let err = f.envs.resolve(f.house.id, &env.snapshot()).await.unwrap_err();
+    let EnvError::UnresolvedSecrets { problems, .. } = &err else { panic!("{err:?}") };
+    assert_eq!(problems.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["MISSING_ONE", "MISSING_TWO"]);
+    assert_eq!(
+        err.to_string(),
+        "environment prod cannot dispatch: required secrets MISSING_ONE is not set in the house; \
+         MISSING_TWO is not set in the house"
+    );
+    assert_eq!(arbe_core::Classify::kind(&err), ErrorKind::InvalidInput);
+    assert!(!format!("{err:?}").contains("v1"));
+}
+
+pub(crate) async fn resolve_returns_values_and_warns_on_missing_optional(test: TestStore) {
+    let f = Fixture::new(test).await;
+    set(&f, &f.writer, "OPENROUTER_API_KEY", "sk-or-canary", Audience::Environment, true).await;
+    set(&f, &f.writer, "GITHUB_TOKEN", "ghp-canary", Audience::Environment, false).await;
+    let env = create(
+        &f,
+        "prod",
+        vec![binding("OPENROUTER_API_KEY", true), binding("GITHUB_TOKEN", true), binding("NICE_TO_HAVE_KEY", false)],
+    )
+    .await;
+    let res = f.envs.resolve(f.house.id, &env.snapshot()).await.unwrap();
+    let vars: Vec<_> = res.vars.iter().map(|(n, v)| (n.as_str(), v.expose())).collect();
+    assert_eq!(vars, [("OPENROUTER_API_KEY", "sk-or-canary"), ("GITHUB_TOKEN", "ghp-canary")]);
+    assert_eq!(res.warnings, ["optional secret NICE_TO_HAVE_KEY is not set in the house; the run goes on without it"]);
+    let debug = format!("{res:?}");
+    assert!(!debug.contains("canary") && debug.contains("GITHUB_TOKEN"), "{debug}");
+    // A rotation is picked up at the next dispatch.
+    set(&f, &f.writer, "GITHUB_TOKEN", "ghp-rotated", Audience::Environment, false).await;
+    let res = f.envs.resolve(f.house.id, &env.snapshot()).await.unwrap();
+    assert_eq!(res.vars[1].1.expose(), "ghp-rotated");
+}
+
+pub(crate) async fn resolve_never_injects_capability_or_another_authors_secret(test: TestStore) {
+    let f = Fixture::new(test).await;
+    set(&f, &f.owner, "CAP_KEY", "cap-value", Audience::Capability, true).await;
+    set(&f, &f.owner, "OWNERS_OWN", "owner-value", Audience::Environment, false).await;
+    set(&f, &f.writer, "WRITERS_OWN", "writer-value", Audience::Environment, false).await;
+    // The writer's environment: the owner's unshared secret and any capability secret fail.
+    let env =
+        create(&f, "prod", vec![binding("CAP_KEY", true), binding("OWNERS_OWN", true), binding("WRITERS_OWN", true)])
+            .await;
+    let err = f.envs.resolve(f.house.id, &env.snapshot()).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "environment prod cannot dispatch: required secrets CAP_KEY has audience capability and is never \
+         injected into sandboxes; OWNERS_OWN is not shared and belongs to another member than the environment's author"
+    );
+    // As optional bindings they are warnings, and only the writer's own secret resolves.
+    let patch = EnvironmentPatch {
+        secret_bindings: Some(vec![
+            binding("CAP_KEY", false),
+            binding("OWNERS_OWN", false),
+            binding("WRITERS_OWN", true),
+        ]),
+        ..Default::default()
+    };
+    let env = f.envs.update(&f.writer, &by("prod"), patch).await.unwrap();
+    let res = f.envs.resolve(f.house.id, &env.snapshot()).await.unwrap();
+    assert_eq!(res.secret_names(), [secret("WRITERS_OWN")]);
+    assert_eq!(res.warnings.len(), 2);
+    // The repo policy comes with the resolution.
+    assert_eq!(arbe_core::Classify::kind(&res.check_repo(&repo("org/app")).unwrap_err()), ErrorKind::InvalidInput);
+}
+
+pub(crate) async fn resolve_mints_a_scoped_github_token_and_caches_it(test: TestStore) {
+    let (url, seen) = fake_github::start().await;
+    let f = Fixture::with(test, Some(Arc::new(test_app(&url))), WorkerKeys::none()).await;
+    set(&f, &f.writer, "GITHUB_TOKEN", "ghp-bound", Audience::Environment, true).await;
+    let mut req = CreateEnvironment::new(env_name("prod"));
+    req.repo = Some(repo("https://github.com/org/app"));
+    req.allowed_repos = vec![repo("org/lib")];
+    req.github_installation_id = Some(7);
+    req.secrets = vec![binding("GITHUB_TOKEN", false)];
+    let env = f.envs.create(&f.writer, req).await.unwrap();
+    let res = f.envs.resolve(f.house.id, &env.snapshot()).await.unwrap();
+    // The minted token replaces the bound secret of the same name.
+    let vars: Vec<_> = res.vars.iter().map(|(n, v)| (n.as_str(), v.expose())).collect();
+    assert_eq!(vars, [("GITHUB_TOKEN", "ghs_fake1_7")]);
+    assert!(res.check_repo(&repo("git@github.com:org/lib.git")).is_ok());
+    assert!(res.check_repo(&repo("org/secret-repo")).is_err());
+    f.envs.resolve(f.house.id, &env.snapshot()).await.unwrap();
+    let seen = seen.lock().unwrap();
+    assert!(seen.problems.is_empty(), "{:?}", seen.problems);
+    assert_eq!(seen.token_requests, [(7, serde_json::json!({"repositories": ["app", "lib"]}))], "cached");
+}
+
+pub(crate) async fn resolve_without_a_github_app_skips_the_token(test: TestStore) {
+    let f = Fixture::new(test).await;
+    let mut req = CreateEnvironment::new(env_name("prod"));
+    req.repo = Some(repo("org/app"));
+    req.github_installation_id = Some(7);
+    let env = f.envs.create(&f.writer, req).await.unwrap();
+    let res = f.envs.resolve(f.house.id, &env.snapshot()).await.unwrap();
+    assert!(res.vars.is_empty() && res.warnings.is_empty());
+    assert_kind(f.envs.github_installations(&f.reader).await, ErrorKind::Unsupported);
+}
+
+pub(crate) async fn model_key_prefers_the_house_then_the_worker(test: TestStore) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ANTHROPIC_API_KEY"), "sk-ant-file\n").unwrap();
+    let keys = WorkerKeys::new(
+        |var| (var == "OPENAI_API_KEY").then(|| "sk-openai-env".to_owned()),
+        Some(dir.path().to_owned()),
+    );
+    let f = Fixture::with(test, None, keys).await;
+    let house = f.house.id;
+    let model = |s: &str| ModelRef::parse(s).unwrap();
+    let key = f.envs.model_key(house, &ModelRef::default(), None).await.unwrap();
+    assert_eq!(key.var, Some("OPENROUTER_API_KEY"));
+    assert!(!key.is_available());
+    set(&f, &f.owner, "OPENROUTER_API_KEY", "sk-or-house", Audience::Capability, true).await;
+    let key = f.envs.model_key(house, &ModelRef::default(), None).await.unwrap();
+    let (value, source) = key.found.unwrap();
+    assert_eq!((value.expose(), source.to_string().as_str()), ("sk-or-house", "house secret"));
+    let key = f.envs.model_key(house, &model("openai/gpt-4o-mini"), None).await.unwrap();
+    assert_eq!(key.found.unwrap().1.to_string(), "environment variable");
+    let key = f.envs.model_key(house, &model("anthropic/claude-haiku-4-5"), None).await.unwrap();
+    assert_eq!(key.found.unwrap().0.expose(), "sk-ant-file");
+    let key = f.envs.model_key(house, &model("ollama/llama3.2"), None).await.unwrap();
+    assert!(key.var.is_none() && key.is_available());
+    // A member's unshared key serves only that member's environments.
+    set(&f, &f.writer, "GEMINI_API_KEY", "gem-writer", Audience::Capability, false).await;
+    assert!(
+        f.envs.model_key(house, &model("gemini/gemini-2.5-flash"), Some(f.owner.id)).await.unwrap().found.is_none()
+    );
+    assert!(
+        f.envs.model_key(house, &model("gemini/gemini-2.5-flash"), Some(f.writer.id)).await.unwrap().found.is_some()
+    );
+}
+
+pub(crate) async fn diagnose_lists_blockers_warnings_and_sources(test: TestStore) {
+    let f = Fixture::new(test).await;
+    create(&f, "prod", vec![binding("GITHUB_TOKEN", true), binding("NICE_TO_HAVE_KEY", false)]).await;
+    let d = f.envs.diagnose(&f.reader, &by("prod"), &ModelRef::default()).await.unwrap();
+    let lines: Vec<_> = d.checks.iter().map(|c| (c.name.as_str(), c.status)).collect();
+    assert_eq!(
+        lines,
+        [
+            ("runtime local", CheckStatus::Ok),
+            (d.checks[1].name.as_str(), CheckStatus::Ok),
+            ("secret GITHUB_TOKEN", CheckStatus::Blocker),
+            ("secret NICE_TO_HAVE_KEY", CheckStatus::Warning),
+            ("model key OPENROUTER_API_KEY", CheckStatus::Blocker),
+            ("repo policy", CheckStatus::Ok),
+            ("github app", CheckStatus::Ok),
+        ]
+    );
+    assert!(d.checks[1].name.starts_with("sandbox prod-"));
+    assert!(!d.is_ok());
+    assert!(d.checks[2].detail.contains("arbe secret set GITHUB_TOKEN"), "{}", d.checks[2].detail);
+    // Set what was missing: no blockers, and the key's source is named (never its value).
+    set(&f, &f.writer, "GITHUB_TOKEN", "ghp-diag-canary", Audience::Environment, true).await;
+    set(&f, &f.writer, "OPENROUTER_API_KEY", "sk-diag-canary", Audience::Environment, true).await;
+    let d = f.envs.diagnose(&f.reader, &by("prod"), &ModelRef::default()).await.unwrap();
+    assert!(d.is_ok(), "{d:?}");
+    let key_line = d.checks.iter().find(|c| c.name == "model key OPENROUTER_API_KEY").unwrap();
+    assert_eq!(key_line.detail, "for openrouter/anthropic/claude-haiku-4.5, from the house secret");
+    assert!(!format!("{d:?}").contains("canary"));
+    // A stopped sandbox is a warning (dispatch starts it); nothing was started by diagnose.
+    let env = f.envs.view(&f.reader, &by("prod")).await.unwrap();
+    let sandbox = f.test.store.sandbox(f.house.id, env.sandbox_id).await.unwrap();
+    let id = ExternalId(sandbox.external_id.unwrap());
+    f.local.stop(&id).await.unwrap();
+    let d = f.envs.diagnose(&f.reader, &by("prod"), &ModelRef::default()).await.unwrap();
+    assert_eq!(d.checks[1].status, CheckStatus::Warning, "{:?}", d.checks[1]);
+    assert_eq!(f.local.get(&id).await.unwrap().state, SandboxState::Stopped);
+}
+
+pub(crate) async fn ensure_sandbox_starts_a_stopped_sandbox_and_reprovisions_a_lost_one(test: TestStore) {
+    let f = Fixture::new(test).await;
+    let env = create(&f, "prod", vec![]).await;
+    let sandbox = f.test.store.sandbox(f.house.id, env.sandbox_id).await.unwrap();
+    let id = ExternalId(sandbox.external_id.clone().unwrap());
+    f.local.put_file(&id, "notes.txt", b"kept").await.unwrap();
+    f.local.stop(&id).await.unwrap();
+    let ready = f.envs.ensure_sandbox(f.house.id, env.sandbox_id).await.unwrap();
+    assert_eq!(ready.external_id, id);
+    assert_eq!(f.local.get(&id).await.unwrap().state, SandboxState::Started);
+    assert_eq!(f.local.get_file(&id, "notes.txt").await.unwrap(), b"kept");
+    // Gone from the runtime behind arbe's back: provisioned again on demand.
+    f.local.destroy(&id).await.unwrap();
+    let ready = f.envs.ensure_sandbox(f.house.id, env.sandbox_id).await.unwrap();
+    let out = ready.runtime.exec(&ready.external_id, ExecRequest::shell("echo ok"), &mut ()).await.unwrap();
+    assert_eq!(out.stdout_text(), "ok\n");
+    // Destroyed through arbe: the row says so, and it is not brought back.
+    f.envs.destroy_sandbox(f.house.id, env.sandbox_id).await.unwrap();
+    assert_eq!(f.test.store.sandbox(f.house.id, env.sandbox_id).await.unwrap().state, SandboxState::Destroyed);
+    assert_kind(f.envs.ensure_sandbox(f.house.id, env.sandbox_id).await, ErrorKind::NotFound);
+}

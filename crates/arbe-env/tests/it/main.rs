@@ -1,0 +1,101 @@
+//! arbe-env's behaviour: seed 001's rules and resolution on both backends (with the local
+//! runtime for sandboxes), and the GitHub App against PyJWT and a local fake of GitHub.
+
+mod cases;
+mod fake_github;
+mod github;
+
+use std::sync::Arc;
+
+use arbe_core::{Classify, ErrorKind, House, Member, Name, Role, RuntimeName};
+use arbe_env::{EnvConfig, Environments, GitHubApp, GitHubAppConfig, WorkerKeys};
+use arbe_runtime::RuntimeRegistry;
+use arbe_runtime_local::{LocalConfig, LocalRuntime};
+use arbe_store::testkit::TestStore;
+use arbe_vault::{MasterKey, MasterKeys, Vault};
+
+arbe_store::both_backends!(cases =>
+    create_with_a_sandbox_adds_the_repo_to_allowed_repos,
+    create_without_a_sandbox_provisions_one_on_the_runtime,
+    names_are_unique_without_case_and_lookups_ignore_case,
+    bad_input_names_the_field_and_changes_nothing,
+    bind_secret_is_idempotent_and_upgrades_or_downgrades,
+    unbind_secret_removes_only_that_binding,
+    roles_follow_the_rule_table_and_houses_are_isolated,
+    soft_delete_hides_the_row_but_not_the_thread_snapshot,
+    purge_sets_thread_environment_null_and_keeps_the_snapshot,
+    patch_changes_only_the_fields_given,
+    resolve_names_every_missing_required_secret_at_once,
+    resolve_returns_values_and_warns_on_missing_optional,
+    resolve_never_injects_capability_or_another_authors_secret,
+    resolve_mints_a_scoped_github_token_and_caches_it,
+    resolve_without_a_github_app_skips_the_token,
+    model_key_prefers_the_house_then_the_worker,
+    diagnose_lists_blockers_warnings_and_sources,
+    ensure_sandbox_starts_a_stopped_sandbox_and_reprovisions_a_lost_one,
+);
+
+pub(crate) const TEST_KEY: &str = include_str!("fixtures/github-app-test-key.pem");
+pub(crate) const TEST_PUBLIC_KEY: &str = include_str!("fixtures/github-app-test-key.pub.pem");
+
+/// Everything a case needs: a store, a vault, the service with a local runtime, and a house
+/// with an owner, a writer and a reader.
+pub(crate) struct Fixture {
+    pub(crate) test: TestStore,
+    pub(crate) vault: Vault,
+    pub(crate) envs: Environments,
+    pub(crate) house: House,
+    pub(crate) owner: Member,
+    pub(crate) writer: Member,
+    pub(crate) reader: Member,
+    pub(crate) local: Arc<LocalRuntime>,
+    _workspaces: tempfile::TempDir,
+}
+
+impl Fixture {
+    pub(crate) async fn new(test: TestStore) -> Self {
+        Self::with(test, None, WorkerKeys::none()).await
+    }
+
+    pub(crate) async fn with(test: TestStore, github: Option<Arc<GitHubApp>>, worker_keys: WorkerKeys) -> Self {
+        let store = test.store.clone();
+        let vault = Vault::new(store.clone(), MasterKeys::new(MasterKey::generate()));
+        let workspaces = tempfile::tempdir().unwrap();
+        let local = Arc::new(LocalRuntime::new(LocalConfig::new(workspaces.path())));
+        let mut registry = RuntimeRegistry::new();
+        registry.register(local.clone());
+        registry.unavailable("docker", "no Docker engine in this test");
+        let envs = Environments::new(
+            store.clone(),
+            vault.clone(),
+            Arc::new(registry),
+            EnvConfig { default_runtime: RuntimeName::parse("local").unwrap(), github, worker_keys },
+        );
+        let house = store.create_house(&Name::parse("acme").unwrap()).await.unwrap();
+        let owner = store.add_member(house.id, &Name::parse("olive").unwrap(), Role::Owner).await.unwrap();
+        let writer = store.add_member(house.id, &Name::parse("wes").unwrap(), Role::Writer).await.unwrap();
+        let reader = store.add_member(house.id, &Name::parse("rita").unwrap(), Role::Reader).await.unwrap();
+        Self { test, vault, envs, house, owner, writer, reader, local, _workspaces: workspaces }
+    }
+}
+
+/// A GitHub App on the test key, pointed at `api_url`.
+pub(crate) fn test_app(api_url: &str) -> GitHubApp {
+    GitHubApp::new(&GitHubAppConfig {
+        app_id: "424242".into(),
+        private_key_pem: arbe_core::SecretValue::new(TEST_KEY.into()).unwrap(),
+        api_url: api_url.into(),
+    })
+    .unwrap()
+}
+
+#[track_caller]
+pub(crate) fn assert_kind<T: std::fmt::Debug>(res: arbe_env::Result<T>, kind: ErrorKind) -> arbe_env::EnvError {
+    match res {
+        Ok(v) => panic!("expected {kind}, got Ok({v:?})"),
+        Err(err) => {
+            assert_eq!(err.kind(), kind, "{err}");
+            err
+        }
+    }
+}
