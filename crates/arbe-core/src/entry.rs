@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     agent::ModelRef,
     error::{ErrorClass, InvalidInput},
-    ids::{AgentId, EntryId, MemberId, ThreadId},
+    ids::{AgentId, EntryId, JobId, MemberId, ThreadId},
     names::SecretName,
     thread::ThreadStatus,
 };
@@ -147,6 +147,9 @@ pub enum EntryBody {
     Status {
         /// The new status.
         status: ThreadStatus,
+        /// The dispatch job it belongs to (absent on entries written outside a dispatch).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        job: Option<JobId>,
         /// On a terminal status, what the run cost.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ledger: Option<Ledger>,

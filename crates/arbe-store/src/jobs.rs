@@ -102,7 +102,8 @@ impl Store {
     }
 
     /// Claims the oldest queued job for `owner` with a lease of `lease`, or `None` when the
-    /// queue is empty. Concurrent claimers never get the same job.
+    /// queue is empty. Concurrent claimers never get the same job, and a thread's jobs run one
+    /// at a time: a job waits while another job of its thread is running.
     pub async fn claim_job(&self, owner: &str, lease: Duration) -> Result<Option<DispatchJob>> {
         let at = now();
         let row: Option<JobRow> = match &self.write {
@@ -111,7 +112,9 @@ impl Store {
                 sqlx::query_as(concat!(
                     "UPDATE dispatch_jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2, \
                      attempts = attempts + 1, updated_at = $3 \
-                     WHERE id = (SELECT id FROM dispatch_jobs WHERE state = 'queued' ORDER BY id LIMIT 1) \
+                     WHERE id = (SELECT q.id FROM dispatch_jobs q WHERE q.state = 'queued' AND NOT EXISTS \
+                                 (SELECT 1 FROM dispatch_jobs r WHERE r.thread_id = q.thread_id AND r.state = 'running') \
+                                 ORDER BY q.id LIMIT 1) \
                      RETURNING ",
                     job_columns!()
                 ))
@@ -126,8 +129,9 @@ impl Store {
                 sqlx::query_as(concat!(
                     "UPDATE dispatch_jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2, \
                      attempts = attempts + 1, updated_at = $3 \
-                     WHERE id = (SELECT id FROM dispatch_jobs WHERE state = 'queued' ORDER BY id LIMIT 1 \
-                                 FOR UPDATE SKIP LOCKED) \
+                     WHERE id = (SELECT q.id FROM dispatch_jobs q WHERE q.state = 'queued' AND NOT EXISTS \
+                                 (SELECT 1 FROM dispatch_jobs r WHERE r.thread_id = q.thread_id AND r.state = 'running') \
+                                 ORDER BY q.id LIMIT 1 FOR UPDATE SKIP LOCKED) \
                      RETURNING ",
                     job_columns!()
                 ))
@@ -135,10 +139,32 @@ impl Store {
                 .bind(lease_until(lease))
                 .bind(at)
                 .fetch_optional(pool)
-                .await?
+                .await
+                .or_else(|err| match err.as_database_error() {
+                    // Another worker claimed a job of the same thread at the same moment: the
+                    // thread is busy, so this claim takes nothing.
+                    Some(db) if db.is_unique_violation() => Ok(None),
+                    _ => Err(err),
+                })?
             }
         };
         row.map(TryInto::try_into).transpose()
+    }
+
+    /// A thread's jobs, oldest first.
+    pub async fn jobs_of_thread(&self, house: HouseId, thread: ThreadId) -> Result<Vec<DispatchJob>> {
+        let rows: Vec<JobRow> = on!(&self.read, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                job_columns!(),
+                " FROM dispatch_jobs WHERE house_id = $1 AND thread_id = $2 ORDER BY id"
+            ))
+            .bind(house.as_uuid())
+            .bind(thread.as_uuid())
+            .fetch_all(pool)
+            .await
+        })?;
+        rows.into_iter().map(TryInto::try_into).collect()
     }
 
     /// Extends `owner`'s lease on a running job (the worker's heartbeat).
@@ -200,22 +226,22 @@ impl Store {
         Ok(n)
     }
 
-    /// Cancels a thread's jobs: queued ones at once, running ones by flagging them for their
-    /// worker, which sees the flag at its next heartbeat. Returns how many jobs it touched.
-    pub async fn cancel_jobs(&self, house: HouseId, thread: ThreadId) -> Result<u64> {
+    /// Cancels a thread's jobs: queued ones at once (their ids are returned, so the caller can
+    /// record that they ended), running ones by flagging them for their worker, which sees the
+    /// flag at its next heartbeat.
+    pub async fn cancel_jobs(&self, house: HouseId, thread: ThreadId) -> Result<CancelledJobs> {
         let at = now();
-        let n = on!(&self.write, |pool| {
+        on!(&self.write, |pool| {
             let mut tx = pool.begin().await?;
-            let queued = sqlx::query(
+            let queued: Vec<Uuid> = sqlx::query_scalar(
                 "UPDATE dispatch_jobs SET state = 'cancelled', updated_at = $3 \
-                 WHERE house_id = $1 AND thread_id = $2 AND state = 'queued'",
+                 WHERE house_id = $1 AND thread_id = $2 AND state = 'queued' RETURNING id",
             )
             .bind(house.as_uuid())
             .bind(thread.as_uuid())
             .bind(at)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            .fetch_all(&mut *tx)
+            .await?;
             let running = sqlx::query(
                 "UPDATE dispatch_jobs SET cancel_requested = TRUE, updated_at = $3 \
                  WHERE house_id = $1 AND thread_id = $2 AND state = 'running' AND NOT cancel_requested",
@@ -227,8 +253,18 @@ impl Store {
             .await?
             .rows_affected();
             tx.commit().await?;
-            Ok::<_, StoreError>(queued + running)
-        })?;
-        Ok(n)
+            let mut queued: Vec<JobId> = queued.into_iter().map(JobId::from_uuid).collect();
+            queued.sort();
+            Ok::<_, StoreError>(CancelledJobs { queued, running })
+        })
     }
+}
+
+/// What cancelling a thread's jobs did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CancelledJobs {
+    /// Queued jobs, now cancelled; nobody ran them.
+    pub queued: Vec<JobId>,
+    /// Running jobs flagged for their workers to stop.
+    pub running: u64,
 }

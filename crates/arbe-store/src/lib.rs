@@ -6,6 +6,7 @@ mod error;
 mod houses;
 mod jobs;
 mod keys;
+mod listen;
 mod sandboxes;
 mod secrets;
 mod threads;
@@ -24,8 +25,9 @@ use sqlx::{
 pub use agents::NewAgent;
 pub use environments::{EnvironmentRef, NewEnvironment};
 pub use error::{Result, StoreError};
-pub use jobs::Lease;
+pub use jobs::{CancelledJobs, Lease};
 pub use keys::{SealedVersion, WrappedHouseKey};
+pub use listen::EntryListener;
 pub use sandboxes::NewSandbox;
 pub use secrets::{NewSecretVersion, SealedSecret};
 pub use threads::NewThread;

@@ -1,8 +1,8 @@
 //! Threads and their append-only entries.
 
 use arbe_core::{
-    AgentId, Entry, EntryBody, EntryId, Environment, EnvironmentId, EnvironmentSnapshot, HouseId, MemberId, ModelRef,
-    ParentRef, Thread, ThreadId, ThreadStatus,
+    AgentId, Entry, EntryBody, EntryId, Environment, EnvironmentId, EnvironmentSnapshot, HouseId, JobId, MemberId,
+    ModelRef, ParentRef, Thread, ThreadId, ThreadStatus,
 };
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
@@ -190,16 +190,48 @@ impl Store {
     /// thread's previous last plus one, taken in the same statement as the insert, so
     /// concurrent appends never share or skip a number.
     pub async fn append_entry(&self, house: HouseId, thread: ThreadId, body: EntryBody) -> Result<Entry> {
+        self.append(house, thread, body, None).await?.ok_or(StoreError::NotFound { what: "thread" })
+    }
+
+    /// Appends an entry for a dispatch job, only while `owner` holds the job's lease: `None`
+    /// means the lease is lost (the job was taken over or finished) and nothing was written.
+    /// The check and the insert are one statement, so a worker that lost its job can never add
+    /// to the thread behind the new owner's back.
+    pub async fn append_job_entry(
+        &self,
+        house: HouseId,
+        thread: ThreadId,
+        body: EntryBody,
+        job: JobId,
+        owner: &str,
+    ) -> Result<Option<Entry>> {
+        match self.append(house, thread, body, Some((job, owner))).await? {
+            Some(entry) => Ok(Some(entry)),
+            // Tell a lost lease from a thread that is not this house's.
+            None => self.thread(house, thread).await.map(|_| None),
+        }
+    }
+
+    async fn append(
+        &self,
+        house: HouseId,
+        thread: ThreadId,
+        body: EntryBody,
+        fence: Option<(JobId, &str)>,
+    ) -> Result<Option<Entry>> {
         let id = EntryId::new();
         let at = now();
         let kind = body.kind().as_str();
+        let (job, owner) = fence.map_or((None, None), |(job, owner)| (Some(job.as_uuid()), Some(owner)));
         let seq: Option<i64> = match &self.write {
-            // One writer at a time: the SELECT of last_seq and the trigger that advances it run
-            // inside one statement under SQLite's write lock.
+            // One writer at a time: the SELECT of last_seq, the fence and the trigger that
+            // advances it run inside one statement under SQLite's write lock.
             Pool::Sqlite(pool) => {
                 sqlx::query_scalar(
                     "INSERT INTO entries (id, thread_id, seq, kind, body, created_at) \
                      SELECT $1, id, last_seq + 1, $3, $4, $5 FROM threads WHERE id = $2 AND house_id = $6 \
+                     AND ($7 IS NULL OR EXISTS (SELECT 1 FROM dispatch_jobs \
+                          WHERE id = $7 AND lease_owner = $8 AND state = 'running')) \
                      RETURNING seq",
                 )
                 .bind(id.as_uuid())
@@ -208,17 +240,25 @@ impl Store {
                 .bind(Json(&body))
                 .bind(at)
                 .bind(house.as_uuid())
+                .bind(job)
+                .bind(owner)
                 .fetch_optional(pool)
                 .await?
             }
             // The UPDATE takes the thread's row lock until commit, which orders concurrent
             // appends to one thread; appends to different threads do not wait for each other.
+            // The fence holds the job's row FOR SHARE until commit, so the recovery sweep cannot
+            // requeue the job between the check and the insert. Listeners on `arbe_entries` hear
+            // the thread's id when the insert commits (and not when nothing was inserted).
             Pool::Postgres(pool) => {
                 sqlx::query_scalar(
-                    "WITH t AS (UPDATE threads SET last_seq = last_seq + 1 WHERE id = $2 AND house_id = $6 \
-                                RETURNING last_seq) \
-                     INSERT INTO entries (id, thread_id, seq, kind, body, created_at) \
-                     SELECT $1, $2, t.last_seq, $3, $4, $5 FROM t RETURNING seq",
+                    "WITH j AS (SELECT 1 FROM dispatch_jobs \
+                                WHERE id = $7 AND lease_owner = $8 AND state = 'running' FOR SHARE), \
+                     t AS (UPDATE threads SET last_seq = last_seq + 1 WHERE id = $2 AND house_id = $6 \
+                           AND ($7::uuid IS NULL OR EXISTS (SELECT 1 FROM j)) RETURNING last_seq), \
+                     ins AS (INSERT INTO entries (id, thread_id, seq, kind, body, created_at) \
+                             SELECT $1, $2, t.last_seq, $3, $4, $5 FROM t RETURNING seq) \
+                     SELECT ins.seq, pg_notify('arbe_entries', $2::text) FROM ins",
                 )
                 .bind(id.as_uuid())
                 .bind(thread.as_uuid())
@@ -226,12 +266,13 @@ impl Store {
                 .bind(Json(&body))
                 .bind(at)
                 .bind(house.as_uuid())
+                .bind(job)
+                .bind(owner)
                 .fetch_optional(pool)
                 .await?
             }
         };
-        let seq = seq.ok_or(StoreError::NotFound { what: "thread" })?;
-        Ok(Entry { id, thread_id: thread, seq, body, created_at: at })
+        Ok(seq.map(|seq| Entry { id, thread_id: thread, seq, body, created_at: at }))
     }
 
     /// Up to `limit` entries of a thread of `house` with `seq > after`, in order. Pass the last

@@ -3,8 +3,9 @@
 use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
 use arbe_core::{
-    Audience, Classify, EntryBody, EnvironmentName, ErrorKind, House, JobState, Labels, Member, MemberId, ModelRef,
-    Name, ParentRef, Resources, Role, RuntimeName, Sandbox, SandboxState, SecretBinding, SecretName, ThreadStatus,
+    Audience, Classify, EntryBody, EnvironmentName, ErrorKind, House, JobId, JobState, Labels, Member, MemberId,
+    ModelRef, Name, ParentRef, Resources, Role, RuntimeName, Sandbox, SandboxState, SecretBinding, SecretName,
+    ThreadStatus,
 };
 use arbe_store::{
     EnvironmentRef, Lease, NewAgent, NewEnvironment, NewSandbox, NewSecretVersion, NewThread, SealedSecret, Store,
@@ -363,9 +364,9 @@ pub(crate) async fn entries_resume_after_a_sequence_number(t: TestStore) {
     assert!(store.entries(fx.house.id, thread.id, 0, 10).await.unwrap().is_empty());
     let bodies = [
         user_message(fx.owner.id, "go"),
-        EntryBody::Status { status: ThreadStatus::Running, ledger: None },
+        EntryBody::Status { status: ThreadStatus::Running, job: None, ledger: None },
         EntryBody::Warning { message: "optional secret NICE_KEY is missing".into() },
-        EntryBody::Status { status: ThreadStatus::Succeeded, ledger: Some(arbe_core::Ledger::default()) },
+        EntryBody::Status { status: ThreadStatus::Succeeded, job: None, ledger: Some(arbe_core::Ledger::default()) },
     ];
     for body in &bodies {
         store.append_entry(fx.house.id, thread.id, body.clone()).await.unwrap();
@@ -459,14 +460,15 @@ pub(crate) async fn cancel_jobs_cancels_queued_and_flags_running(t: TestStore) {
     let running = store.enqueue_job(fx.house.id, thread.id, 1).await.unwrap();
     store.claim_job("w", Duration::from_secs(30)).await.unwrap().unwrap();
     let queued = store.enqueue_job(fx.house.id, thread.id, 2).await.unwrap();
-    assert_eq!(store.cancel_jobs(fx.house.id, thread.id).await.unwrap(), 2);
+    let cancelled = store.cancel_jobs(fx.house.id, thread.id).await.unwrap();
+    assert_eq!(cancelled, arbe_store::CancelledJobs { queued: vec![queued.id], running: 1 });
     assert_eq!(store.job(queued.id).await.unwrap().state, JobState::Cancelled);
     assert_eq!(
         store.renew_lease(running.id, "w", Duration::from_secs(30)).await.unwrap(),
         Lease::Held { cancel_requested: true }
     );
     assert!(store.finish_job(running.id, "w", JobState::Cancelled).await.unwrap());
-    assert_eq!(store.cancel_jobs(fx.house.id, thread.id).await.unwrap(), 0);
+    assert_eq!(store.cancel_jobs(fx.house.id, thread.id).await.unwrap(), arbe_store::CancelledJobs::default());
 }
 
 pub(crate) async fn idle_sandboxes_lists_only_started_and_stale(t: TestStore) {
@@ -504,4 +506,104 @@ pub(crate) async fn secret_versions_keep_only_current_and_previous(t: TestStore)
     let (meta, previous) = store.sealed_secret_version(fx.house.id, &name, 2).await.unwrap();
     assert_eq!((meta.version, previous), (3, sealed(2, 2)));
     assert_eq!(store.sealed_secret_version(fx.house.id, &name, 3).await.unwrap().1, sealed(3, 3));
+}
+
+pub(crate) async fn job_entries_are_written_only_while_the_lease_is_held(t: TestStore) {
+    let store = t.store;
+    let fx = fixture(&store, "acme").await;
+    let thread = thread_for(&store, &fx).await;
+    let job = store.enqueue_job(fx.house.id, thread.id, 1).await.unwrap();
+    store.claim_job("w1", Duration::from_millis(1)).await.unwrap().unwrap();
+    let body = |text: &str| EntryBody::Warning { message: text.into() };
+    let first = store.append_job_entry(fx.house.id, thread.id, body("w1 holds it"), job.id, "w1").await.unwrap();
+    assert_eq!(first.unwrap().seq, 1);
+    assert_eq!(store.append_job_entry(fx.house.id, thread.id, body("not w2's"), job.id, "w2").await.unwrap(), None);
+    // The lease runs out; the sweep requeues the job and w2 takes it over.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(store.requeue_expired_jobs().await.unwrap(), 1);
+    assert_eq!(store.claim_job("w2", Duration::from_secs(30)).await.unwrap().unwrap().id, job.id);
+    assert_eq!(store.append_job_entry(fx.house.id, thread.id, body("too late"), job.id, "w1").await.unwrap(), None);
+    let second = store.append_job_entry(fx.house.id, thread.id, body("w2 now"), job.id, "w2").await.unwrap();
+    assert_eq!(second.unwrap().seq, 2);
+    let texts: Vec<_> = store
+        .entries(fx.house.id, thread.id, 0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| match e.body {
+            EntryBody::Warning { message } => message,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(texts, ["w1 holds it", "w2 now"]);
+    // Finished: nobody writes for the job any more, and another house's thread is not found.
+    assert!(store.finish_job(job.id, "w2", JobState::Succeeded).await.unwrap());
+    assert_eq!(store.append_job_entry(fx.house.id, thread.id, body("after"), job.id, "w2").await.unwrap(), None);
+    let other = fixture(&store, "other").await;
+    assert_kind(store.append_job_entry(other.house.id, thread.id, body("x"), job.id, "w2").await, ErrorKind::NotFound);
+}
+
+pub(crate) async fn a_thread_runs_one_job_at_a_time(t: TestStore) {
+    let store = t.store;
+    let fx = fixture(&store, "acme").await;
+    let busy = thread_for(&store, &fx).await;
+    let idle = thread_for(&store, &fx).await;
+    let first = store.enqueue_job(fx.house.id, busy.id, 1).await.unwrap();
+    let second = store.enqueue_job(fx.house.id, busy.id, 2).await.unwrap();
+    let other = store.enqueue_job(fx.house.id, idle.id, 1).await.unwrap();
+    let lease = Duration::from_secs(30);
+    assert_eq!(store.claim_job("w1", lease).await.unwrap().unwrap().id, first.id);
+    // The busy thread's second job waits; the other thread's job goes ahead of it.
+    assert_eq!(store.claim_job("w2", lease).await.unwrap().unwrap().id, other.id);
+    assert_eq!(store.claim_job("w3", lease).await.unwrap(), None);
+    assert!(store.finish_job(first.id, "w1", JobState::Succeeded).await.unwrap());
+    assert_eq!(store.claim_job("w3", lease).await.unwrap().unwrap().id, second.id);
+    // Many workers racing for one thread's jobs: one at a time, never an error.
+    for n in 3..8 {
+        store.enqueue_job(fx.house.id, idle.id, n).await.unwrap();
+    }
+    assert!(store.finish_job(other.id, "w2", JobState::Succeeded).await.unwrap());
+    let claims = futures_claims(&store, 8).await;
+    assert_eq!(claims.iter().filter(|c| c.is_some()).count(), 1, "{claims:?}");
+}
+
+async fn futures_claims(store: &Store, n: usize) -> Vec<Option<JobId>> {
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.claim_job(&format!("racer{i}"), Duration::from_secs(30)).await.unwrap().map(|j| j.id)
+        }));
+    }
+    let mut out = Vec::new();
+    for task in tasks {
+        out.push(task.await.unwrap());
+    }
+    out
+}
+
+pub(crate) async fn appends_wake_listeners_on_postgres(t: TestStore) {
+    let store = t.store.clone();
+    let fx = fixture(&store, "acme").await;
+    let thread = thread_for(&store, &fx).await;
+    let Some(mut listener) = store.entry_listener().await.unwrap() else {
+        assert_eq!(store.backend(), arbe_store::Backend::Sqlite, "PostgreSQL stores have a listener");
+        return;
+    };
+    // An append through another store (another process) reaches this one's listener.
+    let other = Store::connect(&StoreConfig::new(&t.url)).await.unwrap();
+    other.append_entry(fx.house.id, thread.id, EntryBody::Warning { message: "hi".into() }).await.unwrap();
+    let heard = tokio::time::timeout(Duration::from_secs(10), listener.next()).await.expect("a notification").unwrap();
+    assert_eq!(heard, thread.id);
+    // A fenced append that writes nothing notifies nothing: the next notification is the
+    // other thread's.
+    let second = thread_for(&store, &fx).await;
+    let job = other.enqueue_job(fx.house.id, thread.id, 1).await.unwrap();
+    let lost =
+        other.append_job_entry(fx.house.id, thread.id, EntryBody::Warning { message: "x".into() }, job.id, "nobody");
+    assert!(lost.await.unwrap().is_none());
+    other.append_entry(fx.house.id, second.id, EntryBody::Warning { message: "again".into() }).await.unwrap();
+    let heard = tokio::time::timeout(Duration::from_secs(10), listener.next()).await.expect("a notification").unwrap();
+    assert_eq!(heard, second.id);
+    assert_eq!(store.entries(fx.house.id, thread.id, 0, 10).await.unwrap().len(), 1);
 }

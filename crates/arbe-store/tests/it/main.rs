@@ -24,4 +24,7 @@ arbe_store::both_backends!(cases =>
     expired_lease_is_requeued_and_old_owner_loses_it,
     cancel_jobs_cancels_queued_and_flags_running,
     idle_sandboxes_lists_only_started_and_stale,
+    job_entries_are_written_only_while_the_lease_is_held,
+    a_thread_runs_one_job_at_a_time,
+    appends_wake_listeners_on_postgres,
 );

@@ -1,0 +1,287 @@
+#![doc = include_str!("../README.md")]
+
+mod context;
+mod error;
+mod models;
+mod redact;
+mod run;
+mod tools;
+mod worker;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use arbe_core::{
+    Action, DispatchJob, Entry, EntryBody, HouseId, InvalidInput, JobId, Ledger, Member, ThreadId, ThreadStatus,
+};
+use arbe_env::Environments;
+use arbe_store::Store;
+use futures_util::Stream;
+use tokio::sync::{Notify, watch};
+
+pub use error::{DispatchError, Result};
+pub use models::{HttpModels, ModelFactory};
+pub use redact::{Redactor, StreamRedactor};
+pub use worker::Workers;
+
+/// How dispatch runs. Every field has a default that suits a server.
+#[derive(Clone, Debug)]
+pub struct DispatchConfig {
+    /// Names this process's workers (`<id>-<n>`) in job leases.
+    pub worker_id: String,
+    /// Workers in this process, each running one job at a time.
+    pub workers: usize,
+    /// How long a claimed job stays a worker's without a heartbeat.
+    pub lease: Duration,
+    /// How often a worker renews its lease (and notices a cancel request).
+    pub heartbeat: Duration,
+    /// How often an idle worker looks for a job (posts in this process wake it at once).
+    pub poll: Duration,
+    /// How often the recovery sweep hands jobs with expired leases back to the queue.
+    pub sweep_every: Duration,
+    /// Model turns one agent may take in one dispatch.
+    pub max_steps: u32,
+    /// Wall time one dispatch may take.
+    pub run_timeout: Duration,
+    /// The default, and the longest, time a command may run.
+    pub command_timeout: Duration,
+    /// Bytes of one command's output a model gets back (head and tail are kept).
+    pub tool_output_to_model: usize,
+    /// How often streamed command output becomes an entry.
+    pub output_flush: Duration,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        Self {
+            worker_id: format!("worker-{}", uuid::Uuid::now_v7().simple()),
+            workers: 2,
+            lease: Duration::from_secs(30),
+            heartbeat: Duration::from_secs(10),
+            poll: Duration::from_millis(500),
+            sweep_every: Duration::from_secs(15),
+            max_steps: 40,
+            run_timeout: Duration::from_secs(30 * 60),
+            command_timeout: Duration::from_secs(30),
+            tool_output_to_model: 16 * 1024,
+            output_flush: Duration::from_millis(250),
+        }
+    }
+}
+
+/// Why a run must stop now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// Keep going.
+    No,
+    /// Someone cancelled the thread, or the process is shutting down.
+    Cancel,
+    /// The lease is gone: another worker owns the job; write nothing more.
+    Lost,
+}
+
+/// Asks a run to stop as cancelled, unless it is already stopping.
+pub(crate) fn request_cancel(stop: &watch::Sender<Stop>) {
+    stop.send_if_modified(|s| {
+        let changed = *s == Stop::No;
+        if changed {
+            *s = Stop::Cancel;
+        }
+        changed
+    });
+}
+
+/// The dispatcher: posts user entries (which queue a dispatch), cancels, follows threads, and
+/// runs workers. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Dispatcher {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) store: Store,
+    pub(crate) envs: Environments,
+    pub(crate) models: Arc<dyn ModelFactory>,
+    pub(crate) config: DispatchConfig,
+    /// Woken on every append this process makes and every job it queues.
+    pub(crate) appended: Notify,
+    /// Stop signals of the runs this process is working on.
+    pub(crate) running: Mutex<HashMap<JobId, Arc<watch::Sender<Stop>>>>,
+    /// Whether the PostgreSQL listener task was started.
+    listening: std::sync::Once,
+}
+
+impl Inner {
+    /// On PostgreSQL, starts (once) a task that turns other processes' appends into wake-ups
+    /// of this process's followers and idle workers. It ends with the dispatcher.
+    fn listen(self: &Arc<Self>) {
+        self.listening.call_once(|| {
+            let weak = Arc::downgrade(self);
+            tokio::spawn(async move {
+                loop {
+                    let Some(inner) = weak.upgrade() else { return };
+                    let listener = inner.store.entry_listener().await;
+                    drop(inner);
+                    let mut listener = match listener {
+                        Ok(Some(listener)) => listener,
+                        Ok(None) => return,
+                        Err(err) => {
+                            tracing::warn!(error = %err, "cannot listen for entries; followers poll");
+                            tokio::time::sleep(Duration::from_secs(5)).await;
+                            continue;
+                        }
+                    };
+                    loop {
+                        let heard = listener.next().await;
+                        let Some(inner) = weak.upgrade() else { return };
+                        match heard {
+                            Ok(_) => inner.appended.notify_waiters(),
+                            Err(err) => {
+                                tracing::warn!(error = %err, "listening for entries failed; reconnecting");
+                                break;
+                            }
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            });
+        });
+    }
+}
+
+/// The largest user message accepted, in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 100 * 1024;
+
+impl Dispatcher {
+    /// A dispatcher over the environments service (and its store) with `models` for model calls.
+    pub fn new(envs: Environments, models: Arc<dyn ModelFactory>, config: DispatchConfig) -> Self {
+        let store = envs.store().clone();
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                envs,
+                models,
+                config,
+                appended: Notify::new(),
+                running: Mutex::default(),
+                listening: std::sync::Once::new(),
+            }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Appends a user entry to a thread and queues a dispatch of its agents: the entry, then
+    /// `signal.thread.status` `queued`. Needs a writer. An empty or oversized message changes
+    /// nothing.
+    pub async fn post(&self, actor: &Member, thread: ThreadId, text: &str) -> Result<(Entry, DispatchJob)> {
+        error::require(actor, Action::Dispatch)?;
+        if text.trim().is_empty() || text.len() > MAX_MESSAGE_BYTES {
+            return Err(InvalidInput::new("message", "must be 1 byte to 100 KiB and not only white space").into());
+        }
+        let store = &self.inner.store;
+        let house = actor.house_id;
+        store.thread(house, thread).await?;
+        let entry = store
+            .append_entry(house, thread, EntryBody::UserMessage { author_id: actor.id, text: text.to_owned() })
+            .await?;
+        let job = store.enqueue_job(house, thread, entry.seq).await?;
+        store
+            .append_entry(
+                house,
+                thread,
+                EntryBody::Status { status: ThreadStatus::Queued, job: Some(job.id), ledger: None },
+            )
+            .await?;
+        store.set_thread_status(house, thread, ThreadStatus::Queued).await?;
+        self.inner.appended.notify_waiters();
+        Ok((entry, job))
+    }
+
+    /// Cancels a thread's dispatches: queued ones end `cancelled` at once; running ones stop
+    /// their model call and command (at once in this process, at the worker's next heartbeat
+    /// in another) and end `cancelled`. Needs a writer. Returns how many dispatches it reached.
+    pub async fn cancel(&self, actor: &Member, thread: ThreadId) -> Result<u64> {
+        error::require(actor, Action::CancelThread)?;
+        let store = &self.inner.store;
+        let house = actor.house_id;
+        store.thread(house, thread).await?;
+        let cancelled = store.cancel_jobs(house, thread).await?;
+        for job in &cancelled.queued {
+            let body =
+                EntryBody::Status { status: ThreadStatus::Cancelled, job: Some(*job), ledger: Some(Ledger::default()) };
+            store.append_entry(house, thread, body).await?;
+        }
+        if cancelled.running == 0 && !cancelled.queued.is_empty() {
+            store.set_thread_status(house, thread, ThreadStatus::Cancelled).await?;
+        }
+        // Runs of this thread in this process stop now rather than at the next heartbeat.
+        let jobs = self.inner.store.jobs_of_thread(house, thread).await?;
+        let running = self.inner.running.lock().unwrap_or_else(|e| e.into_inner());
+        for job in jobs {
+            if let Some(stop) = running.get(&job.id) {
+                request_cancel(stop);
+            }
+        }
+        drop(running);
+        self.inner.appended.notify_waiters();
+        Ok(cancelled.queued.len() as u64 + cancelled.running)
+    }
+
+    /// A thread's entries with `seq > after`, in order, as they are appended: resumable from
+    /// any sequence number, and across processes (this process's appends wake it at once; on
+    /// PostgreSQL so do other processes' appends, through LISTEN/NOTIFY; on SQLite those are
+    /// seen at the next poll). Ends when the thread cannot be read.
+    pub fn subscribe(
+        &self,
+        house: HouseId,
+        thread: ThreadId,
+        after: i64,
+    ) -> impl Stream<Item = Result<Entry>> + Send + use<> {
+        self.inner.listen();
+        let inner = self.inner.clone();
+        futures_util::stream::unfold((inner, after, Vec::<Entry>::new().into_iter(), false), move |state| async move {
+            let (inner, mut after, mut buffered, done) = state;
+            if done {
+                return None;
+            }
+            loop {
+                if let Some(entry) = buffered.next() {
+                    after = entry.seq;
+                    return Some((Ok(entry), (inner, after, buffered, false)));
+                }
+                // Register for wake-ups before reading, so an append between the read and the
+                // wait is not missed.
+                let page = {
+                    let notified = inner.appended.notified();
+                    tokio::pin!(notified);
+                    notified.as_mut().enable();
+                    match inner.store.entries(house, thread, after, 500).await {
+                        Ok(page) if page.is_empty() => {
+                            let _ = tokio::time::timeout(inner.config.poll, notified).await;
+                            Ok(page)
+                        }
+                        other => other,
+                    }
+                };
+                match page {
+                    Err(err) => return Some((Err(err.into()), (inner, after, buffered, true))),
+                    Ok(page) => buffered = page.into_iter(),
+                }
+            }
+        })
+    }
+
+    /// Starts this process's workers and the recovery sweep (which also runs once at once).
+    pub fn start(&self) -> Workers {
+        self.inner.listen();
+        worker::start(self.clone())
+    }
+}

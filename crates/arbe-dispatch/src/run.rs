@@ -1,0 +1,389 @@
+//! One dispatch: resolve the environment, reach the sandbox, run each replying agent, and end
+//! in exactly one terminal status. Every entry is written under the job's lease.
+
+use std::{
+    future::Future,
+    sync::{Arc, Mutex},
+    time::Instant,
+};
+
+use arbe_core::{
+    Agent, Classify, DispatchJob, Entry, EntryBody, ErrorClass, ErrorKind, JobState, Ledger, ModelRef, Name, Thread,
+    ThreadId, ThreadStatus,
+};
+use arbe_env::{ReadySandbox, Resolution};
+use arbe_llm::{ChatRequest, Message};
+use arbe_store::{NewAgent, StoreError};
+use tokio::sync::watch;
+
+use crate::{Dispatcher, Inner, Redactor, Stop, context};
+
+/// Why a run stops before its agents are done.
+#[derive(Debug)]
+pub(crate) enum Halt {
+    /// Cancelled, or the lease is lost.
+    Stop(Stop),
+    /// The run failed, for a reason a user can act on.
+    Fail(Failure),
+    /// The store failed: the job is left to its lease, and retried by whoever takes it next.
+    Store(StoreError),
+}
+
+/// A classified failure, as `signal.thread.agent_failed` reports it.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) class: ErrorClass,
+    pub(crate) message: String,
+    pub(crate) provider: Option<String>,
+    pub(crate) model: Option<String>,
+}
+
+impl Halt {
+    pub(crate) fn fail(class: ErrorClass, message: impl Into<String>) -> Self {
+        Self::Fail(Failure { class, message: message.into(), provider: None, model: None })
+    }
+}
+
+impl From<StoreError> for Halt {
+    fn from(err: StoreError) -> Self {
+        Self::Store(err)
+    }
+}
+
+/// The state of one run.
+pub(crate) struct Run<'a> {
+    pub(crate) inner: &'a Inner,
+    pub(crate) job: DispatchJob,
+    pub(crate) owner: &'a str,
+    pub(crate) stop_tx: Arc<watch::Sender<Stop>>,
+    pub(crate) stop: watch::Receiver<Stop>,
+    pub(crate) deadline: tokio::time::Instant,
+    pub(crate) ledger: Mutex<Ledger>,
+    pub(crate) redactor: Redactor,
+}
+
+pub(crate) async fn run_job(
+    d: &Dispatcher,
+    job: DispatchJob,
+    owner: &str,
+    stop_tx: Arc<watch::Sender<Stop>>,
+    stop: watch::Receiver<Stop>,
+) {
+    let started = Instant::now();
+    let inner = &*d.inner;
+    let mut run = Run {
+        inner,
+        deadline: tokio::time::Instant::now() + inner.config.run_timeout,
+        job,
+        owner,
+        stop_tx,
+        stop,
+        ledger: Mutex::default(),
+        redactor: Redactor::default(),
+    };
+    let outcome = run.go().await;
+    run.ledger.lock().unwrap_or_else(|e| e.into_inner()).wall_ms = started.elapsed().as_millis() as u64;
+    if let Err(err) = run.finish(outcome).await {
+        // The terminal entry could not be written: the job stays leased until the lease runs
+        // out, and the worker that takes it over finishes it.
+        tracing::warn!(job = %run.job.id, error = ?err, "could not record the end of a dispatch");
+    }
+}
+
+impl Run<'_> {
+    fn house(&self) -> arbe_core::HouseId {
+        self.job.house_id
+    }
+
+    /// Appends an entry under the job's lease; a lost lease stops the run.
+    pub(crate) async fn write(&self, thread: ThreadId, body: EntryBody) -> Result<Entry, Halt> {
+        match self.inner.store.append_job_entry(self.house(), thread, body, self.job.id, self.owner).await? {
+            Some(entry) => {
+                self.inner.appended.notify_waiters();
+                Ok(entry)
+            }
+            None => {
+                self.stop_tx.send_replace(Stop::Lost);
+                Err(Halt::Stop(Stop::Lost))
+            }
+        }
+    }
+
+    /// Runs `fut` unless the run is cancelled, loses its lease or runs out of time first
+    /// (then `fut` is dropped, which aborts a model call or kills a command).
+    pub(crate) async fn guarded<T>(&self, fut: impl Future<Output = T>) -> Result<T, Halt> {
+        let mut stop = self.stop.clone();
+        let now = *stop.borrow_and_update();
+        if now != Stop::No {
+            return Err(Halt::Stop(now));
+        }
+        tokio::select! {
+            value = fut => Ok(value),
+            res = stop.wait_for(|s| *s != Stop::No) => {
+                Err(Halt::Stop(res.map(|s| *s).unwrap_or(Stop::Lost)))
+            }
+            () = tokio::time::sleep_until(self.deadline) => Err(Halt::fail(
+                ErrorClass::AgentExit,
+                format!("the dispatch ran out of time ({} s)", self.inner.config.run_timeout.as_secs()),
+            )),
+        }
+    }
+
+    pub(crate) fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
+        self.ledger.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) async fn all_entries(&self, thread: ThreadId) -> Result<Vec<Entry>, Halt> {
+        let mut all = Vec::new();
+        loop {
+            let page =
+                self.inner.store.entries(self.house(), thread, all.last().map_or(0, |e: &Entry| e.seq), 1000).await?;
+            let n = page.len();
+            all.extend(page);
+            if n < 1000 {
+                return Ok(all);
+            }
+        }
+    }
+
+    async fn go(&mut self) -> Result<(), Halt> {
+        let house = self.house();
+        let thread = self.inner.store.thread(house, self.job.thread_id).await?;
+        let entries = self.all_entries(thread.id).await?;
+        if let Some(status) = context::terminal_status(&entries, self.job.id) {
+            // A worker recorded the end and died before closing the job: close it.
+            self.close(status).await?;
+            return Err(Halt::Stop(Stop::Lost));
+        }
+        let fresh = context::run_start(&entries, self.job.id).is_none();
+        if fresh {
+            let body = EntryBody::Status { status: ThreadStatus::Running, job: Some(self.job.id), ledger: None };
+            self.write(thread.id, body).await?;
+            self.inner.store.set_thread_status(house, thread.id, ThreadStatus::Running).await?;
+        } else {
+            tracing::info!(job = %self.job.id, attempt = self.job.attempts, "taking over a dispatch from a worker that stopped");
+        }
+        let (resolution, sandbox) = match &thread.environment {
+            None => (None, None),
+            Some(env) => {
+                let resolution = self
+                    .guarded(self.inner.envs.resolve(house, env))
+                    .await?
+                    .map_err(|err| Halt::fail(class_of(err.kind()), err.to_string()))?;
+                self.redactor = Redactor::new(resolution.vars.iter().map(|(n, v)| (n, v)));
+                self.ledger().secret_names = resolution.secret_names();
+                if fresh {
+                    for warning in &resolution.warnings {
+                        self.write(thread.id, EntryBody::Warning { message: warning.clone() }).await?;
+                    }
+                }
+                let sandbox = self
+                    .guarded(self.inner.envs.ensure_sandbox(house, env.sandbox_id))
+                    .await?
+                    .map_err(|err| Halt::fail(class_of(err.kind()), format!("sandbox {}: {err}", env.sandbox_id)))?;
+                (Some(resolution), Some(sandbox))
+            }
+        };
+        for agent in self.agents(&thread).await? {
+            let model = thread.model_override.clone().unwrap_or_else(|| agent.model.clone());
+            self.run_agent(&thread, thread.id, &agent, &model, sandbox.as_ref(), resolution.as_ref(), true).await?;
+        }
+        Ok(())
+    }
+
+    /// The thread's agents, or the house's default agent (created on first use).
+    async fn agents(&self, thread: &Thread) -> Result<Vec<Agent>, Halt> {
+        let store = &self.inner.store;
+        if !thread.agent_ids.is_empty() {
+            let mut agents = Vec::with_capacity(thread.agent_ids.len());
+            for id in &thread.agent_ids {
+                agents.push(store.agent(self.house(), *id).await?);
+            }
+            return Ok(agents);
+        }
+        match store.default_agent(self.house()).await {
+            Ok(agent) => Ok(vec![agent]),
+            Err(StoreError::NotFound { .. }) => {
+                let agent = store
+                    .create_agent(NewAgent {
+                        house_id: self.house(),
+                        name: Name::parse("arbe").expect("a valid name"),
+                        model: ModelRef::default(),
+                        system_prompt: DEFAULT_PROMPT.to_owned(),
+                        is_default: true,
+                    })
+                    .await;
+                match agent {
+                    Ok(agent) => Ok(vec![agent]),
+                    // Another worker created it at the same moment.
+                    Err(StoreError::Conflict { .. }) => Ok(vec![store.default_agent(self.house()).await?]),
+                    Err(err) => Err(err.into()),
+                }
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// One agent's model turns until it answers without calling a tool.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn run_agent(
+        &self,
+        thread: &Thread,
+        thread_id: ThreadId,
+        agent: &Agent,
+        model: &ModelRef,
+        sandbox: Option<&ReadySandbox>,
+        resolution: Option<&Resolution>,
+        may_delegate: bool,
+    ) -> Result<(), Halt> {
+        let author = thread.environment.as_ref().map(|env| env.author_id);
+        let key = self
+            .guarded(self.inner.envs.model_key(self.house(), model, author))
+            .await?
+            .map_err(|err| Halt::fail(ErrorClass::Unknown, err.to_string()))?;
+        let provider_name = key.model.provider.name().to_owned();
+        if let (Some(var), None) = (key.var, &key.found) {
+            return Err(Halt::Fail(Failure {
+                class: ErrorClass::Auth,
+                message: format!(
+                    "no {var} for {model}: set it as a house secret (printf '%s' \"$KEY\" | arbe secret set {var} \
+                     --shared), in the worker's environment, or in ~/.arbe/keys/{var}"
+                ),
+                provider: Some(provider_name),
+                model: Some(key.model.wire_model.clone()),
+            }));
+        }
+        let provider = self.inner.models.provider(&key.model, key.found.map(|(value, _)| value));
+        let tools = crate::tools::specs(sandbox.is_some(), may_delegate && sandbox.is_some());
+        loop {
+            let entries = self.all_entries(thread_id).await?;
+            let view = context::build(&entries, agent.id, self.job.id, self.inner.config.tool_output_to_model);
+            for call_id in &view.open_calls {
+                // Its worker died while it ran: it may or may not have finished. Say so rather
+                // than run it twice.
+                let body = EntryBody::ToolResult {
+                    call_id: call_id.clone(),
+                    output: "interrupted: the worker running this tool stopped; it may or may not have completed"
+                        .into(),
+                    done: true,
+                    exit_code: None,
+                    timed_out: false,
+                    truncated: false,
+                };
+                self.write(thread_id, body).await?;
+            }
+            if !view.open_calls.is_empty() {
+                continue;
+            }
+            if view.done {
+                return Ok(());
+            }
+            if view.steps >= self.inner.config.max_steps {
+                return Err(Halt::fail(
+                    ErrorClass::AgentExit,
+                    format!("agent {} reached its limit of {} model turns", agent.name, self.inner.config.max_steps),
+                ));
+            }
+            if let Some(sandbox) = sandbox {
+                // The agent is working: the idle reaper must leave its sandbox alone.
+                self.inner.store.touch_sandbox(self.house(), sandbox.sandbox.id).await?;
+            }
+            let mut messages = Vec::with_capacity(view.messages.len() + 1);
+            if !agent.system_prompt.is_empty() {
+                messages.push(Message::System { text: agent.system_prompt.clone() });
+            }
+            messages.extend(view.messages);
+            let mut request = ChatRequest::new(key.model.wire_model.clone(), messages);
+            request.tools = tools.clone();
+            let reply = self.guarded(provider.chat(&request, &mut ())).await?.map_err(|err| {
+                let failure = err.failure();
+                Halt::Fail(Failure {
+                    class: err.class(),
+                    message: failure.map_or_else(|| err.to_string(), |f| f.message.clone()),
+                    provider: Some(failure.map_or_else(|| provider_name.clone(), |f| f.provider.clone())),
+                    model: Some(key.model.wire_model.clone()),
+                })
+            })?;
+            {
+                let mut ledger = self.ledger();
+                ledger.model_turns += 1;
+                ledger.tokens_in += reply.usage.input_tokens;
+                ledger.tokens_out += reply.usage.output_tokens;
+            }
+            let text = self.redactor.redact(&reply.text);
+            if reply.tool_calls.is_empty() || !text.trim().is_empty() {
+                let body = EntryBody::AgentMessage { agent_id: agent.id, model: model.clone(), text };
+                self.write(thread_id, body).await?;
+            }
+            for call in &reply.tool_calls {
+                let redacted = self.redactor.redact(&call.arguments);
+                let arguments =
+                    serde_json::from_str::<serde_json::Value>(&redacted).unwrap_or(serde_json::Value::String(redacted));
+                let body = EntryBody::ToolCall {
+                    agent_id: agent.id,
+                    call_id: call.id.clone(),
+                    tool: call.name.clone(),
+                    arguments,
+                };
+                self.write(thread_id, body).await?;
+            }
+            for call in &reply.tool_calls {
+                self.call_tool(thread, thread_id, agent, model, sandbox, resolution, call, may_delegate).await?;
+            }
+        }
+    }
+
+    /// Records the end: `agent_failed` for a failure, then exactly one terminal status with the
+    /// ledger, then the job closed.
+    async fn finish(&self, outcome: Result<(), Halt>) -> Result<(), Halt> {
+        let thread = self.job.thread_id;
+        let status = match outcome {
+            Ok(()) => ThreadStatus::Succeeded,
+            Err(Halt::Stop(Stop::Cancel)) => ThreadStatus::Cancelled,
+            Err(Halt::Stop(Stop::Lost)) | Err(Halt::Stop(Stop::No)) => return Ok(()),
+            Err(Halt::Store(err)) => return Err(Halt::Store(err)),
+            Err(Halt::Fail(failure)) => {
+                tracing::info!(job = %self.job.id, class = %failure.class, "dispatch failed");
+                let body = EntryBody::AgentFailed {
+                    error_class: failure.class,
+                    message: self.redactor.redact(&failure.message),
+                    provider: failure.provider,
+                    model: failure.model,
+                };
+                self.write(thread, body).await?;
+                ThreadStatus::Failed
+            }
+        };
+        let ledger = self.ledger().clone();
+        self.write(thread, EntryBody::Status { status, job: Some(self.job.id), ledger: Some(ledger) }).await?;
+        self.close(status).await
+    }
+
+    async fn close(&self, status: ThreadStatus) -> Result<(), Halt> {
+        let state = match status {
+            ThreadStatus::Succeeded => JobState::Succeeded,
+            ThreadStatus::Cancelled => JobState::Cancelled,
+            _ => JobState::Failed,
+        };
+        self.inner.store.set_thread_status(self.house(), self.job.thread_id, status).await?;
+        self.inner.store.finish_job(self.job.id, self.owner, state).await?;
+        self.inner.appended.notify_waiters();
+        Ok(())
+    }
+}
+
+/// The user-facing class of an error from resolving or reaching the sandbox.
+pub(crate) fn class_of(kind: ErrorKind) -> ErrorClass {
+    match kind {
+        ErrorKind::Unavailable | ErrorKind::Timeout => ErrorClass::Network,
+        ErrorKind::Unauthenticated => ErrorClass::Auth,
+        ErrorKind::QuotaExceeded => ErrorClass::Billing,
+        ErrorKind::RateLimited => ErrorClass::Quota,
+        _ => ErrorClass::Unknown,
+    }
+}
+
+/// The default agent's instructions.
+const DEFAULT_PROMPT: &str = "You are arbe, a coding agent. You work in a sandbox through the \
+run_command tool: every read, write, edit, search and build is a shell command there. Work in \
+small steps, check what each command did, and finish with a short summary of what you changed.";

@@ -1,0 +1,132 @@
+//! Workers: each claims a job under a lease, renews it while the run goes on (noticing cancel
+//! requests and a lost lease), and runs it. The recovery sweep hands jobs whose lease ran out
+//! back to the queue, at start-up and on a timer.
+
+use std::time::Duration;
+
+use arbe_core::DispatchJob;
+use arbe_store::Lease;
+use tokio::{sync::watch, task::JoinHandle};
+
+use crate::{Dispatcher, Stop, run};
+
+/// This process's running workers and sweep.
+#[derive(Debug)]
+pub struct Workers {
+    shutdown: watch::Sender<bool>,
+    handles: Vec<JoinHandle<()>>,
+    dispatcher: Dispatcher,
+}
+
+impl Workers {
+    /// Stops taking jobs, cancels the runs in flight (they end `cancelled`), and waits up to
+    /// `drain` for them to finish writing.
+    pub async fn shutdown(self, drain: Duration) {
+        let _ = self.shutdown.send(true);
+        for stop in self.dispatcher.inner.running.lock().unwrap_or_else(|e| e.into_inner()).values() {
+            crate::request_cancel(stop);
+        }
+        let all = futures_util::future::join_all(self.handles);
+        let _ = tokio::time::timeout(drain, all).await;
+    }
+
+    /// Stops everything at once, writing nothing more: what a crash does. Jobs in flight stay
+    /// leased until their lease runs out, then another worker takes them over.
+    pub fn abort(self) {
+        for handle in &self.handles {
+            handle.abort();
+        }
+    }
+}
+
+pub(crate) fn start(d: Dispatcher) -> Workers {
+    let (shutdown, _) = watch::channel(false);
+    let mut handles = Vec::new();
+    let sweep = {
+        let d = d.clone();
+        let mut down = shutdown.subscribe();
+        tokio::spawn(async move {
+            loop {
+                match d.inner.store.requeue_expired_jobs().await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(jobs = n, "recovery sweep requeued jobs whose lease ran out");
+                        d.inner.appended.notify_waiters();
+                    }
+                    Err(err) => tracing::warn!(error = %err, "recovery sweep failed"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(d.inner.config.sweep_every) => {}
+                    _ = down.changed() => return,
+                }
+            }
+        })
+    };
+    handles.push(sweep);
+    for n in 0..d.inner.config.workers.max(1) {
+        let d = d.clone();
+        let mut down = shutdown.subscribe();
+        let owner = format!("{}-{n}", d.inner.config.worker_id);
+        handles.push(tokio::spawn(async move {
+            loop {
+                if *down.borrow() {
+                    return;
+                }
+                // Enabled before the claim, so a post between the claim and the wait wakes it.
+                let notified = d.inner.appended.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                match d.inner.store.claim_job(&owner, d.inner.config.lease).await {
+                    Ok(Some(job)) => process(&d, job, &owner).await,
+                    Ok(None) => {
+                        tokio::select! {
+                            _ = notified => {}
+                            _ = tokio::time::sleep(d.inner.config.poll) => {}
+                            _ = down.changed() => return,
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "claiming a job failed");
+                        tokio::time::sleep(d.inner.config.poll).await;
+                    }
+                }
+            }
+        }));
+    }
+    Workers { shutdown, handles, dispatcher: d }
+}
+
+/// Runs one claimed job with its heartbeat beside it.
+async fn process(d: &Dispatcher, job: DispatchJob, owner: &str) {
+    let (stop_tx, stop_rx) = watch::channel(if job.cancel_requested { Stop::Cancel } else { Stop::No });
+    let stop_tx = std::sync::Arc::new(stop_tx);
+    d.inner.running.lock().unwrap_or_else(|e| e.into_inner()).insert(job.id, stop_tx.clone());
+    let heartbeat = {
+        let stop_tx = stop_tx.clone();
+        let inner = d.inner.clone();
+        let id = job.id;
+        async move {
+            loop {
+                tokio::time::sleep(inner.config.heartbeat).await;
+                match inner.store.renew_lease(id, owner, inner.config.lease).await {
+                    Ok(Lease::Held { cancel_requested: false }) => {}
+                    Ok(Lease::Held { cancel_requested: true }) => {
+                        crate::request_cancel(&stop_tx);
+                    }
+                    Ok(Lease::Lost) => {
+                        tracing::warn!(job = %id, "lost the lease: another worker owns this job now");
+                        stop_tx.send_replace(Stop::Lost);
+                        std::future::pending::<()>().await;
+                    }
+                    Err(err) => tracing::warn!(job = %id, error = %err, "renewing the lease failed"),
+                }
+            }
+        }
+    };
+    let id = job.id;
+    tokio::select! {
+        () = run::run_job(d, job, owner, stop_tx.clone(), stop_rx) => {}
+        () = heartbeat => {}
+    }
+    d.inner.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+}

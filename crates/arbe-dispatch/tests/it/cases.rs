@@ -1,0 +1,480 @@
+//! The cases `both_backends!` runs on SQLite and on PostgreSQL.
+
+use std::{sync::Arc, time::Duration};
+
+use arbe_core::{EntryBody, ErrorClass, ErrorKind, JobState, ModelRef, SandboxState, ThreadStatus};
+use arbe_runtime::{ExternalId, Runtime};
+use arbe_store::testkit::TestStore;
+use serde_json::json;
+use tokio::sync::Notify;
+
+use crate::{CANARY, Fixture, MODEL_KEY, all_text, fake_model::Reply, fast_config, kinds, terminals};
+
+fn run(cmd: &str) -> Reply {
+    Reply::Tools(vec![("run_command", json!({ "command": cmd }))])
+}
+
+fn tool_outputs(entries: &[arbe_core::Entry]) -> Vec<(String, String, bool, Option<i32>, bool)> {
+    let mut by_call: Vec<(String, String, bool, Option<i32>, bool)> = Vec::new();
+    for e in entries {
+        if let EntryBody::ToolResult { call_id, output, done, exit_code, timed_out, .. } = &e.body {
+            match by_call.iter_mut().find(|(id, _, d, _, _)| id == call_id && !*d) {
+                Some(slot) => {
+                    slot.1.push_str(output);
+                    slot.2 = *done;
+                    slot.3 = *exit_code;
+                    slot.4 = *timed_out;
+                }
+                None => by_call.push((call_id.clone(), output.clone(), *done, *exit_code, *timed_out)),
+            }
+        }
+    }
+    by_call
+}
+
+/// Only what commands printed (not the commands themselves).
+fn output_text(entries: &[arbe_core::Entry]) -> String {
+    tool_outputs(entries).into_iter().map(|o| o.1).collect()
+}
+
+/// The job closes just after its terminal entry is written: wait for it.
+async fn job_state(fx: &Fixture, job: arbe_core::JobId) -> JobState {
+    for _ in 0..200 {
+        let state = fx.test.store.job(job).await.unwrap().state;
+        if state.is_terminal() {
+            return state;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("job {job} never closed")
+}
+
+fn failure(entries: &[arbe_core::Entry]) -> (ErrorClass, String, Option<String>, Option<String>) {
+    entries
+        .iter()
+        .find_map(|e| match &e.body {
+            EntryBody::AgentFailed { error_class, message, provider, model } => {
+                Some((*error_class, message.clone(), provider.clone(), model.clone()))
+            }
+            _ => None,
+        })
+        .expect("an agent_failed entry")
+}
+
+pub(crate) async fn success_runs_commands_with_secrets_and_records_every_step(test: TestStore) {
+    let script = vec![
+        run("echo hello; test \"$DEPLOY_TOKEN\" = tok-canary-9f8e7d && echo has-token; echo $DEPLOY_TOKEN"),
+        Reply::Text("Done: the token works."),
+    ];
+    let fx = Fixture::new(test, script).await;
+    let thread = fx.thread("work", &[("DEPLOY_TOKEN", true), ("NICE_TO_HAVE", false)]).await;
+    let d = fx.dispatcher(fast_config("w"));
+    let workers = d.start();
+    let (user, job) = d.post(&fx.writer, thread.id, "check the deploy token").await.unwrap();
+    assert_eq!(user.seq, 1);
+    let entries = fx.wait_end(&d, &thread, job.id).await;
+    workers.shutdown(Duration::from_secs(5)).await;
+
+    let k = kinds(&entries);
+    assert_eq!(&k[..4], ["user.message", "signal.thread.status", "signal.thread.status", "signal.thread.warning"]);
+    assert_eq!(k[4], "tool.call");
+    assert_eq!(&k[k.len() - 2..], ["agent.message", "signal.thread.status"]);
+    assert_eq!(terminals(&entries, job.id), [ThreadStatus::Succeeded]);
+    // The command saw the secret; its output stored only the redaction marker.
+    let outputs = tool_outputs(&entries);
+    assert_eq!(outputs.len(), 1);
+    let (_, output, done, exit_code, _) = &outputs[0];
+    assert_eq!(output, "hello\nhas-token\n[redacted:DEPLOY_TOKEN]\n");
+    assert_eq!((*done, *exit_code), (true, Some(0)));
+    assert!(!all_text(&entries).contains(CANARY));
+    let EntryBody::Warning { message } = &entries[3].body else { panic!() };
+    assert!(message.contains("NICE_TO_HAVE"), "{message}");
+    // The ledger: names, never values.
+    let EntryBody::Status { ledger: Some(ledger), .. } = &entries.last().unwrap().body else { panic!() };
+    assert_eq!((ledger.model_turns, ledger.tokens_in, ledger.tokens_out, ledger.commands_run), (2, 200, 20, 1));
+    assert_eq!(ledger.secret_names.iter().map(|n| n.as_str()).collect::<Vec<_>>(), ["DEPLOY_TOKEN"]);
+    // The model got the house key, the tools, and the redacted output, never the value.
+    {
+        let script = fx.script.lock().unwrap();
+        assert_eq!(script.auth, [format!("Bearer {MODEL_KEY}"), format!("Bearer {MODEL_KEY}")]);
+        assert_eq!(script.requests[0]["model"], "anthropic/claude-haiku-4.5");
+        assert_eq!(script.requests[0]["tools"][0]["function"]["name"], "run_command");
+        let second = script.requests[1].to_string();
+        assert!(second.contains("[redacted:DEPLOY_TOKEN]") && second.contains("[exit code 0]"), "{second}");
+        assert!(!script.requests.iter().any(|r| r.to_string().contains(CANARY)));
+    }
+    assert_eq!(job_state(&fx, job.id).await, JobState::Succeeded);
+    let thread = fx.test.store.thread(fx.house.id, thread.id).await.unwrap();
+    assert_eq!(thread.status, ThreadStatus::Succeeded);
+}
+
+pub(crate) async fn each_error_class_ends_failed_with_agent_failed(test: TestStore) {
+    let cases = [
+        (401, json!({"error": {"code": 401, "message": "No auth credentials found"}}), ErrorClass::Auth),
+        (402, json!({"error": {"code": 402, "message": "Insufficient credits"}}), ErrorClass::Billing),
+        (429, json!({"error": {"code": 429, "message": "Rate limit exceeded"}}), ErrorClass::Quota),
+        (503, json!({"error": {"code": 503, "message": "No available providers"}}), ErrorClass::Network),
+    ];
+    let fx = Fixture::new(test, cases.iter().map(|(s, b, _)| Reply::Error(*s, b.clone())).collect()).await;
+    let d = fx.dispatcher(fast_config("w"));
+    let workers = d.start();
+    for (i, (status, _, class)) in cases.iter().enumerate() {
+        let thread = fx.thread(&format!("env{i}"), &[]).await;
+        let (_, job) = d.post(&fx.writer, thread.id, "hello").await.unwrap();
+        let entries = fx.wait_end(&d, &thread, job.id).await;
+        assert_eq!(terminals(&entries, job.id), [ThreadStatus::Failed], "HTTP {status}");
+        let (got, message, provider, model) = failure(&entries);
+        assert_eq!(got, *class, "HTTP {status}: {message}");
+        assert_eq!((provider.as_deref(), model.as_deref()), (Some("openrouter"), Some("anthropic/claude-haiku-4.5")));
+        assert!(!message.contains(MODEL_KEY));
+        assert_eq!(job_state(&fx, job.id).await, JobState::Failed);
+    }
+    workers.shutdown(Duration::from_secs(5)).await;
+}
+
+pub(crate) async fn missing_required_secret_or_model_key_fails_naming_it(test: TestStore) {
+    let fx = Fixture::new(test, vec![]).await;
+    let d = fx.dispatcher(fast_config("w"));
+    let workers = d.start();
+    let thread = fx.thread("work", &[("NOT_SET_A", true), ("NOT_SET_B", true)]).await;
+    let (_, job) = d.post(&fx.writer, thread.id, "hello").await.unwrap();
+    let entries = fx.wait_end(&d, &thread, job.id).await;
+    let (class, message, _, _) = failure(&entries);
+    assert_eq!(class, ErrorClass::Unknown);
+    assert!(message.contains("NOT_SET_A is not set") && message.contains("NOT_SET_B is not set"), "{message}");
+    // A model whose provider key is nowhere: auth, naming the variable.
+    let thread = fx.thread("other", &[]).await;
+    let pinned = fx
+        .test
+        .store
+        .create_thread(arbe_store::NewThread {
+            house_id: fx.house.id,
+            author_id: fx.writer.id,
+            parent: arbe_core::ParentRef::Thread(thread.id),
+            environment: None,
+            model_override: Some(ModelRef::parse("openai/gpt-4o-mini").unwrap()),
+            agent_ids: vec![],
+        })
+        .await
+        .unwrap();
+    let (_, job) = d.post(&fx.writer, pinned.id, "hello").await.unwrap();
+    let entries = fx.wait_end(&d, &pinned, job.id).await;
+    let (class, message, provider, _) = failure(&entries);
+    assert_eq!((class, provider.as_deref()), (ErrorClass::Auth, Some("openai")));
+    assert!(message.starts_with("no OPENAI_API_KEY for openai/gpt-4o-mini"), "{message}");
+    assert!(fx.script.lock().unwrap().requests.is_empty(), "no model was called");
+    workers.shutdown(Duration::from_secs(5)).await;
+}
+
+pub(crate) async fn step_limit_ends_agent_exit(test: TestStore) {
+    let fx = Fixture::new(test, vec![run("true"), run("true"), run("true")]).await;
+    let d = fx.dispatcher(arbe_dispatch::DispatchConfig { max_steps: 2, ..fast_config("w") });
+    let workers = d.start();
+    let thread = fx.thread("work", &[]).await;
+    let (_, job) = d.post(&fx.writer, thread.id, "loop").await.unwrap();
+    let entries = fx.wait_end(&d, &thread, job.id).await;
+    let (class, message, _, _) = failure(&entries);
+    assert_eq!(class, ErrorClass::AgentExit);
+    assert!(message.contains("limit of 2 model turns"), "{message}");
+    assert_eq!(fx.script.lock().unwrap().requests.len(), 2);
+    workers.shutdown(Duration::from_secs(5)).await;
+}
+
+pub(crate) async fn failing_and_invalid_tool_calls_are_reported_and_the_run_goes_on(test: TestStore) {
+    let script = vec![
+        Reply::Tools(vec![
+            ("run_command", json!({"command": "echo oops >&2; exit 3"})),
+            ("run_command", json!({"cmd": "ls"})),
+            ("make_coffee", json!({})),
+        ]),
+        Reply::Text("The command failed with 3."),
+    ];
+    let fx = Fixture::new(test, script).await;
+    let d = fx.dispatcher(fast_config("w"));
+    let workers = d.start();
+    let thread = fx.thread("work", &[]).await;
+    let (_, job) = d.post(&fx.writer, thread.id, "try").await.unwrap();
+    let entries = fx.wait_end(&d, &thread, job.id).await;
+    workers.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(terminals(&entries, job.id), [ThreadStatus::Succeeded]);
+    let outputs = tool_outputs(&entries);
+    assert_eq!(outputs.len(), 3);
+    assert_eq!((outputs[0].1.as_str(), outputs[0].3), ("oops\n", Some(3)));
+    assert!(outputs[1].1.contains("command must be a non-empty string"), "{}", outputs[1].1);
+    assert!(outputs[2].1.starts_with("unknown tool make_coffee: the tools here are run_command, delegate_task"));
+    // The model saw all three results, each paired with its call.
+    let second = &fx.script.lock().unwrap().requests[1];
+    let tool_msgs: Vec<_> = second["messages"].as_array().unwrap().iter().filter(|m| m["role"] == "tool").collect();
+    assert_eq!(tool_msgs.len(), 3);
+    assert!(tool_msgs[0]["content"].as_str().unwrap().ends_with("[exit code 3]"));
+}
+
+pub(crate) async fn command_timeout_kills_the_command_and_run_timeout_fails_the_run(test: TestStore) {
+    let gate = Arc::new(Notify::new());
+    let script = vec![
+        Reply::Tools(vec![("run_command", json!({"command": "sleep 30; echo late", "timeout_seconds": 1}))]),
+        Reply::Text("It timed out."),
+        Reply::Gated(gate.clone(), Box::new(Reply::Text("never"))),
+    ];
+    let fx = Fixture::new(test, script).await;
+    let d = fx.dispatcher(fast_config("w"));
+    let workers = d.start();
+    let thread = fx.thread("work", &[]).await;
+    let started = std::time::Instant::now();
+    let (_, job) = d.post(&fx.writer, thread.id, "sleep").await.unwrap();
+    let entries = fx.wait_end(&d, &thread, job.id).await;
+    assert!(started.elapsed() < Duration::from_secs(25));
+    assert_eq!(terminals(&entries, job.id), [ThreadStatus::Succeeded]);
+    let outputs = tool_outputs(&entries);
+    assert!(outputs[0].4, "timed out: {:?}", outputs[0]);
+    assert!(!outputs[0].1.contains("late"));
+    workers.shutdown(Duration::from_secs(5)).await;
+    // A whole dispatch past its time: agent_exit, and the hung model call is abandoned.
+    let d = fx.dispatcher(arbe_dispatch::DispatchConfig { run_timeout: Duration::from_secs(1), ..fast_config("w2") });
+    let workers = d.start();
+    let (_, job) = d.post(&fx.writer, thread.id, "hang").await.unwrap();
+    let entries = fx.wait_end(&d, &thread, job.id).await;
+    let (class, message, _, _) = failure(&entries);
+    assert_eq!(class, ErrorClass::AgentExit);
+    assert!(message.contains("ran out of time"), "{message}");
+    workers.shutdown(Duration::from_secs(5)).await;
+}
+
+pub(crate) async fn cancel_stops_the_running_command_and_the_model_call(test: TestStore) {
+    let gate = Arc::new(Notify::new());
+    let script =
+        vec![run("echo started; sleep 60; echo finished"), Reply::Gated(gate.clone(), Box::new(Reply::Text("x")))];
+    let fx = Fixture::new(test, script).await;
+    let d = fx.dispatcher(fast_config("w"));
+    let workers = d.start();
+    let thread = fx.thread("work", &[]).await;
+    let (_, job) = d.post(&fx.writer, thread.id, "long").await.unwrap();
+    // Wait until the command has started (its first output is recorded).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !output_text(&fx.entries(&thread).await).contains("started") {
+        assert!(tokio::time::Instant::now() < deadline, "the command never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let at = std::time::Instant::now();
+    assert_eq!(d.cancel(&fx.writer, thread.id).await.unwrap(), 1);
+    let entries = fx.wait_end(&d, &thread, job.id).await;
+    assert!(at.elapsed() < Duration::from_secs(10), "cancel took {:?}", at.elapsed());
+    assert_eq!(terminals(&entries, job.id), [ThreadStatus::Cancelled]);
+    assert!(!output_text(&entries).contains("finished"));
+    assert_eq!(job_state(&fx, job.id).await, JobState::Cancelled);
+    // A cancel while the model is thinking stops the call.
+    let (_, job) = d.post(&fx.writer, thread.id, "think").await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while fx.script.lock().unwrap().requests.len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "the model was never called");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    d.cancel(&fx.writer, thread.id).await.unwrap();
+    let entries = fx.wait_end(&d, &thread, job.id).await;
+    assert_eq!(terminals(&entries, job.id), [ThreadStatus::Cancelled]);
+    workers.shutdown(Duration::from_secs(5)).await;
+    // A reader may not cancel.
+    let reader = fx
+        .test
+        .store
+        .add_member(fx.house.id, &arbe_core::Name::parse("rita").unwrap(), arbe_core::Role::Reader)
+        .await
+        .unwrap();
+    let err = d.cancel(&reader, thread.id).await.unwrap_err();
+    assert_eq!(arbe_core::Classify::kind(&err), ErrorKind::Forbidden);
+}
+
+pub(crate) async fn cancel_of_a_queued_dispatch_ends_it_at_once(test: TestStore) {
+    let fx = Fixture::new(test, vec![]).await;
+    let d = fx.dispatcher(fast_config("w"));
+    let thread = fx.thread("work", &[]).await;
+    // No workers: the job stays queued until cancelled.
+    let (_, job) = d.post(&fx.writer, thread.id, "never runs").await.unwrap();
+    assert_eq!(d.cancel(&fx.writer, thread.id).await.unwrap(), 1);
+    let entries = fx.entries(&thread).await;
+    assert_eq!(terminals(&entries, job.id), [ThreadStatus::Cancelled]);
+    assert_eq!(job_state(&fx, job.id).await, JobState::Cancelled);
+    assert_eq!(fx.test.store.thread(fx.house.id, thread.id).await.unwrap().status, ThreadStatus::Cancelled);
+    // Bad input changes nothing.
+    let before = entries.len();
+    let err = d.post(&fx.writer, thread.id, "   ").await.unwrap_err();
+    assert_eq!(err.to_string(), "invalid message: must be 1 byte to 100 KiB and not only white space");
+    assert_eq!(fx.entries(&thread).await.len(), before);
+}
+
+pub(crate) async fn worker_killed_mid_run_is_taken_over_without_loss_or_duplicates(test: TestStore) {
+    let script = vec![run("echo step-one"), run("echo begun; sleep 30; echo never"), Reply::Text("Recovered.")];
+    let fx = Fixture::new(test, script).await;
+    let a = fx.dispatcher(fast_config("a"));
+    let workers_a = a.start();
+    let thread = fx.thread("work", &[]).await;
+    let (_, job) = a.post(&fx.writer, thread.id, "two steps").await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !output_text(&fx.entries(&thread).await).contains("begun") {
+        assert!(tokio::time::Instant::now() < deadline, "the second command never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The worker dies: no more writes, its lease lapses.
+    workers_a.abort();
+    let b = fx.dispatcher(fast_config("b"));
+    let workers_b = b.start();
+    let entries = fx.wait_end(&b, &thread, job.id).await;
+    workers_b.shutdown(Duration::from_secs(5)).await;
+
+    assert_eq!(terminals(&entries, job.id), [ThreadStatus::Succeeded]);
+    let seqs: Vec<i64> = entries.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=entries.len() as i64).collect::<Vec<_>>(), "no gaps, no duplicates");
+    let running = entries
+        .iter()
+        .filter(|e| matches!(&e.body, EntryBody::Status { status: ThreadStatus::Running, job: Some(j), .. } if *j == job.id))
+        .count();
+    assert_eq!(running, 1);
+    let calls: Vec<&str> = entries
+        .iter()
+        .filter_map(|e| match &e.body {
+            EntryBody::ToolCall { call_id, .. } => Some(call_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(calls.len(), 2);
+    let outputs = tool_outputs(&entries);
+    assert_eq!(outputs.len(), 2, "one final result per call: {outputs:?}");
+    assert_eq!(outputs[0].1, "step-one\n");
+    assert!(outputs[1].1.starts_with("begun\ninterrupted: the worker running this tool stopped"), "{:?}", outputs[1]);
+    assert!(!output_text(&entries).contains("never"));
+    assert_eq!(job_state(&fx, job.id).await, JobState::Succeeded);
+    assert_eq!(fx.test.store.job(job.id).await.unwrap().attempts, 2);
+    let third = fx.script.lock().unwrap().requests[2].to_string();
+    assert!(third.contains("interrupted"), "the new worker told the model: {third}");
+}
+
+pub(crate) async fn two_workers_racing_for_one_job_run_it_once(test: TestStore) {
+    let fx = Fixture::new(test, vec![Reply::Text("Only once.")]).await;
+    let a = fx.dispatcher(fast_config("a"));
+    let b = fx.dispatcher(fast_config("b"));
+    let thread = fx.thread("work", &[]).await;
+    let (_, job) = a.post(&fx.writer, thread.id, "race").await.unwrap();
+    let (wa, wb) = (a.start(), b.start());
+    let entries = fx.wait_end(&a, &thread, job.id).await;
+    wa.shutdown(Duration::from_secs(5)).await;
+    wb.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(terminals(&entries, job.id), [ThreadStatus::Succeeded]);
+    assert_eq!(fx.test.store.job(job.id).await.unwrap().attempts, 1);
+    assert_eq!(fx.script.lock().unwrap().requests.len(), 1);
+    assert_eq!(kinds(&fx.entries(&thread).await).iter().filter(|k| **k == "agent.message").count(), 1);
+}
+
+pub(crate) async fn secrets_split_across_output_chunks_are_redacted(test: TestStore) {
+    let script = vec![
+        run("printf 'tok-can'; sleep 0.4; printf 'ary-9f8e7d and more'; sleep 0.4; echo; echo tok-canary-9f8e7d"),
+        Reply::Text("I must not repeat tok-canary-9f8e7d."),
+    ];
+    let fx = Fixture::new(test, script).await;
+    let d = fx.dispatcher(fast_config("w"));
+    let workers = d.start();
+    let thread = fx.thread("work", &[("DEPLOY_TOKEN", true)]).await;
+    let (_, job) = d.post(&fx.writer, thread.id, "leak it").await.unwrap();
+    let entries = fx.wait_end(&d, &thread, job.id).await;
+    workers.shutdown(Duration::from_secs(5)).await;
+    let pieces: Vec<&str> = entries
+        .iter()
+        .filter_map(|e| match &e.body {
+            EntryBody::ToolResult { output, .. } => Some(output.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(pieces.len() >= 2, "the output streamed in pieces: {pieces:?}");
+    assert!(pieces.iter().all(|p| !p.contains("tok-can")), "{pieces:?}");
+    assert_eq!(pieces.concat(), "[redacted:DEPLOY_TOKEN] and more\n[redacted:DEPLOY_TOKEN]\n");
+    assert!(!all_text(&entries).contains(CANARY));
+    assert!(all_text(&entries).contains("I must not repeat [redacted:DEPLOY_TOKEN]."));
+}
+
+pub(crate) async fn delegate_task_creates_a_sub_thread_and_destroys_its_sandbox(test: TestStore) {
+    let script = vec![
+        Reply::Tools(vec![("delegate_task", json!({"task": "write hi to a file"}))]),
+        run("echo hi > f.txt; cat f.txt; pwd"),
+        Reply::Text("Helper: wrote f.txt."),
+        Reply::Text("All done."),
+    ];
+    let fx = Fixture::new(test, script).await;
+    let d = fx.dispatcher(fast_config("w"));
+    let workers = d.start();
+    let thread = fx.thread("work", &[]).await;
+    let (_, job) = d.post(&fx.writer, thread.id, "delegate it").await.unwrap();
+    let entries = fx.wait_end(&d, &thread, job.id).await;
+    workers.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(terminals(&entries, job.id), [ThreadStatus::Succeeded]);
+    let outputs = tool_outputs(&entries);
+    assert!(outputs[0].1.contains("Helper: wrote f.txt."), "{outputs:?}");
+    // The sub-thread mirrors the helper's run.
+    let threads = fx.test.store.list_threads(fx.house.id, 100).await.unwrap();
+    let sub = threads.iter().find(|t| t.parent == arbe_core::ParentRef::Thread(thread.id)).expect("a sub-thread");
+    assert_eq!(sub.status, ThreadStatus::Succeeded);
+    let sub_entries = fx.entries(sub).await;
+    assert_eq!(
+        kinds(&sub_entries),
+        ["user.message", "signal.thread.status", "tool.call", "tool.result", "agent.message", "signal.thread.status"]
+    );
+    let sub_out = &tool_outputs(&sub_entries)[0].1;
+    assert!(sub_out.starts_with("hi\n"), "{sub_out}");
+    // Its sandbox was fresh (not the parent's) and is gone: the row says destroyed, the runtime
+    // has nothing.
+    let env_box = thread.environment.as_ref().unwrap().sandbox_id;
+    let sub_box = sub.environment.as_ref().unwrap().sandbox_id;
+    assert_ne!(sub_box, env_box);
+    let row = fx.test.store.sandbox(fx.house.id, sub_box).await.unwrap();
+    assert_eq!(row.state, SandboxState::Destroyed);
+    let gone = fx.local.get(&ExternalId(row.external_id.unwrap())).await.unwrap_err();
+    assert_eq!(gone.kind, ErrorKind::NotFound);
+    let parent_box = fx.test.store.sandbox(fx.house.id, env_box).await.unwrap();
+    assert_eq!(parent_box.state, SandboxState::Started);
+}
+
+pub(crate) async fn subscriptions_resume_from_a_sequence_number(test: TestStore) {
+    let fx = Fixture::new(test, vec![Reply::Text("one"), Reply::Text("two")]).await;
+    let d = fx.dispatcher(fast_config("w"));
+    let workers = d.start();
+    let thread = fx.thread("work", &[]).await;
+    let (_, first) = d.post(&fx.writer, thread.id, "first").await.unwrap();
+    let entries = fx.wait_end(&d, &thread, first.id).await;
+    let cut = entries.last().unwrap().seq;
+    // A subscriber that saw up to `cut` resumes from there and gets only what follows.
+    use futures_util::StreamExt;
+    let mut tail = Box::pin(d.subscribe(fx.house.id, thread.id, cut));
+    let (_, second) = d.post(&fx.writer, thread.id, "second").await.unwrap();
+    let mut got = Vec::new();
+    loop {
+        let entry = tokio::time::timeout(Duration::from_secs(30), tail.next()).await.unwrap().unwrap().unwrap();
+        let end = matches!(&entry.body, EntryBody::Status { status, job: Some(j), .. } if *j == second.id && status.is_terminal());
+        got.push(entry);
+        if end {
+            break;
+        }
+    }
+    workers.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(got.first().unwrap().seq, cut + 1);
+    assert!(got.windows(2).all(|w| w[1].seq == w[0].seq + 1));
+    assert_eq!(got.first().unwrap().body.kind().as_str(), "user.message");
+    // Another process's appends reach a follower without waiting for its poll: on PostgreSQL
+    // through LISTEN/NOTIFY (the follower here polls only every 5 minutes), on SQLite by polling.
+    let poll = match fx.test.store.backend() {
+        arbe_store::Backend::Postgres => Duration::from_secs(300),
+        arbe_store::Backend::Sqlite => Duration::from_millis(50),
+    };
+    let follower = fx.dispatcher(arbe_dispatch::DispatchConfig { poll, ..fast_config("f") });
+    let last = fx.entries(&thread).await.last().unwrap().seq;
+    let follow = follower.subscribe(fx.house.id, thread.id, last);
+    let waiting = tokio::spawn(async move { Box::pin(follow).next().await });
+    // Let the follower read once and start waiting before the other process appends.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished());
+    let (posted, _) = d.post(&fx.writer, thread.id, "third").await.unwrap();
+    let heard = tokio::time::timeout(Duration::from_secs(20), waiting).await.expect("woken").unwrap().unwrap().unwrap();
+    assert_eq!(heard.seq, posted.seq);
+    // Another house cannot follow it.
+    let other = fx.test.store.create_house(&arbe_core::Name::parse("other").unwrap()).await.unwrap();
+    let mut stranger = Box::pin(d.subscribe(other.id, thread.id, 0));
+    let err = stranger.next().await.unwrap().unwrap_err();
+    assert_eq!(arbe_core::Classify::kind(&err), ErrorKind::NotFound);
+}

@@ -1,0 +1,172 @@
+//! Dispatch end to end: real workers on a real store (both backends), the local runtime, and a
+//! scripted fake model server speaking OpenRouter's wire format over HTTP.
+
+mod cases;
+mod fake_model;
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use arbe_core::{
+    Audience, Entry, EntryBody, EnvironmentName, House, JobId, Member, Name, ParentRef, Role, RuntimeName,
+    SecretBinding, SecretName, Thread, ThreadStatus,
+};
+use arbe_dispatch::{DispatchConfig, Dispatcher, HttpModels};
+use arbe_env::{CreateEnvironment, EnvConfig, Environments, WorkerKeys};
+use arbe_llm::{ProviderKind, RetryPolicy};
+use arbe_runtime::RuntimeRegistry;
+use arbe_runtime_local::{LocalConfig, LocalRuntime};
+use arbe_store::{NewThread, testkit::TestStore};
+use arbe_vault::{MasterKey, MasterKeys, SetOptions, Vault};
+use futures_util::StreamExt;
+
+arbe_store::both_backends!(cases =>
+    success_runs_commands_with_secrets_and_records_every_step,
+    each_error_class_ends_failed_with_agent_failed,
+    missing_required_secret_or_model_key_fails_naming_it,
+    step_limit_ends_agent_exit,
+    failing_and_invalid_tool_calls_are_reported_and_the_run_goes_on,
+    command_timeout_kills_the_command_and_run_timeout_fails_the_run,
+    cancel_stops_the_running_command_and_the_model_call,
+    cancel_of_a_queued_dispatch_ends_it_at_once,
+    worker_killed_mid_run_is_taken_over_without_loss_or_duplicates,
+    two_workers_racing_for_one_job_run_it_once,
+    secrets_split_across_output_chunks_are_redacted,
+    delegate_task_creates_a_sub_thread_and_destroys_its_sandbox,
+    subscriptions_resume_from_a_sequence_number,
+);
+
+/// The value of the secret the environment binds; it must never appear in an entry.
+pub(crate) const CANARY: &str = "tok-canary-9f8e7d";
+/// The house's model key.
+pub(crate) const MODEL_KEY: &str = "sk-or-house-key";
+
+pub(crate) struct Fixture {
+    pub(crate) test: TestStore,
+    pub(crate) envs: Environments,
+    pub(crate) vault: Vault,
+    pub(crate) house: House,
+    pub(crate) writer: Member,
+    pub(crate) local: Arc<LocalRuntime>,
+    pub(crate) model_url: String,
+    pub(crate) script: fake_model::Shared,
+    _workspaces: tempfile::TempDir,
+}
+
+pub(crate) fn fast_config(id: &str) -> DispatchConfig {
+    DispatchConfig {
+        worker_id: id.to_owned(),
+        workers: 1,
+        lease: Duration::from_millis(1500),
+        heartbeat: Duration::from_millis(200),
+        poll: Duration::from_millis(50),
+        sweep_every: Duration::from_millis(200),
+        command_timeout: Duration::from_secs(20),
+        output_flush: Duration::from_millis(50),
+        ..DispatchConfig::default()
+    }
+}
+
+impl Fixture {
+    pub(crate) async fn new(test: TestStore, replies: Vec<fake_model::Reply>) -> Self {
+        let (model_url, script) = fake_model::start(replies).await;
+        let store = test.store.clone();
+        let vault = Vault::new(store.clone(), MasterKeys::new(MasterKey::generate()));
+        let workspaces = tempfile::tempdir().unwrap();
+        let local = Arc::new(LocalRuntime::new(LocalConfig::new(workspaces.path())));
+        let mut registry = RuntimeRegistry::new();
+        registry.register(local.clone());
+        let envs = Environments::new(
+            store.clone(),
+            vault.clone(),
+            Arc::new(registry),
+            EnvConfig {
+                default_runtime: RuntimeName::parse("local").unwrap(),
+                github: None,
+                worker_keys: WorkerKeys::none(),
+            },
+        );
+        let house = store.create_house(&Name::parse("acme").unwrap()).await.unwrap();
+        let writer = store.add_member(house.id, &Name::parse("wes").unwrap(), Role::Writer).await.unwrap();
+        let fx = Self { test, envs, vault, house, writer, local, model_url, script, _workspaces: workspaces };
+        fx.set_secret("OPENROUTER_API_KEY", MODEL_KEY).await;
+        fx.set_secret("DEPLOY_TOKEN", CANARY).await;
+        fx
+    }
+
+    pub(crate) async fn set_secret(&self, name: &str, value: &str) {
+        let options = SetOptions { audience: Some(Audience::Environment), shared: Some(true) };
+        let value = zeroize::Zeroizing::new(value.to_owned());
+        self.vault.set(&self.writer, &SecretName::parse(name).unwrap(), value, options).await.unwrap();
+    }
+
+    pub(crate) fn dispatcher(&self, config: DispatchConfig) -> Dispatcher {
+        let models = HttpModels {
+            base_urls: HashMap::from([(ProviderKind::OpenRouter, self.model_url.clone())]),
+            timeout: Some(Duration::from_secs(60)),
+            retry: Some(RetryPolicy { max_attempts: 1, ..RetryPolicy::default() }),
+        };
+        Dispatcher::new(self.envs.clone(), Arc::new(models), config)
+    }
+
+    /// A thread bound to a new environment (name `env`) with the given bindings.
+    pub(crate) async fn thread(&self, env: &str, bindings: &[(&str, bool)]) -> Thread {
+        let mut req = CreateEnvironment::new(EnvironmentName::parse(env).unwrap());
+        req.secrets = bindings
+            .iter()
+            .map(|(name, required)| SecretBinding { name: SecretName::parse(name).unwrap(), required: *required })
+            .collect();
+        let env = self.envs.create(&self.writer, req).await.unwrap();
+        self.test
+            .store
+            .create_thread(NewThread {
+                house_id: self.house.id,
+                author_id: self.writer.id,
+                parent: ParentRef::parse("general").unwrap(),
+                environment: Some(&env),
+                model_override: None,
+                agent_ids: vec![],
+            })
+            .await
+            .unwrap()
+    }
+
+    pub(crate) async fn entries(&self, thread: &Thread) -> Vec<Entry> {
+        self.test.store.entries(self.house.id, thread.id, 0, 10_000).await.unwrap()
+    }
+
+    /// Follows the thread until `job` records a terminal status; returns every entry so far.
+    pub(crate) async fn wait_end(&self, d: &Dispatcher, thread: &Thread, job: JobId) -> Vec<Entry> {
+        let mut stream = Box::pin(d.subscribe(self.house.id, thread.id, 0));
+        let mut seen = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let next = tokio::time::timeout_at(deadline, stream.next()).await;
+            let entry = next.expect("the dispatch ended within 60 s").expect("the stream goes on").unwrap();
+            let end = matches!(&entry.body, EntryBody::Status { status, job: Some(j), .. } if *j == job && status.is_terminal());
+            seen.push(entry);
+            if end {
+                return seen;
+            }
+        }
+    }
+}
+
+/// The terminal statuses `job` recorded, in order (exactly one when all is well).
+pub(crate) fn terminals(entries: &[Entry], job: JobId) -> Vec<ThreadStatus> {
+    entries
+        .iter()
+        .filter_map(|e| match &e.body {
+            EntryBody::Status { status, job: Some(j), .. } if *j == job && status.is_terminal() => Some(*status),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every entry's text, for "the canary is nowhere" checks.
+pub(crate) fn all_text(entries: &[Entry]) -> String {
+    entries.iter().map(|e| serde_json::to_string(&e.body).unwrap()).collect::<Vec<_>>().join("\n")
+}
+
+pub(crate) fn kinds(entries: &[Entry]) -> Vec<&'static str> {
+    entries.iter().map(|e| e.body.kind().as_str()).collect()
+}
