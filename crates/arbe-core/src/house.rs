@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    error::InvalidInput,
+    error::{Classify, ErrorKind, InvalidInput},
     ids::{ApiKeyId, HouseId, MemberId},
     names::Name,
 };
@@ -159,6 +159,35 @@ pub struct Member {
     pub role: Role,
     /// When it joined.
     pub created_at: DateTime<Utc>,
+}
+
+impl Member {
+    /// `Ok` when this member's role allows `action` ([`RULES`]), else why not.
+    pub fn require(&self, action: Action) -> Result<(), Forbidden> {
+        if self.role.allows(action) {
+            Ok(())
+        } else {
+            Err(Forbidden { role: self.role, action, needs: action.min_role() })
+        }
+    }
+}
+
+/// A member's role does not allow an action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("a {role} may not {} (it takes {needs})", action.describe())]
+pub struct Forbidden {
+    /// The member's role.
+    pub role: Role,
+    /// What was attempted.
+    pub action: Action,
+    /// The least role that may.
+    pub needs: Role,
+}
+
+impl Classify for Forbidden {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Forbidden
+    }
 }
 
 /// An API key's metadata. The key itself is `arbe_<id>_<secret>`; only a hash of the secret part

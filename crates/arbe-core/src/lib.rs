@@ -17,7 +17,7 @@ pub use agent::{Agent, ModelRef};
 pub use entry::{Entry, EntryBody, EntryKind, Ledger};
 pub use environment::{Environment, EnvironmentSnapshot, SecretBinding};
 pub use error::{Classify, ErrorClass, ErrorKind, InvalidInput};
-pub use house::{Action, ApiKeyMeta, House, Member, Role};
+pub use house::{Action, ApiKeyMeta, Forbidden, House, Member, Role};
 pub use ids::{AgentId, ApiKeyId, EntryId, EnvironmentId, HouseId, JobId, MemberId, SandboxId, SecretId, ThreadId};
 pub use job::{DispatchJob, JobState};
 pub use names::{EnvironmentName, Labels, Name, RepoRef, RuntimeName, SecretName};

@@ -1,6 +1,6 @@
 //! The crate's error type. No variant carries a secret value.
 
-use arbe_core::{Action, Classify, ErrorKind, InvalidInput, Role};
+use arbe_core::{Classify, ErrorKind, Forbidden, InvalidInput};
 use arbe_env::EnvError;
 use arbe_store::StoreError;
 
@@ -12,15 +12,8 @@ pub enum DispatchError {
     #[error(transparent)]
     Invalid(#[from] InvalidInput),
     /// The member's role does not allow the action.
-    #[error("a {role} may not {} (it takes {needs})", action.describe())]
-    Forbidden {
-        /// The member's role.
-        role: Role,
-        /// What was attempted.
-        action: Action,
-        /// The least role that may.
-        needs: Role,
-    },
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -33,18 +26,10 @@ impl Classify for DispatchError {
     fn kind(&self) -> ErrorKind {
         match self {
             Self::Invalid(_) => ErrorKind::InvalidInput,
-            Self::Forbidden { .. } => ErrorKind::Forbidden,
+            Self::Forbidden(_) => ErrorKind::Forbidden,
             Self::Store(err) => err.kind(),
             Self::Env(err) => err.kind(),
         }
-    }
-}
-
-pub(crate) fn require(actor: &arbe_core::Member, action: Action) -> Result<(), DispatchError> {
-    if actor.role.allows(action) {
-        Ok(())
-    } else {
-        Err(DispatchError::Forbidden { role: actor.role, action, needs: action.min_role() })
     }
 }
 

@@ -182,7 +182,7 @@ impl Dispatcher {
     /// `signal.thread.status` `queued`. Needs a writer. An empty or oversized message changes
     /// nothing.
     pub async fn post(&self, actor: &Member, thread: ThreadId, text: &str) -> Result<(Entry, DispatchJob)> {
-        error::require(actor, Action::Dispatch)?;
+        actor.require(Action::Dispatch)?;
         if text.trim().is_empty() || text.len() > MAX_MESSAGE_BYTES {
             return Err(InvalidInput::new("message", "must be 1 byte to 100 KiB and not only white space").into());
         }
@@ -209,7 +209,7 @@ impl Dispatcher {
     /// their model call and command (at once in this process, at the worker's next heartbeat
     /// in another) and end `cancelled`. Needs a writer. Returns how many dispatches it reached.
     pub async fn cancel(&self, actor: &Member, thread: ThreadId) -> Result<u64> {
-        error::require(actor, Action::CancelThread)?;
+        actor.require(Action::CancelThread)?;
         let store = &self.inner.store;
         let house = actor.house_id;
         store.thread(house, thread).await?;

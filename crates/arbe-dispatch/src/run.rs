@@ -261,16 +261,8 @@ impl Run<'_> {
             for call_id in &view.open_calls {
                 // Its worker died while it ran: it may or may not have finished. Say so rather
                 // than run it twice.
-                let body = EntryBody::ToolResult {
-                    call_id: call_id.clone(),
-                    output: "interrupted: the worker running this tool stopped; it may or may not have completed"
-                        .into(),
-                    done: true,
-                    exit_code: None,
-                    timed_out: false,
-                    truncated: false,
-                };
-                self.write(thread_id, body).await?;
+                let note = "interrupted: the worker running this tool stopped; it may or may not have completed";
+                self.write(thread_id, crate::tools::done(call_id, note.into())).await?;
             }
             if !view.open_calls.is_empty() {
                 continue;

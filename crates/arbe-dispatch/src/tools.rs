@@ -49,7 +49,8 @@ pub(crate) fn specs(run_command: bool, delegate: bool) -> Vec<ToolSpec> {
     out
 }
 
-fn done(call_id: &str, output: String) -> EntryBody {
+/// The final (and only) result piece of a tool call that ran no command or whose command ended.
+pub(crate) fn done(call_id: &str, output: String) -> EntryBody {
     EntryBody::ToolResult {
         call_id: call_id.to_owned(),
         output,

@@ -5,7 +5,7 @@ use arbe_core::{Action, Audience, EnvironmentName, ErrorKind, Member, ModelRef, 
 use arbe_runtime::{Check, CheckStatus, ExternalId};
 use arbe_store::EnvironmentRef;
 
-use crate::{Environments, Result, error::require};
+use crate::{Environments, Result};
 
 /// The checklist for one environment.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,7 +35,7 @@ impl Environments {
     /// agent's or the thread's) and where it comes from, and the GitHub App. Needs a reader.
     /// Nothing is provisioned, started or changed.
     pub async fn diagnose(&self, actor: &Member, by: &EnvironmentRef, model: &ModelRef) -> Result<EnvDiagnosis> {
-        require(actor, Action::Read)?;
+        actor.require(Action::Read)?;
         let house = actor.house_id;
         let env = self.store.environment(house, by).await?;
         let mut out = EnvDiagnosis { environment: env.name.clone(), model: model.clone(), checks: Vec::new() };

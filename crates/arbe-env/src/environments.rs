@@ -8,7 +8,7 @@ use arbe_core::{
 };
 use arbe_store::{EnvironmentRef, NewEnvironment, StoreError};
 
-use crate::{Environments, Result, error::require};
+use crate::{Environments, Result};
 
 /// How a user names a sandbox: by id or by name.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,7 +126,7 @@ impl Environments {
     /// (named `<env>-<short id>`). Needs a writer. Bad input changes nothing: every rule is
     /// checked, and the name looked up, before anything is provisioned.
     pub async fn create(&self, actor: &Member, req: CreateEnvironment) -> Result<Environment> {
-        require(actor, Action::WriteEnvironment)?;
+        actor.require(Action::WriteEnvironment)?;
         let house = actor.house_id;
         check_bindings(&req.secrets)?;
         check_installation(req.github_installation_id)?;
@@ -157,7 +157,7 @@ impl Environments {
                 (sandbox.id, sandbox.runtime)
             }
             None => {
-                require(actor, Action::OperateSandbox)?;
+                actor.require(Action::OperateSandbox)?;
                 let runtime = req.runtime.clone().unwrap_or_else(|| self.config.default_runtime.clone());
                 // Fails here, naming why, when the runtime is not configured.
                 self.runtimes.get(runtime.as_str())?;
@@ -188,19 +188,19 @@ impl Environments {
 
     /// A live environment, by name (without regard to case) or id. Needs a reader.
     pub async fn view(&self, actor: &Member, by: &EnvironmentRef) -> Result<Environment> {
-        require(actor, Action::Read)?;
+        actor.require(Action::Read)?;
         Ok(self.store.environment(actor.house_id, by).await?)
     }
 
     /// The house's live environments, by name. Needs a reader.
     pub async fn list(&self, actor: &Member) -> Result<Vec<Environment>> {
-        require(actor, Action::Read)?;
+        actor.require(Action::Read)?;
         Ok(self.store.list_environments(actor.house_id).await?)
     }
 
     /// Changes the fields `patch` sets. Needs a writer.
     pub async fn update(&self, actor: &Member, by: &EnvironmentRef, patch: EnvironmentPatch) -> Result<Environment> {
-        require(actor, Action::WriteEnvironment)?;
+        actor.require(Action::WriteEnvironment)?;
         let mut env = self.store.environment(actor.house_id, by).await?;
         if let Some(name) = patch.name {
             env.name = name;
@@ -237,7 +237,7 @@ impl Environments {
         name: SecretName,
         required: bool,
     ) -> Result<(Environment, BindOutcome)> {
-        require(actor, Action::WriteEnvironment)?;
+        actor.require(Action::WriteEnvironment)?;
         let mut env = self.store.environment(actor.house_id, by).await?;
         let outcome = bind_secret(&mut env.secret_bindings, name, required);
         if outcome == BindOutcome::Unchanged {
@@ -253,7 +253,7 @@ impl Environments {
         by: &EnvironmentRef,
         name: &SecretName,
     ) -> Result<(Environment, bool)> {
-        require(actor, Action::WriteEnvironment)?;
+        actor.require(Action::WriteEnvironment)?;
         let mut env = self.store.environment(actor.house_id, by).await?;
         let before = env.secret_bindings.len();
         env.secret_bindings.retain(|b| b.name != *name);
@@ -266,7 +266,7 @@ impl Environments {
     /// Soft-deletes an environment: hidden from lookups and lists, its name free again,
     /// threads keep their snapshot. Needs an owner.
     pub async fn delete(&self, actor: &Member, by: &EnvironmentRef) -> Result<()> {
-        require(actor, Action::DeleteEnvironment)?;
+        actor.require(Action::DeleteEnvironment)?;
         let env = self.store.environment(actor.house_id, by).await?;
         self.store.delete_environment(actor.house_id, env.id).await?;
         tracing::info!(house = %actor.house_id, environment = %env.id, "environment deleted");

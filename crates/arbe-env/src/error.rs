@@ -1,6 +1,6 @@
 //! The crate's error type. No variant carries a secret value or a token.
 
-use arbe_core::{Action, Classify, EnvironmentName, ErrorKind, InvalidInput, Role, SecretName};
+use arbe_core::{Classify, EnvironmentName, ErrorKind, Forbidden, InvalidInput, SecretName};
 use arbe_runtime::RuntimeError;
 use arbe_store::StoreError;
 use arbe_vault::VaultError;
@@ -35,15 +35,8 @@ pub enum EnvError {
     #[error(transparent)]
     Invalid(#[from] InvalidInput),
     /// The member's role does not allow the action.
-    #[error("a {role} may not {} (it takes {needs})", action.describe())]
-    Forbidden {
-        /// The member's role.
-        role: Role,
-        /// What was attempted.
-        action: Action,
-        /// The least role that may.
-        needs: Role,
-    },
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
     /// Required bindings cannot be resolved; every one of them is named.
     #[error("environment {environment} cannot dispatch: {}", describe_problems(.problems))]
     UnresolvedSecrets {
@@ -109,7 +102,7 @@ impl Classify for EnvError {
     fn kind(&self) -> ErrorKind {
         match self {
             Self::Invalid(_) | Self::UnresolvedSecrets { .. } | Self::RepoNotAllowed { .. } => ErrorKind::InvalidInput,
-            Self::Forbidden { .. } => ErrorKind::Forbidden,
+            Self::Forbidden(_) => ErrorKind::Forbidden,
             Self::GitHubNotConfigured => ErrorKind::Unsupported,
             Self::GitHubConfig { .. } => ErrorKind::Misconfigured,
             Self::GitHub { status, .. } => match status {
@@ -126,14 +119,6 @@ impl Classify for EnvError {
             Self::Vault(err) => err.kind(),
             Self::Runtime(err) => err.kind(),
         }
-    }
-}
-
-pub(crate) fn require(actor: &arbe_core::Member, action: Action) -> Result<(), EnvError> {
-    if actor.role.allows(action) {
-        Ok(())
-    } else {
-        Err(EnvError::Forbidden { role: actor.role, action, needs: action.min_role() })
     }
 }
 

@@ -82,7 +82,7 @@ impl Environments {
     /// The installations of the GitHub App; [`EnvError::GitHubNotConfigured`] (kind
     /// `Unsupported`, HTTP 501) when there is none.
     pub async fn github_installations(&self, actor: &arbe_core::Member) -> Result<Vec<Installation>> {
-        error::require(actor, arbe_core::Action::Read)?;
+        actor.require(arbe_core::Action::Read)?;
         self.github()?.list_installations().await
     }
 }

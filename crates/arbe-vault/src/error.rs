@@ -1,7 +1,7 @@
 //! The vault's error type. No variant carries a secret value; decryption failures carry which
 //! row failed and nothing about why.
 
-use arbe_core::{Action, Classify, ErrorKind, InvalidInput, Role, SecretName};
+use arbe_core::{Classify, ErrorKind, Forbidden, InvalidInput, SecretName};
 use arbe_store::StoreError;
 
 /// What went wrong in the vault.
@@ -12,15 +12,8 @@ pub enum VaultError {
     #[error(transparent)]
     Invalid(#[from] InvalidInput),
     /// The member's role does not allow the action.
-    #[error("a {role} may not {} (it takes {needs})", action.describe())]
-    Forbidden {
-        /// The member's role.
-        role: Role,
-        /// What was attempted.
-        action: Action,
-        /// The least role that may.
-        needs: Role,
-    },
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
     /// A secret's ciphertext did not authenticate: it was tampered with, copied from another
     /// row or house, or sealed under a different key.
     #[error(
@@ -76,7 +69,7 @@ impl Classify for VaultError {
     fn kind(&self) -> ErrorKind {
         match self {
             Self::Invalid(_) => ErrorKind::InvalidInput,
-            Self::Forbidden { .. } => ErrorKind::Forbidden,
+            Self::Forbidden(_) => ErrorKind::Forbidden,
             Self::SecretTampered { .. } | Self::HouseKeyTampered { .. } | Self::MissingHouseKey { .. } => {
                 ErrorKind::Internal
             }

@@ -79,14 +79,6 @@ fn house_key_aad(house: HouseId, version: i64) -> Vec<u8> {
     aad
 }
 
-fn require(actor: &Member, action: Action) -> Result<()> {
-    if actor.role.allows(action) {
-        Ok(())
-    } else {
-        Err(VaultError::Forbidden { role: actor.role, action, needs: action.min_role() })
-    }
-}
-
 impl Vault {
     /// A vault over `store` with the given master keys.
     pub fn new(store: Store, keys: MasterKeys) -> Self {
@@ -102,7 +94,7 @@ impl Vault {
         value: Zeroizing<String>,
         options: SetOptions,
     ) -> Result<SecretMeta> {
-        require(actor, Action::SetSecret)?;
+        actor.require(Action::SetSecret)?;
         let value = SecretValue::new(String::clone(&value))
             .map_err(|_| InvalidInput::new(format!("value of secret {name}"), "must be 1 byte to 64 KiB"))?;
         let house = actor.house_id;
@@ -133,7 +125,7 @@ impl Vault {
 
     /// Makes the previous version's value current again, as a new version. Needs a writer.
     pub async fn rollback(&self, actor: &Member, name: &SecretName) -> Result<SecretMeta> {
-        require(actor, Action::SetSecret)?;
+        actor.require(Action::SetSecret)?;
         let house = actor.house_id;
         let meta = self.store.secret_meta(house, name).await?;
         if meta.version < 2 {
@@ -154,19 +146,19 @@ impl Vault {
 
     /// A secret's metadata (never its value).
     pub async fn meta(&self, actor: &Member, name: &SecretName) -> Result<SecretMeta> {
-        require(actor, Action::Read)?;
+        actor.require(Action::Read)?;
         Ok(self.store.secret_meta(actor.house_id, name).await?)
     }
 
     /// Every secret's metadata in the actor's house.
     pub async fn list(&self, actor: &Member) -> Result<Vec<SecretMeta>> {
-        require(actor, Action::Read)?;
+        actor.require(Action::Read)?;
         Ok(self.store.list_secrets(actor.house_id).await?)
     }
 
     /// Deletes a secret and all of its versions. Needs an owner.
     pub async fn delete(&self, actor: &Member, name: &SecretName) -> Result<()> {
-        require(actor, Action::DeleteSecret)?;
+        actor.require(Action::DeleteSecret)?;
         Ok(self.store.delete_secret(actor.house_id, name).await?)
     }
 
@@ -225,7 +217,7 @@ impl Vault {
     /// and deletes the old keys once nothing uses them. Needs an owner. Safe to stop and run
     /// again: each version moves in its own compare-and-set and records which key sealed it.
     pub async fn rotate_house_key(&self, actor: &Member) -> Result<RotationReport> {
-        require(actor, Action::RotateKeys)?;
+        actor.require(Action::RotateKeys)?;
         let house = actor.house_id;
         let keys = self.store.house_keys(house).await?;
         let next = keys.last().map_or(1, |k| k.version + 1);

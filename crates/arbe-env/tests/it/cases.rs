@@ -48,6 +48,19 @@ async fn create(f: &Fixture, name: &str, bindings: Vec<SecretBinding>) -> arbe_c
     f.envs.create(&f.writer, req).await.unwrap()
 }
 
+/// A thread in the environment, keeping its snapshot.
+async fn thread_in(f: &Fixture, env: &arbe_core::Environment) -> arbe_core::Thread {
+    let thread = NewThread {
+        house_id: f.house.id,
+        author_id: f.writer.id,
+        parent: ParentRef::parse("general").unwrap(),
+        environment: Some(env),
+        model_override: None,
+        agent_ids: vec![],
+    };
+    f.test.store.create_thread(thread).await.unwrap()
+}
+
 async fn sandbox_count(f: &Fixture) -> usize {
     f.test.store.list_sandboxes(f.house.id, None).await.unwrap().len()
 }
@@ -208,19 +221,7 @@ pub(crate) async fn roles_follow_the_rule_table_and_houses_are_isolated(test: Te
 pub(crate) async fn soft_delete_hides_the_row_but_not_the_thread_snapshot(test: TestStore) {
     let f = Fixture::new(test).await;
     let env = create(&f, "prod", vec![binding("A_KEY", true)]).await;
-    let thread = f
-        .test
-        .store
-        .create_thread(NewThread {
-            house_id: f.house.id,
-            author_id: f.writer.id,
-            parent: ParentRef::parse("general").unwrap(),
-            environment: Some(&env),
-            model_override: None,
-            agent_ids: vec![],
-        })
-        .await
-        .unwrap();
+    let thread = thread_in(&f, &env).await;
     f.envs.delete(&f.owner, &by("prod")).await.unwrap();
     assert_kind(f.envs.view(&f.reader, &by("prod")).await, ErrorKind::NotFound);
     assert!(f.envs.list(&f.reader).await.unwrap().is_empty());
@@ -237,19 +238,7 @@ pub(crate) async fn soft_delete_hides_the_row_but_not_the_thread_snapshot(test: 
 pub(crate) async fn purge_sets_thread_environment_null_and_keeps_the_snapshot(test: TestStore) {
     let f = Fixture::new(test).await;
     let env = create(&f, "prod", vec![]).await;
-    let thread = f
-        .test
-        .store
-        .create_thread(NewThread {
-            house_id: f.house.id,
-            author_id: f.writer.id,
-            parent: ParentRef::parse("general").unwrap(),
-            environment: Some(&env),
-            model_override: None,
-            agent_ids: vec![],
-        })
-        .await
-        .unwrap();
+    let thread = thread_in(&f, &env).await;
     f.envs
         .update(&f.writer, &by("prod"), EnvironmentPatch { name: Some(env_name("renamed")), ..Default::default() })
         .await
