@@ -36,6 +36,47 @@ pub(crate) fn terminal_status(entries: &[Entry], job: JobId) -> Option<ThreadSta
     })
 }
 
+/// Tool calls (of any agent) that `job` made in this thread and that have no final result.
+pub(crate) fn open_calls(entries: &[Entry], job: JobId) -> Vec<String> {
+    let Some(start) = run_start(entries, job) else { return Vec::new() };
+    let mut open: Vec<String> = Vec::new();
+    for entry in &entries[start..] {
+        match &entry.body {
+            EntryBody::ToolCall { call_id, .. } => open.push(call_id.clone()),
+            EntryBody::ToolResult { call_id, done: true, .. } => open.retain(|id| id != call_id),
+            _ => {}
+        }
+    }
+    open
+}
+
+/// The model turns and commands recorded in a dispatch's entries (`segment` starts at its
+/// `running` entry): a turn is an agent's message and the tool calls written with it.
+pub(crate) fn work_done(segment: &[Entry]) -> (u32, u32) {
+    let (mut turns, mut commands) = (0, 0);
+    let mut previous: Option<&EntryBody> = None;
+    for entry in segment {
+        match &entry.body {
+            EntryBody::AgentMessage { .. } => turns += 1,
+            EntryBody::ToolCall { agent_id, tool, .. } => {
+                let continues = matches!(
+                    previous,
+                    Some(EntryBody::AgentMessage { agent_id: a, .. } | EntryBody::ToolCall { agent_id: a, .. }) if a == agent_id
+                );
+                if !continues {
+                    turns += 1;
+                }
+                if tool == "run_command" {
+                    commands += 1;
+                }
+            }
+            _ => {}
+        }
+        previous = Some(&entry.body);
+    }
+    (turns, commands)
+}
+
 /// Keeps the head and the tail of long output, marking what was cut.
 pub(crate) fn clip(text: &str, max: usize) -> String {
     if text.len() <= max {
@@ -111,6 +152,19 @@ pub(crate) fn build(entries: &[Entry], agent: AgentId, job: JobId, max_output: u
                 if in_run {
                     last_mine_final = false;
                 }
+            }
+            EntryBody::Status { status, .. } if status.is_terminal() && !open.is_empty() => {
+                // A dispatch ended with calls that never got a result (its end could not be
+                // recorded in full): providers need one per call before anything else.
+                let mut ids: Vec<String> = open.drain().collect();
+                ids.sort();
+                for call_id in ids {
+                    // A result that turns up later is not sent again.
+                    outputs.remove(&call_id);
+                    view.messages.push(Message::Tool { call_id, content: "no result was recorded".into() });
+                }
+                turn_open = false;
+                view.messages.extend(deferred.drain(..).map(|text| Message::User { text }));
             }
             EntryBody::ToolResult { call_id, output, done, exit_code, timed_out, truncated } => {
                 let Some(acc) = outputs.get_mut(call_id) else { continue };

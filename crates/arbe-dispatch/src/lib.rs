@@ -52,6 +52,11 @@ pub struct DispatchConfig {
     pub tool_output_to_model: usize,
     /// How often streamed command output becomes an entry.
     pub output_flush: Duration,
+    /// Bytes of one command's output stored in entries; past that only the last 16 KiB are
+    /// kept, and the result says how much was cut.
+    pub max_stored_output: usize,
+    /// Attempts at one dispatch (a worker stopping mid-run costs one); past that it fails.
+    pub max_attempts: u32,
 }
 
 impl Default for DispatchConfig {
@@ -68,6 +73,8 @@ impl Default for DispatchConfig {
             command_timeout: Duration::from_secs(30),
             tool_output_to_model: 16 * 1024,
             output_flush: Duration::from_millis(250),
+            max_stored_output: 1024 * 1024,
+            max_attempts: 3,
         }
     }
 }
@@ -185,6 +192,9 @@ impl Dispatcher {
         actor.require(Action::Dispatch)?;
         if text.trim().is_empty() || text.len() > MAX_MESSAGE_BYTES {
             return Err(InvalidInput::new("message", "must be 1 byte to 100 KiB and not only white space").into());
+        }
+        if text.contains('\0') {
+            return Err(InvalidInput::new("message", "must not contain NUL characters").into());
         }
         let store = &self.inner.store;
         let house = actor.house_id;

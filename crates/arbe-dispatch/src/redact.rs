@@ -20,14 +20,22 @@ impl std::fmt::Debug for Redactor {
 impl Redactor {
     /// A redactor for these values.
     pub fn new<'a>(secrets: impl IntoIterator<Item = (&'a SecretName, &'a SecretValue)>) -> Self {
-        let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = secrets
-            .into_iter()
-            .filter(|(_, value)| !value.expose().is_empty())
-            .map(|(name, value)| (value.expose().as_bytes().to_vec(), format!("[redacted:{name}]").into_bytes()))
-            .collect();
-        pairs.sort_by_key(|(value, _)| std::cmp::Reverse(value.len()));
-        let longest = pairs.first().map_or(0, |(value, _)| value.len());
-        Self { secrets: pairs, longest }
+        let mut redactor = Self::default();
+        for (name, value) in secrets {
+            redactor.add(name.as_str(), value);
+        }
+        redactor
+    }
+
+    /// Adds a value, replaced by `[redacted:NAME]` (a model key, say).
+    pub fn add(&mut self, name: &str, value: &SecretValue) {
+        let bytes = value.expose().as_bytes();
+        if bytes.is_empty() || self.secrets.iter().any(|(v, _)| v == bytes) {
+            return;
+        }
+        self.secrets.push((bytes.to_vec(), format!("[redacted:{name}]").into_bytes()));
+        self.secrets.sort_by_key(|(value, _)| std::cmp::Reverse(value.len()));
+        self.longest = self.secrets[0].0.len();
     }
 
     /// `text` with every value replaced.
@@ -61,24 +69,32 @@ impl Redactor {
     }
 }
 
-/// Redacts a stream of chunks. It holds back the last `longest value - 1` bytes (and any cut
-/// UTF-8 character) until more arrive, so a value split across chunks is still found.
-#[derive(Debug)]
+/// Redacts a stream of chunks. It holds back the end of what it has seen when that end could be
+/// the start of a value (and any cut UTF-8 character) until more arrive, so a value split across
+/// chunks is still found while ordinary output flows at once.
 pub struct StreamRedactor {
     redactor: Redactor,
     pending: Vec<u8>,
+}
+
+impl std::fmt::Debug for StreamRedactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The held-back bytes may be part of a value: their count only.
+        f.debug_struct("StreamRedactor").field("held_back", &self.pending.len()).finish()
+    }
 }
 
 impl StreamRedactor {
     /// Takes a chunk; returns the text that is safe to emit now.
     pub fn push(&mut self, chunk: &[u8]) -> String {
         self.pending.extend_from_slice(chunk);
-        let hold = self.redactor.longest.saturating_sub(1);
+        let hold = self.hold_back();
         if self.pending.len() <= hold {
             return String::new();
         }
-        // Any value starting before `cut` lies wholly inside `pending`, so redacting the whole
-        // buffer and emitting up to `cut` never emits part of a value.
+        // Only a suffix that could be the start of a value is held back. So any value starting
+        // before `cut` lies wholly inside `pending`, and redacting the buffer and emitting up
+        // to `cut` never emits part of a value.
         let mut cut = self.pending.len() - hold;
         // Scan values that start before `cut`; one that starts there may extend past it.
         let mut out = Vec::with_capacity(cut);
@@ -124,6 +140,19 @@ impl StreamRedactor {
         String::from_utf8_lossy(&out).into_owned()
     }
 
+    /// The length of the longest suffix of `pending` that is a proper prefix of some value.
+    fn hold_back(&self) -> usize {
+        let len = self.pending.len();
+        let max = self.redactor.longest.saturating_sub(1).min(len);
+        (1..=max)
+            .rev()
+            .find(|&k| {
+                let suffix = &self.pending[len - k..];
+                self.redactor.secrets.iter().any(|(value, _)| value.len() > k && value.starts_with(suffix))
+            })
+            .unwrap_or(0)
+    }
+
     /// Everything still held back, redacted.
     pub fn finish(&mut self) -> String {
         let rest = std::mem::take(&mut self.pending);
@@ -142,10 +171,27 @@ mod tests {
     }
 
     #[test]
+    fn debug_never_shows_values_or_held_back_bytes() {
+        let mut s = redactor().stream();
+        assert_eq!(s.push(b"x sk-abc"), "x ");
+        let debug = format!("{:?} {:?}", s, redactor());
+        assert!(!debug.contains("sk-abc") && !debug.contains("tok"), "{debug}");
+    }
+
+    #[test]
     fn whole_text_is_redacted() {
         let r = redactor();
         assert_eq!(r.redact("key=sk-abc123 and tok."), "key=[redacted:API_KEY] and [redacted:TOKEN].");
         assert_eq!(Redactor::default().redact("sk-abc123"), "sk-abc123");
+    }
+
+    #[test]
+    fn output_that_cannot_start_a_value_is_not_held_back() {
+        let mut s = redactor().stream();
+        assert_eq!(s.push(b"started\n"), "started\n");
+        assert_eq!(s.push(b"then sk-a"), "then ");
+        assert_eq!(s.push(b"bc123!"), "[redacted:API_KEY]!");
+        assert_eq!(s.finish(), "");
     }
 
     #[test]

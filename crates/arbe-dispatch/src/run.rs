@@ -3,8 +3,7 @@
 
 use std::{
     future::Future,
-    sync::{Arc, Mutex},
-    time::Instant,
+    sync::{Arc, Mutex, RwLock},
 };
 
 use arbe_core::{
@@ -59,7 +58,10 @@ pub(crate) struct Run<'a> {
     pub(crate) stop: watch::Receiver<Stop>,
     pub(crate) deadline: tokio::time::Instant,
     pub(crate) ledger: Mutex<Ledger>,
-    pub(crate) redactor: Redactor,
+    pub(crate) redactor: RwLock<Redactor>,
+    /// When this dispatch started (its first attempt's `running` entry): wall time and the run
+    /// timeout count from here across takeovers.
+    pub(crate) started: chrono::DateTime<chrono::Utc>,
 }
 
 pub(crate) async fn run_job(
@@ -69,7 +71,6 @@ pub(crate) async fn run_job(
     stop_tx: Arc<watch::Sender<Stop>>,
     stop: watch::Receiver<Stop>,
 ) {
-    let started = Instant::now();
     let inner = &*d.inner;
     let mut run = Run {
         inner,
@@ -79,10 +80,12 @@ pub(crate) async fn run_job(
         stop_tx,
         stop,
         ledger: Mutex::default(),
-        redactor: Redactor::default(),
+        redactor: RwLock::default(),
+        started: chrono::Utc::now(),
     };
     let outcome = run.go().await;
-    run.ledger.lock().unwrap_or_else(|e| e.into_inner()).wall_ms = started.elapsed().as_millis() as u64;
+    let wall = (chrono::Utc::now() - run.started).num_milliseconds().max(0) as u64;
+    run.ledger().wall_ms = wall;
     if let Err(err) = run.finish(outcome).await {
         // The terminal entry could not be written: the job stays leased until the lease runs
         // out, and the worker that takes it over finishes it.
@@ -97,16 +100,34 @@ impl Run<'_> {
 
     /// Appends an entry under the job's lease; a lost lease stops the run.
     pub(crate) async fn write(&self, thread: ThreadId, body: EntryBody) -> Result<Entry, Halt> {
-        match self.inner.store.append_job_entry(self.house(), thread, body, self.job.id, self.owner).await? {
-            Some(entry) => {
+        Ok(self.write_all(thread, vec![body]).await?.remove(0))
+    }
+
+    /// Appends entries together (all or none) under the job's lease; a lost lease stops the run.
+    /// NUL characters, which PostgreSQL's JSON cannot hold, become U+FFFD on both backends.
+    pub(crate) async fn write_all(&self, thread: ThreadId, mut bodies: Vec<EntryBody>) -> Result<Vec<Entry>, Halt> {
+        bodies.iter_mut().for_each(scrub);
+        let store = &self.inner.store;
+        match store.append_job_entries(self.house(), thread, bodies, self.job.id, self.owner).await? {
+            Some(entries) => {
                 self.inner.appended.notify_waiters();
-                Ok(entry)
+                Ok(entries)
             }
             None => {
                 self.stop_tx.send_replace(Stop::Lost);
                 Err(Halt::Stop(Stop::Lost))
             }
         }
+    }
+
+    /// `text` with every secret value of this run replaced by `[redacted:NAME]`.
+    pub(crate) fn redact(&self, text: &str) -> String {
+        self.redactor.read().unwrap_or_else(|e| e.into_inner()).redact(text)
+    }
+
+    /// A streaming redactor over this run's secret values.
+    pub(crate) fn stream_redactor(&self) -> crate::StreamRedactor {
+        self.redactor.read().unwrap_or_else(|e| e.into_inner()).stream()
     }
 
     /// Runs `fut` unless the run is cancelled, loses its lease or runs out of time first
@@ -155,13 +176,35 @@ impl Run<'_> {
             self.close(status).await?;
             return Err(Halt::Stop(Stop::Lost));
         }
-        let fresh = context::run_start(&entries, self.job.id).is_none();
-        if fresh {
-            let body = EntryBody::Status { status: ThreadStatus::Running, job: Some(self.job.id), ledger: None };
-            self.write(thread.id, body).await?;
-            self.inner.store.set_thread_status(house, thread.id, ThreadStatus::Running).await?;
-        } else {
-            tracing::info!(job = %self.job.id, attempt = self.job.attempts, "taking over a dispatch from a worker that stopped");
+        let start = context::run_start(&entries, self.job.id);
+        let fresh = start.is_none();
+        match start {
+            None => {
+                let body = EntryBody::Status { status: ThreadStatus::Running, job: Some(self.job.id), ledger: None };
+                self.started = self.write(thread.id, body).await?.created_at;
+                self.inner.store.set_thread_status(house, thread.id, ThreadStatus::Running).await?;
+            }
+            Some(start) => {
+                tracing::info!(job = %self.job.id, attempt = self.job.attempts, "taking over a dispatch from a worker that stopped");
+                // Time and work count from the first attempt, not from this one.
+                self.started = entries[start].created_at;
+                let spent = (chrono::Utc::now() - self.started).to_std().unwrap_or_default();
+                self.deadline = tokio::time::Instant::now() + self.inner.config.run_timeout.saturating_sub(spent);
+                let (turns, commands) = context::work_done(&entries[start..]);
+                let mut ledger = self.ledger();
+                ledger.model_turns = turns;
+                ledger.commands_run = commands;
+            }
+        }
+        let max = self.inner.config.max_attempts;
+        if self.job.attempts > i64::from(max) {
+            return Err(Halt::fail(
+                ErrorClass::AgentExit,
+                format!(
+                    "gave up after {} attempts: the workers running this dispatch kept stopping (the limit is {max})",
+                    self.job.attempts
+                ),
+            ));
         }
         let (resolution, sandbox) = match &thread.environment {
             None => (None, None),
@@ -170,7 +213,8 @@ impl Run<'_> {
                     .guarded(self.inner.envs.resolve(house, env))
                     .await?
                     .map_err(|err| Halt::fail(class_of(err.kind()), err.to_string()))?;
-                self.redactor = Redactor::new(resolution.vars.iter().map(|(n, v)| (n, v)));
+                *self.redactor.write().unwrap_or_else(|e| e.into_inner()) =
+                    Redactor::new(resolution.vars.iter().map(|(n, v)| (n, v)));
                 self.ledger().secret_names = resolution.secret_names();
                 if fresh {
                     for warning in &resolution.warnings {
@@ -253,18 +297,22 @@ impl Run<'_> {
                 model: Some(key.model.wire_model.clone()),
             }));
         }
+        if let (Some(var), Some((value, _))) = (key.var, &key.found) {
+            // A provider that echoes the key in an error must not get it stored.
+            self.redactor.write().unwrap_or_else(|e| e.into_inner()).add(var, value);
+        }
         let provider = self.inner.models.provider(&key.model, key.found.map(|(value, _)| value));
         let tools = crate::tools::specs(sandbox.is_some(), may_delegate && sandbox.is_some());
         loop {
             let entries = self.all_entries(thread_id).await?;
             let view = context::build(&entries, agent.id, self.job.id, self.inner.config.tool_output_to_model);
-            for call_id in &view.open_calls {
-                // Its worker died while it ran: it may or may not have finished. Say so rather
-                // than run it twice.
-                let note = "interrupted: the worker running this tool stopped; it may or may not have completed";
-                self.write(thread_id, crate::tools::done(call_id, note.into())).await?;
-            }
             if !view.open_calls.is_empty() {
+                // Their worker died while they ran: they may or may not have finished. Say so
+                // rather than run them twice, and end what a cut-off delegate left running.
+                self.end_abandoned_delegates(thread_id, may_delegate).await?;
+                let note = "interrupted: the worker running this tool stopped; it may or may not have completed";
+                let bodies = view.open_calls.iter().map(|id| crate::tools::done(id, note.into())).collect();
+                self.write_all(thread_id, bodies).await?;
                 continue;
             }
             if view.done {
@@ -302,53 +350,107 @@ impl Run<'_> {
                 ledger.tokens_in += reply.usage.input_tokens;
                 ledger.tokens_out += reply.usage.output_tokens;
             }
-            let text = self.redactor.redact(&reply.text);
+            // The turn's text and tool calls are written together: a worker that dies between
+            // them must not leave an interim message that looks like a final answer.
+            let text = self.redact(&reply.text);
+            let mut turn = Vec::with_capacity(reply.tool_calls.len() + 1);
             if reply.tool_calls.is_empty() || !text.trim().is_empty() {
-                let body = EntryBody::AgentMessage { agent_id: agent.id, model: model.clone(), text };
-                self.write(thread_id, body).await?;
+                turn.push(EntryBody::AgentMessage { agent_id: agent.id, model: model.clone(), text });
             }
-            for call in &reply.tool_calls {
-                let redacted = self.redactor.redact(&call.arguments);
+            let mut calls = reply.tool_calls.clone();
+            let mut taken: std::collections::HashSet<String> = entries
+                .iter()
+                .filter_map(|e| match &e.body {
+                    EntryBody::ToolCall { call_id, .. } => Some(call_id.clone()),
+                    _ => None,
+                })
+                .collect();
+            for call in &mut calls {
+                // Results pair with calls by id: an id that is missing or already used in the
+                // thread (another agent's, a provider's reuse) gets a fresh one.
+                if call.id.is_empty() || !taken.insert(call.id.clone()) {
+                    call.id = format!("call_{}", uuid::Uuid::now_v7().simple());
+                    taken.insert(call.id.clone());
+                }
+                let redacted = self.redact(&call.arguments);
                 let arguments =
                     serde_json::from_str::<serde_json::Value>(&redacted).unwrap_or(serde_json::Value::String(redacted));
-                let body = EntryBody::ToolCall {
+                turn.push(EntryBody::ToolCall {
                     agent_id: agent.id,
                     call_id: call.id.clone(),
                     tool: call.name.clone(),
                     arguments,
-                };
-                self.write(thread_id, body).await?;
+                });
             }
-            for call in &reply.tool_calls {
+            self.write_all(thread_id, turn).await?;
+            for call in &calls {
                 self.call_tool(thread, thread_id, agent, model, sandbox, resolution, call, may_delegate).await?;
             }
         }
     }
 
-    /// Records the end: `agent_failed` for a failure, then exactly one terminal status with the
-    /// ledger, then the job closed.
+    /// Records the end in one write: a final result for every tool call the run cut off (so
+    /// the conversation stays well formed for the next dispatch), `agent_failed` for a failure,
+    /// and exactly one terminal status with the ledger; then the job is closed.
     async fn finish(&self, outcome: Result<(), Halt>) -> Result<(), Halt> {
         let thread = self.job.thread_id;
-        let status = match outcome {
-            Ok(()) => ThreadStatus::Succeeded,
-            Err(Halt::Stop(Stop::Cancel)) => ThreadStatus::Cancelled,
+        let (status, note, failed) = match outcome {
+            Ok(()) => (ThreadStatus::Succeeded, "", None),
+            Err(Halt::Stop(Stop::Cancel)) => {
+                (ThreadStatus::Cancelled, "cancelled: the dispatch was cancelled while this ran", None)
+            }
             Err(Halt::Stop(Stop::Lost)) | Err(Halt::Stop(Stop::No)) => return Ok(()),
             Err(Halt::Store(err)) => return Err(Halt::Store(err)),
             Err(Halt::Fail(failure)) => {
                 tracing::info!(job = %self.job.id, class = %failure.class, "dispatch failed");
-                let body = EntryBody::AgentFailed {
-                    error_class: failure.class,
-                    message: self.redactor.redact(&failure.message),
-                    provider: failure.provider,
-                    model: failure.model,
-                };
-                self.write(thread, body).await?;
-                ThreadStatus::Failed
+                (ThreadStatus::Failed, "stopped: the dispatch failed while this ran", Some(failure))
             }
         };
+        let entries = self.all_entries(thread).await?;
+        let mut bodies: Vec<EntryBody> = context::open_calls(&entries, self.job.id)
+            .into_iter()
+            .map(|id| crate::tools::done(&id, note.to_owned()))
+            .collect();
+        if let Some(failure) = failed {
+            bodies.push(EntryBody::AgentFailed {
+                error_class: failure.class,
+                message: self.redact(&failure.message),
+                provider: failure.provider,
+                model: failure.model,
+            });
+        }
         let ledger = self.ledger().clone();
-        self.write(thread, EntryBody::Status { status, job: Some(self.job.id), ledger: Some(ledger) }).await?;
+        bodies.push(EntryBody::Status { status, job: Some(self.job.id), ledger: Some(ledger) });
+        self.write_all(thread, bodies).await?;
         self.close(status).await
+    }
+
+    /// Ends the sub-threads a cut-off `delegate_task` of this dispatch left running: their
+    /// status becomes `cancelled` and their sandboxes are destroyed.
+    async fn end_abandoned_delegates(&self, thread: ThreadId, may_delegate: bool) -> Result<(), Halt> {
+        if !may_delegate {
+            return Ok(());
+        }
+        for child in self.inner.store.child_threads(self.house(), thread).await? {
+            let entries = self.all_entries(child.id).await?;
+            let ours = context::run_start(&entries, self.job.id).is_some();
+            if !ours || context::terminal_status(&entries, self.job.id).is_some() {
+                continue;
+            }
+            let mut bodies: Vec<EntryBody> = context::open_calls(&entries, self.job.id)
+                .into_iter()
+                .map(|id| crate::tools::done(&id, "interrupted: the worker running this stopped".into()))
+                .collect();
+            bodies.push(EntryBody::Status { status: ThreadStatus::Cancelled, job: Some(self.job.id), ledger: None });
+            self.write_all(child.id, bodies).await?;
+            self.inner.store.set_thread_status(self.house(), child.id, ThreadStatus::Cancelled).await?;
+            if let Some(env) = &child.environment
+                && let Err(err) = self.inner.envs.destroy_sandbox(self.house(), env.sandbox_id).await
+            {
+                tracing::warn!(sandbox = %env.sandbox_id, error = %err, "could not destroy an abandoned delegate's sandbox");
+            }
+        }
+        Ok(())
     }
 
     async fn close(&self, status: ThreadStatus) -> Result<(), Halt> {
@@ -361,6 +463,31 @@ impl Run<'_> {
         self.inner.store.finish_job(self.job.id, self.owner, state).await?;
         self.inner.appended.notify_waiters();
         Ok(())
+    }
+}
+
+/// Replaces NUL characters (PostgreSQL's JSON cannot hold them) with U+FFFD in every text an
+/// entry carries, so both backends store the same thing.
+fn scrub(body: &mut EntryBody) {
+    fn text(s: &mut String) {
+        if s.contains('\0') {
+            *s = s.replace('\0', "\u{FFFD}");
+        }
+    }
+    fn value(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::String(s) => text(s),
+            serde_json::Value::Array(items) => items.iter_mut().for_each(value),
+            serde_json::Value::Object(map) => map.values_mut().for_each(value),
+            _ => {}
+        }
+    }
+    match body {
+        EntryBody::UserMessage { text: t, .. } | EntryBody::AgentMessage { text: t, .. } => text(t),
+        EntryBody::ToolCall { arguments, .. } => value(arguments),
+        EntryBody::ToolResult { output, .. } => text(output),
+        EntryBody::AgentFailed { message, .. } | EntryBody::Warning { message } => text(message),
+        EntryBody::Status { .. } => {}
     }
 }
 

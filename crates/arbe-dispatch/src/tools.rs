@@ -13,7 +13,10 @@ use arbe_runtime::{ExecRequest, Stream};
 use arbe_store::NewThread;
 use tokio::sync::mpsc;
 
-use crate::run::{Halt, Run, class_of};
+use crate::{
+    Stop,
+    run::{Halt, Run, class_of},
+};
 
 pub(crate) fn specs(run_command: bool, delegate: bool) -> Vec<ToolSpec> {
     let mut out = Vec::new();
@@ -99,7 +102,7 @@ impl Run<'_> {
                     return self.write(thread_id, done(&call.id, msg)).await.map(drop);
                 };
                 let answer = Box::pin(self.delegate(thread, agent, model, sandbox, resolution, task)).await?;
-                self.write(thread_id, done(&call.id, self.redactor.redact(&answer))).await.map(drop)
+                self.write(thread_id, done(&call.id, self.redact(&answer))).await.map(drop)
             }
             (name, _) => {
                 let msg = format!("unknown tool {name}: the tools here are {}", {
@@ -136,11 +139,12 @@ impl Run<'_> {
             };
             sandbox.runtime.exec(&sandbox.external_id, req, &mut sink).await
         };
-        // Output becomes entries as it comes, redacted across chunk boundaries.
-        let mut redactor = self.redactor.stream();
+        // Output becomes entries as it comes, redacted across chunk boundaries, up to
+        // `max_stored_output` bytes; past that only the last `KEPT_TAIL` bytes are kept.
+        let mut redactor = self.stream_redactor();
+        let mut stored = StoredOutput::new(self.inner.config.max_stored_output);
         let pump = async {
             let flush = self.inner.config.output_flush;
-            let mut pending = String::new();
             let mut open = true;
             while open {
                 let tick = tokio::time::sleep(flush);
@@ -148,16 +152,16 @@ impl Run<'_> {
                 loop {
                     tokio::select! {
                         chunk = rx.recv() => match chunk {
-                            Some(chunk) => pending.push_str(&redactor.push(&chunk)),
+                            Some(chunk) => stored.push(&redactor.push(&chunk)),
                             None => { open = false; break; }
                         },
                         () = &mut tick => break,
                     }
                 }
-                if !pending.is_empty() && open {
+                if open && let Some(piece) = stored.take_piece() {
                     let body = EntryBody::ToolResult {
                         call_id: call_id.to_owned(),
-                        output: std::mem::take(&mut pending),
+                        output: piece,
                         done: false,
                         exit_code: None,
                         timed_out: false,
@@ -166,18 +170,22 @@ impl Run<'_> {
                     self.write(thread_id, body).await?;
                 }
             }
-            pending.push_str(&redactor.finish());
-            Ok::<String, Halt>(pending)
+            stored.push(&redactor.finish());
+            Ok::<StoredOutput, Halt>(stored)
         };
-        let (outcome, rest) = tokio::join!(self.guarded(exec), pump);
-        let rest = rest?;
+        let (outcome, stored) = tokio::join!(self.guarded(exec), pump);
+        let (rest, cut) = stored?.finish();
         self.ledger().commands_run += 1;
         let outcome = match outcome? {
             Ok(outcome) => outcome,
             Err(err) if matches!(err.kind(), ErrorKind::Unavailable | ErrorKind::NotFound) => {
-                return Err(Halt::fail(ErrorClass::Network, format!("the sandbox could not run the command: {err}")));
+                let message = format!("the sandbox could not run the command: {}", self.redact(&err.to_string()));
+                return Err(Halt::fail(ErrorClass::Network, message));
             }
-            Err(err) => return self.write(thread_id, done(call_id, format!("{rest}{err}"))).await.map(drop),
+            Err(err) => {
+                let output = format!("{rest}{}", self.redact(&err.to_string()));
+                return self.write(thread_id, done(call_id, output)).await.map(drop);
+            }
         };
         let mut output = rest;
         if outcome.oom_killed {
@@ -189,7 +197,7 @@ impl Run<'_> {
             done: true,
             exit_code: outcome.exit_code,
             timed_out: outcome.timed_out,
-            truncated: outcome.truncated,
+            truncated: outcome.truncated || cut,
         };
         self.write(thread_id, body).await.map(drop)
     }
@@ -242,7 +250,7 @@ impl Run<'_> {
                     agent_ids: vec![agent.id],
                 })
                 .await?;
-            self.write(sub.id, EntryBody::UserMessage { author_id: thread.author_id, text: task.to_owned() }).await?;
+            self.write(sub.id, EntryBody::UserMessage { author_id: thread.author_id, text: self.redact(task) }).await?;
             let running = EntryBody::Status { status: ThreadStatus::Running, job: Some(self.job.id), ledger: None };
             self.write(sub.id, running).await?;
             let outcome = self.run_agent(&sub, sub.id, agent, model, Some(&fresh), resolution, false).await;
@@ -260,15 +268,30 @@ impl Run<'_> {
                     (ThreadStatus::Succeeded, format!("sub-thread {}: {answer}", sub.id))
                 }
                 Err(Halt::Fail(failure)) => {
-                    let message = format!("the helper failed ({}): {}", failure.class, failure.message);
+                    let failed = self.redact(&failure.message);
+                    let message = format!("the helper failed ({}): {failed}", failure.class);
                     let body = EntryBody::AgentFailed {
                         error_class: failure.class,
-                        message: failure.message,
+                        message: failed,
                         provider: failure.provider,
                         model: failure.model,
                     };
                     self.write(sub.id, body).await?;
                     (ThreadStatus::Failed, format!("sub-thread {}: {message}", sub.id))
+                }
+                Err(Halt::Stop(Stop::Cancel)) => {
+                    // The sub-thread ends too, and says so; then the cancel goes on up.
+                    let entries = self.all_entries(sub.id).await?;
+                    let note = "cancelled: the dispatch was cancelled while this ran";
+                    let mut bodies: Vec<EntryBody> = crate::context::open_calls(&entries, self.job.id)
+                        .into_iter()
+                        .map(|id| done(&id, note.to_owned()))
+                        .collect();
+                    let status = ThreadStatus::Cancelled;
+                    bodies.push(EntryBody::Status { status, job: Some(self.job.id), ledger: None });
+                    self.write_all(sub.id, bodies).await?;
+                    store.set_thread_status(house, sub.id, status).await?;
+                    return Err(Halt::Stop(Stop::Cancel));
                 }
                 Err(other) => return Err(other),
             };
@@ -288,5 +311,90 @@ impl Run<'_> {
 
     fn house_id(&self) -> arbe_core::HouseId {
         self.job.house_id
+    }
+}
+
+/// How much of a command's output a tool result keeps past the head.
+const KEPT_TAIL: usize = 16 * 1024;
+
+/// A command's redacted output on its way into entries: everything up to `max` bytes, then
+/// only the last [`KEPT_TAIL`] bytes, counting what was cut.
+struct StoredOutput {
+    max: usize,
+    stored: usize,
+    piece: String,
+    tail: String,
+    cut: usize,
+}
+
+impl StoredOutput {
+    fn new(max: usize) -> Self {
+        Self { max, stored: 0, piece: String::new(), tail: String::new(), cut: 0 }
+    }
+
+    fn push(&mut self, text: &str) {
+        let room = self.max.saturating_sub(self.stored + self.piece.len());
+        if self.tail.is_empty() && text.len() <= room {
+            self.piece.push_str(text);
+            return;
+        }
+        let mut head = room.min(text.len());
+        while !text.is_char_boundary(head) {
+            head -= 1;
+        }
+        self.piece.push_str(&text[..head]);
+        self.tail.push_str(&text[head..]);
+        if self.tail.len() > KEPT_TAIL {
+            let mut from = self.tail.len() - KEPT_TAIL;
+            while !self.tail.is_char_boundary(from) {
+                from += 1;
+            }
+            self.cut += from;
+            self.tail.drain(..from);
+        }
+    }
+
+    /// The text gathered since the last piece, if any (the tail is kept for the end).
+    fn take_piece(&mut self) -> Option<String> {
+        if self.piece.is_empty() {
+            return None;
+        }
+        self.stored += self.piece.len();
+        Some(std::mem::take(&mut self.piece))
+    }
+
+    /// The rest of the output, and whether anything was cut.
+    fn finish(mut self) -> (String, bool) {
+        let mut out = std::mem::take(&mut self.piece);
+        if self.cut > 0 {
+            out.push_str(&format!("\n[… {} bytes of output not stored …]\n", self.cut));
+        }
+        out.push_str(&self.tail);
+        (out, self.cut > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_output_keeps_head_and_tail_and_counts_the_cut() {
+        let mut out = StoredOutput::new(10);
+        out.push("0123456");
+        assert_eq!(out.take_piece().as_deref(), Some("0123456"));
+        out.push("789abc");
+        out.push(&"x".repeat(KEPT_TAIL));
+        out.push("END");
+        assert_eq!(out.take_piece().as_deref(), Some("789"));
+        let (rest, cut) = out.finish();
+        assert!(cut);
+        assert!(rest.starts_with("\n[… 6 bytes of output not stored …]\n"), "{}", &rest[..60]);
+        assert!(rest.ends_with("xxxEND"));
+        assert_eq!(rest.len(), "\n[… 6 bytes of output not stored …]\n".len() + KEPT_TAIL);
+        // Small output passes whole.
+        let mut out = StoredOutput::new(100);
+        out.push("hello é");
+        assert_eq!(out.finish(), ("hello é".to_owned(), false));
     }
 }

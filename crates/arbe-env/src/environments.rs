@@ -142,6 +142,7 @@ impl Environments {
             Err(StoreError::NotFound { .. }) => {}
             Err(err) => return Err(err.into()),
         }
+        let mut provisioned = None;
         let (sandbox_id, runtime) = match &req.sandbox {
             Some(by) => {
                 let sandbox = self.find_sandbox(house, by).await?;
@@ -165,10 +166,11 @@ impl Environments {
                 let base: String = req.name.as_str().chars().take(63 - 1 - short.len()).collect();
                 let name = Name::parse_field("sandbox", &format!("{base}-{short}"))?;
                 let ready = self.provision_sandbox(house, &runtime, name).await?;
+                provisioned = Some(ready.sandbox.id);
                 (ready.sandbox.id, runtime)
             }
         };
-        let env = self
+        let created = self
             .store
             .create_environment(NewEnvironment {
                 house_id: house,
@@ -181,7 +183,19 @@ impl Environments {
                 github_installation_id: req.github_installation_id,
                 secret_bindings: req.secrets,
             })
-            .await?;
+            .await;
+        let env = match created {
+            Ok(env) => env,
+            Err(err) => {
+                // A concurrent create took the name, say: the sandbox made for this one goes.
+                if let Some(id) = provisioned
+                    && let Err(cleanup) = self.destroy_sandbox(house, id).await
+                {
+                    tracing::warn!(sandbox = %id, error = %cleanup, "could not destroy the sandbox of a failed create");
+                }
+                return Err(err.into());
+            }
+        };
         tracing::info!(house = %house, environment = %env.id, runtime = %env.runtime, "environment created");
         Ok(env)
     }

@@ -18,8 +18,9 @@ pub const GITHUB_APP_PRIVATE_KEY: &str = "GITHUB_APP_PRIVATE_KEY";
 pub const GITHUB_API_URL: &str = "GITHUB_API_URL";
 
 /// How long before `expires_at` a cached token is replaced: a dispatch that starts with it
-/// still has this long to use it.
-const REFRESH_BEFORE: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+/// still has this long to use it, longer than a dispatch's default time limit (30 minutes).
+/// Tokens live an hour, so one is minted at most every 20 minutes per scope.
+const REFRESH_BEFORE: chrono::TimeDelta = chrono::TimeDelta::minutes(40);
 /// GitHub accepts at most 500 repositories per token request.
 const MAX_REPOS: usize = 500;
 
@@ -162,7 +163,7 @@ impl GitHubApp {
     }
 
     /// An installation token scoped to `repos` (by name), from the cache while it has more than
-    /// ten minutes left, else freshly minted.
+    /// forty minutes left, else freshly minted.
     pub async fn installation_token(&self, installation_id: i64, repos: &[RepoRef]) -> Result<InstallationToken> {
         if installation_id <= 0 {
             return Err(arbe_core::InvalidInput::new("github_installation_id", "must be a positive integer").into());
@@ -206,7 +207,10 @@ impl GitHubApp {
             repositories: key.1.clone(),
         };
         tracing::debug!(installation_id, expires_at = %token.expires_at, repos = token.repositories.len(), "minted a GitHub installation token");
-        self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(key, token.clone());
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Utc::now();
+        cache.retain(|_, t| t.expires_at > now);
+        cache.insert(key, token.clone());
         Ok(token)
     }
 

@@ -260,6 +260,36 @@ impl Drop for Busy<'_> {
     }
 }
 
+/// The argv that kills the process group recorded in `pidfile`, waiting briefly for the wrapper
+/// to write it (a command dropped at once may not have yet).
+fn kill_group(pidfile: &str) -> Vec<String> {
+    let script = r#"for i in 1 2 3 4 5 6 7 8 9 10; do [ -s "$0" ] && break; sleep 0.2; done
+[ -s "$0" ] && kill -9 -"$(cat "$0")" 2>/dev/null; rm -f "$0""#;
+    vec!["/bin/sh".into(), "-c".into(), script.into(), pidfile.into()]
+}
+
+/// Kills a running command's process group when its exec future is dropped before the command
+/// ended. The engine keeps an exec running after its client goes away, so without this a
+/// cancelled command would run on.
+struct KillOnDrop {
+    runtime: Option<DockerRuntime>,
+    id: ExternalId,
+    pidfile: String,
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let Some(runtime) = self.runtime.take() else { return };
+        let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
+        let (id, pidfile) = (self.id.clone(), std::mem::take(&mut self.pidfile));
+        handle.spawn(async move {
+            if let Err(err) = runtime.run_internal("exec", &id, kill_group(&pidfile), None).await {
+                tracing::warn!(container = %id, error = %err, "could not kill a dropped command");
+            }
+        });
+    }
+}
+
 #[async_trait::async_trait]
 impl Runtime for DockerRuntime {
     fn name(&self) -> &'static str {
@@ -473,6 +503,9 @@ impl Runtime for DockerRuntime {
         else {
             return Err(err("exec", ErrorKind::Internal, "the engine detached an attached exec"));
         };
+        // From here the command runs: if this future is dropped before it ends (a cancelled
+        // dispatch), the guard kills its process group, since the engine would not.
+        let mut guard = KillOnDrop { runtime: Some(self.clone()), id: id.clone(), pidfile: pidfile.clone() };
         if let Some(bytes) = req.stdin.clone() {
             tokio::spawn(async move {
                 let _ = input.write_all(&bytes).await;
@@ -498,11 +531,11 @@ impl Runtime for DockerRuntime {
                 () = &mut deadline, if !timed_out => {
                     timed_out = true;
                     // Kill the command's whole process group, then keep reading to the end.
-                    let kill = format!("kill -9 -$(cat '{pidfile}') 2>/dev/null; rm -f '{pidfile}'");
-                    self.run_internal("exec", id, vec!["/bin/sh".into(), "-c".into(), kill], None).await?;
+                    self.run_internal("exec", id, kill_group(&pidfile), None).await?;
                 }
             }
         }
+        guard.runtime = None;
         let code = self.exit_code("exec", id, &exec.id).await?;
         let code = i32::try_from(code).unwrap_or(-1);
         let killed = (129..=192).contains(&code);

@@ -34,6 +34,27 @@ impl std::fmt::Debug for SshRuntime {
     }
 }
 
+/// Kills a running command's process group when its exec future is dropped before the command
+/// ended.
+struct KillOnDrop {
+    runtime: Option<SshRuntime>,
+    op: &'static str,
+    pidfile: Option<String>,
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let (Some(runtime), Some(pidfile)) = (self.runtime.take(), self.pidfile.take()) else { return };
+        let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
+        let op = self.op;
+        handle.spawn(async move {
+            if let Err(err) = runtime.kill_group(op, &pidfile).await {
+                tracing::warn!(error = %err, "could not kill a dropped command");
+            }
+        });
+    }
+}
+
 /// Checks the host's key by the configured policy.
 struct HostCheck {
     host: String,
@@ -236,6 +257,9 @@ impl SshRuntime {
             let _ = write.data(&input[..]).await;
             let _ = write.eof().await;
         });
+        // If this future is dropped before the command ends (a cancelled dispatch), the guard
+        // kills its process group: closing the channel alone leaves it running on the host.
+        let mut guard = KillOnDrop { runtime: pidfile.as_ref().map(|_| self.clone()), op, pidfile: pidfile.clone() };
         let deadline =
             tokio::time::sleep(if raw.timeout.is_zero() { Duration::from_secs(u64::MAX / 4) } else { raw.timeout });
         tokio::pin!(deadline);
@@ -259,15 +283,35 @@ impl SshRuntime {
                     timed_out = true;
                     deadline.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(5));
                     if let Some(pidfile) = &pidfile {
-                        let kill = format!("pg=$(cut -d' ' -f5 \"/proc/$(cat {0})/stat\" 2>/dev/null); [ -n \"$pg\" ] && kill -9 -\"$pg\"; rm -f -- {0}", quote(pidfile));
-                        let mut ignore = ();
-                        let mut quiet = Capture::new(&mut ignore, 0);
-                        Box::pin(self.raw(op, Raw { argv: vec!["sh".into(), "-c".into(), kill], env: &[], dir: ".".into(), meta: None, run: None, stdin: None, timeout: Duration::from_secs(10) }, &mut quiet)).await?;
+                        Box::pin(self.kill_group(op, pidfile)).await?;
                     }
                 }
             }
         }
+        guard.runtime = None;
         Ok(ExecOutcome { exit_code: code, signal, timed_out, duration: started.elapsed(), ..ExecOutcome::default() })
+    }
+
+    /// Kills the process group of the command whose wrapper recorded its pid in `pidfile`,
+    /// waiting briefly for the record (a command dropped at once may not have written it yet).
+    async fn kill_group(&self, op: &'static str, pidfile: &str) -> Result<()> {
+        let kill = format!(
+            "for i in 1 2 3 4 5 6 7 8 9 10; do [ -s {0} ] && break; sleep 0.2; done; \
+             pg=$(cut -d' ' -f5 \"/proc/$(cat {0})/stat\" 2>/dev/null); [ -n \"$pg\" ] && kill -9 -\"$pg\"; rm -f -- {0}",
+            quote(pidfile)
+        );
+        let mut ignore = ();
+        let mut quiet = Capture::new(&mut ignore, 0);
+        let raw = Raw {
+            argv: vec!["sh".into(), "-c".into(), kill],
+            env: &[],
+            dir: ".".into(),
+            meta: None,
+            run: None,
+            stdin: None,
+            timeout: Duration::from_secs(10),
+        };
+        Box::pin(self.raw(op, raw, &mut quiet)).await.map(drop)
     }
 
     /// Runs an internal shell script in the home folder and returns (code, stdout, stderr).

@@ -156,6 +156,9 @@ pub trait Runtime: Send + Sync + fmt::Debug + 'static {
     async fn destroy(&self, id: &ExternalId) -> Result<()>;
 
     /// Runs a command, streaming output to `out` as it comes.
+    ///
+    /// Dropping the returned future before it completes (a cancelled dispatch does) must kill
+    /// the command's whole process group, as a timeout does: nothing may keep running.
     async fn exec(&self, id: &ExternalId, req: ExecRequest, out: &mut (dyn OutputSink + '_)) -> Result<ExecOutcome>;
 
     /// Writes a file (path relative to the workspace; parents are created).

@@ -30,6 +30,7 @@ macro_rules! conformance_suite {
             exit_codes_are_reported,
             env_vars_are_per_command,
             timeout_kills_the_whole_process_tree,
+            dropping_an_exec_kills_the_whole_process_tree,
             binary_output_is_kept_exactly,
             output_past_the_cap_is_truncated_and_marked,
             twenty_concurrent_execs_keep_their_own_output,
@@ -115,6 +116,34 @@ pub async fn timeout_kills_the_whole_process_tree(rt: &dyn Runtime) {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let out = run(rt, &id, ExecRequest::shell(survivors)).await;
     assert_eq!(out.stdout_text().trim(), "0", "no process of the timed-out tree may survive");
+    rt.destroy(&id).await.unwrap();
+}
+
+/// Dropping an exec's future (a cancelled dispatch drops it) kills the command's whole process
+/// group, as a timeout does: nothing keeps running in the sandbox.
+pub async fn dropping_an_exec_kills_the_whole_process_tree(rt: &dyn Runtime) {
+    let id = provision(rt).await;
+    let marker = format!("4{}.{}", SandboxId::new().as_uuid().as_u128() % 1000, std::process::id() % 1000);
+    let cmd = format!("sleep {marker} & sleep {marker}; echo late > dropped.txt");
+    let req = ExecRequest::shell(cmd).timeout(Duration::from_secs(60));
+    let mut sink = ();
+    let dropped = tokio::time::timeout(Duration::from_millis(800), rt.exec(&id, req, &mut sink)).await;
+    assert!(dropped.is_err(), "the command should still have been running: {dropped:?}");
+    let pattern = format!("[s]leep {marker}");
+    let survivors = format!(
+        "for f in /proc/[0-9]*/cmdline; do tr '\\000' ' ' < \"$f\"; echo; done 2>/dev/null | grep -c '{pattern}' || true"
+    );
+    // The kill runs in the background: give it a moment (the sleeps would last 40 s).
+    let mut left = String::new();
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        left = run(rt, &id, ExecRequest::shell(survivors.clone())).await.stdout_text();
+        if left.trim() == "0" {
+            break;
+        }
+    }
+    assert_eq!(left.trim(), "0", "processes survived the dropped exec");
+    assert_kind(rt.get_file(&id, "dropped.txt").await, ErrorKind::NotFound);
     rt.destroy(&id).await.unwrap();
 }
 

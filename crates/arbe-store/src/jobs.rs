@@ -103,7 +103,8 @@ impl Store {
 
     /// Claims the oldest queued job for `owner` with a lease of `lease`, or `None` when the
     /// queue is empty. Concurrent claimers never get the same job, and a thread's jobs run one
-    /// at a time: a job waits while another job of its thread is running.
+    /// at a time and in order: only the oldest queued job of a thread with no running job can
+    /// be claimed (a claimer that finds it locked by another moves on to other threads).
     pub async fn claim_job(&self, owner: &str, lease: Duration) -> Result<Option<DispatchJob>> {
         let at = now();
         let row: Option<JobRow> = match &self.write {
@@ -113,7 +114,8 @@ impl Store {
                     "UPDATE dispatch_jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2, \
                      attempts = attempts + 1, updated_at = $3 \
                      WHERE id = (SELECT q.id FROM dispatch_jobs q WHERE q.state = 'queued' AND NOT EXISTS \
-                                 (SELECT 1 FROM dispatch_jobs r WHERE r.thread_id = q.thread_id AND r.state = 'running') \
+                                 (SELECT 1 FROM dispatch_jobs r WHERE r.thread_id = q.thread_id \
+                                  AND (r.state = 'running' OR (r.state = 'queued' AND r.id < q.id))) \
                                  ORDER BY q.id LIMIT 1) \
                      RETURNING ",
                     job_columns!()
@@ -130,7 +132,8 @@ impl Store {
                     "UPDATE dispatch_jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2, \
                      attempts = attempts + 1, updated_at = $3 \
                      WHERE id = (SELECT q.id FROM dispatch_jobs q WHERE q.state = 'queued' AND NOT EXISTS \
-                                 (SELECT 1 FROM dispatch_jobs r WHERE r.thread_id = q.thread_id AND r.state = 'running') \
+                                 (SELECT 1 FROM dispatch_jobs r WHERE r.thread_id = q.thread_id \
+                                  AND (r.state = 'running' OR (r.state = 'queued' AND r.id < q.id))) \
                                  ORDER BY q.id LIMIT 1 FOR UPDATE SKIP LOCKED) \
                      RETURNING ",
                     job_columns!()

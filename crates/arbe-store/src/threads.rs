@@ -96,6 +96,52 @@ macro_rules! thread_columns {
     };
 }
 
+/// One statement: the SELECT of `last_seq`, the lease fence (`$7`/`$8`, both null for an
+/// unfenced append) and the insert run under SQLite's single writer, and a trigger advances
+/// `last_seq`.
+const SQLITE_APPEND: &str = "INSERT INTO entries (id, thread_id, seq, kind, body, created_at) \
+     SELECT $1, id, last_seq + 1, $3, $4, $5 FROM threads WHERE id = $2 AND house_id = $6 \
+     AND ($7 IS NULL OR EXISTS (SELECT 1 FROM dispatch_jobs \
+          WHERE id = $7 AND lease_owner = $8 AND state = 'running')) \
+     RETURNING seq";
+
+/// One statement: the UPDATE of `last_seq` takes the thread's row lock until commit, which
+/// orders concurrent appends to one thread (appends to different threads do not wait for each
+/// other). The fence holds the job's row FOR SHARE until commit, so the recovery sweep cannot
+/// requeue the job between the check and the insert. Listeners on `arbe_entries` hear the
+/// thread's id when the insert commits (and not when nothing was inserted).
+const POSTGRES_APPEND: &str = "WITH j AS (SELECT 1 FROM dispatch_jobs \
+                WHERE id = $7 AND lease_owner = $8 AND state = 'running' FOR SHARE), \
+     t AS (UPDATE threads SET last_seq = last_seq + 1 WHERE id = $2 AND house_id = $6 \
+           AND ($7::uuid IS NULL OR EXISTS (SELECT 1 FROM j)) RETURNING last_seq), \
+     ins AS (INSERT INTO entries (id, thread_id, seq, kind, body, created_at) \
+             SELECT $1, $2, t.last_seq, $3, $4, $5 FROM t RETURNING seq) \
+     SELECT ins.seq, pg_notify('arbe_entries', $2::text) FROM ins";
+
+/// Runs one append statement on `$exec` and returns the entry, or `None` when nothing was
+/// written (no such thread in the house, or the fence failed).
+macro_rules! append_one {
+    ($sql:expr, $exec:expr, $house:expr, $thread:expr, $body:expr, $fence:expr) => {{
+        let id = EntryId::new();
+        let at = now();
+        let body = $body;
+        let (job, owner) =
+            $fence.map_or((None, None), |(job, owner): (JobId, &str)| (Some(job.as_uuid()), Some(owner)));
+        let seq: Option<i64> = sqlx::query_scalar($sql)
+            .bind(id.as_uuid())
+            .bind($thread.as_uuid())
+            .bind(body.kind().as_str())
+            .bind(Json(&body))
+            .bind(at)
+            .bind($house.as_uuid())
+            .bind(job)
+            .bind(owner)
+            .fetch_optional($exec)
+            .await?;
+        seq.map(|seq| Entry { id, thread_id: $thread, seq, body, created_at: at })
+    }};
+}
+
 impl Store {
     /// Creates a thread, keeping a snapshot of its environment.
     pub async fn create_thread(&self, new: NewThread<'_>) -> Result<Thread> {
@@ -171,6 +217,23 @@ impl Store {
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
+    /// The threads hanging under thread `parent` (sub-threads, e.g. a delegated task's), oldest
+    /// first.
+    pub async fn child_threads(&self, house: HouseId, parent: ThreadId) -> Result<Vec<Thread>> {
+        let rows: Vec<ThreadRow> = on!(&self.read, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                thread_columns!(),
+                " FROM threads WHERE house_id = $1 AND parent_ref = $2 ORDER BY id"
+            ))
+            .bind(house.as_uuid())
+            .bind(parent.to_string())
+            .fetch_all(pool)
+            .await
+        })?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
     /// Sets a thread's dispatch status.
     pub async fn set_thread_status(&self, house: HouseId, id: ThreadId, status: ThreadStatus) -> Result<()> {
         let n = on!(&self.write, |pool| {
@@ -212,6 +275,48 @@ impl Store {
         }
     }
 
+    /// Appends several entries for a dispatch job in one transaction, only while `owner` holds
+    /// the job's lease: all of them, with consecutive sequence numbers, or none (`None` when the
+    /// lease is lost). A model turn's text and tool calls go in together this way, so a worker
+    /// that dies between them never leaves half a turn.
+    pub async fn append_job_entries(
+        &self,
+        house: HouseId,
+        thread: ThreadId,
+        bodies: Vec<EntryBody>,
+        job: JobId,
+        owner: &str,
+    ) -> Result<Option<Vec<Entry>>> {
+        let fence = Some((job, owner));
+        let written = match &self.write {
+            Pool::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                let mut entries = Vec::with_capacity(bodies.len());
+                for body in bodies {
+                    match append_one!(SQLITE_APPEND, &mut *tx, house, thread, body, fence) {
+                        Some(entry) => entries.push(entry),
+                        None => return self.thread(house, thread).await.map(|_| None),
+                    }
+                }
+                tx.commit().await?;
+                entries
+            }
+            Pool::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let mut entries = Vec::with_capacity(bodies.len());
+                for body in bodies {
+                    match append_one!(POSTGRES_APPEND, &mut *tx, house, thread, body, fence) {
+                        Some(entry) => entries.push(entry),
+                        None => return self.thread(house, thread).await.map(|_| None),
+                    }
+                }
+                tx.commit().await?;
+                entries
+            }
+        };
+        Ok(Some(written))
+    }
+
     async fn append(
         &self,
         house: HouseId,
@@ -219,60 +324,10 @@ impl Store {
         body: EntryBody,
         fence: Option<(JobId, &str)>,
     ) -> Result<Option<Entry>> {
-        let id = EntryId::new();
-        let at = now();
-        let kind = body.kind().as_str();
-        let (job, owner) = fence.map_or((None, None), |(job, owner)| (Some(job.as_uuid()), Some(owner)));
-        let seq: Option<i64> = match &self.write {
-            // One writer at a time: the SELECT of last_seq, the fence and the trigger that
-            // advances it run inside one statement under SQLite's write lock.
-            Pool::Sqlite(pool) => {
-                sqlx::query_scalar(
-                    "INSERT INTO entries (id, thread_id, seq, kind, body, created_at) \
-                     SELECT $1, id, last_seq + 1, $3, $4, $5 FROM threads WHERE id = $2 AND house_id = $6 \
-                     AND ($7 IS NULL OR EXISTS (SELECT 1 FROM dispatch_jobs \
-                          WHERE id = $7 AND lease_owner = $8 AND state = 'running')) \
-                     RETURNING seq",
-                )
-                .bind(id.as_uuid())
-                .bind(thread.as_uuid())
-                .bind(kind)
-                .bind(Json(&body))
-                .bind(at)
-                .bind(house.as_uuid())
-                .bind(job)
-                .bind(owner)
-                .fetch_optional(pool)
-                .await?
-            }
-            // The UPDATE takes the thread's row lock until commit, which orders concurrent
-            // appends to one thread; appends to different threads do not wait for each other.
-            // The fence holds the job's row FOR SHARE until commit, so the recovery sweep cannot
-            // requeue the job between the check and the insert. Listeners on `arbe_entries` hear
-            // the thread's id when the insert commits (and not when nothing was inserted).
-            Pool::Postgres(pool) => {
-                sqlx::query_scalar(
-                    "WITH j AS (SELECT 1 FROM dispatch_jobs \
-                                WHERE id = $7 AND lease_owner = $8 AND state = 'running' FOR SHARE), \
-                     t AS (UPDATE threads SET last_seq = last_seq + 1 WHERE id = $2 AND house_id = $6 \
-                           AND ($7::uuid IS NULL OR EXISTS (SELECT 1 FROM j)) RETURNING last_seq), \
-                     ins AS (INSERT INTO entries (id, thread_id, seq, kind, body, created_at) \
-                             SELECT $1, $2, t.last_seq, $3, $4, $5 FROM t RETURNING seq) \
-                     SELECT ins.seq, pg_notify('arbe_entries', $2::text) FROM ins",
-                )
-                .bind(id.as_uuid())
-                .bind(thread.as_uuid())
-                .bind(kind)
-                .bind(Json(&body))
-                .bind(at)
-                .bind(house.as_uuid())
-                .bind(job)
-                .bind(owner)
-                .fetch_optional(pool)
-                .await?
-            }
-        };
-        Ok(seq.map(|seq| Entry { id, thread_id: thread, seq, body, created_at: at }))
+        Ok(match &self.write {
+            Pool::Sqlite(pool) => append_one!(SQLITE_APPEND, pool, house, thread, body, fence),
+            Pool::Postgres(pool) => append_one!(POSTGRES_APPEND, pool, house, thread, body, fence),
+        })
     }
 
     /// Up to `limit` entries of a thread of `house` with `seq > after`, in order. Pass the last

@@ -273,6 +273,11 @@ pub(crate) async fn cancel_stops_the_running_command_and_the_model_call(test: Te
     let entries = fx.wait_end(&d, &thread, job.id).await;
     assert_eq!(terminals(&entries, job.id), [ThreadStatus::Cancelled]);
     workers.shutdown(Duration::from_secs(5)).await;
+    // The cancelled command got a final result, so the conversation stayed well formed for the
+    // next dispatch (the fake refuses any other).
+    let outputs = tool_outputs(&entries);
+    assert!(outputs[0].2 && outputs[0].1.contains("cancelled: the dispatch was cancelled"), "{outputs:?}");
+    assert!(fx.script.lock().unwrap().invalid.is_empty());
     // A reader may not cancel.
     let reader = fx
         .test
@@ -346,6 +351,9 @@ pub(crate) async fn worker_killed_mid_run_is_taken_over_without_loss_or_duplicat
     assert_eq!(fx.test.store.job(job.id).await.unwrap().attempts, 2);
     let third = fx.script.lock().unwrap().requests[2].to_string();
     assert!(third.contains("interrupted"), "the new worker told the model: {third}");
+    // The ledger counts the work of both attempts.
+    let EntryBody::Status { ledger: Some(ledger), .. } = &entries.last().unwrap().body else { panic!() };
+    assert_eq!((ledger.model_turns, ledger.commands_run), (3, 2), "{ledger:?}");
 }
 
 pub(crate) async fn two_workers_racing_for_one_job_run_it_once(test: TestStore) {
@@ -477,4 +485,95 @@ pub(crate) async fn subscriptions_resume_from_a_sequence_number(test: TestStore)
     let mut stranger = Box::pin(d.subscribe(other.id, thread.id, 0));
     let err = stranger.next().await.unwrap().unwrap_err();
     assert_eq!(arbe_core::Classify::kind(&err), ErrorKind::NotFound);
+}
+
+pub(crate) async fn nul_bytes_and_floods_of_output_are_stored_safely(test: TestStore) {
+    let script = vec![
+        run("printf 'a\\000b\\n'; yes 0123456789 | head -c 3000000; echo; echo THE-END"),
+        Reply::Text("Lots of output."),
+    ];
+    let fx = Fixture::new(test, script).await;
+    let config = arbe_dispatch::DispatchConfig { max_stored_output: 64 * 1024, ..fast_config("w") };
+    let d = fx.dispatcher(config);
+    let workers = d.start();
+    let thread = fx.thread("work", &[]).await;
+    let (_, job) = d.post(&fx.writer, thread.id, "flood").await.unwrap();
+    let entries = fx.wait_end(&d, &thread, job.id).await;
+    workers.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(terminals(&entries, job.id), [ThreadStatus::Succeeded]);
+    let output = output_text(&entries);
+    // NUL, which PostgreSQL's JSON cannot hold, is stored as U+FFFD on both backends.
+    assert!(output.starts_with("a\u{FFFD}b\n0123456789"), "{}", &output[..20]);
+    // Head up to the cap, then the cut counted, then the tail with the end of the output.
+    assert!(output.len() < 64 * 1024 + 16 * 1024 + 100, "{} bytes stored", output.len());
+    assert!(output.contains("bytes of output not stored"));
+    assert!(output.trim_end().ends_with("THE-END"));
+    let last = entries.iter().rev().find_map(|e| match &e.body {
+        EntryBody::ToolResult { done: true, truncated, .. } => Some(*truncated),
+        _ => None,
+    });
+    assert_eq!(last, Some(true));
+    // A user message with NUL is refused, naming the rule.
+    let err = d.post(&fx.writer, thread.id, "a\0b").await.unwrap_err();
+    assert_eq!(err.to_string(), "invalid message: must not contain NUL characters");
+}
+
+pub(crate) async fn reused_or_missing_call_ids_are_made_unique(test: TestStore) {
+    let script = vec![
+        Reply::ToolsWithId("", vec![("run_command", json!({"command": "echo one"}))]),
+        Reply::ToolsWithId(
+            "dup",
+            vec![("run_command", json!({"command": "echo two"})), ("run_command", json!({"command": "echo three"}))],
+        ),
+        Reply::ToolsWithId("dup", vec![("run_command", json!({"command": "echo four"}))]),
+        Reply::Text("Four commands."),
+    ];
+    let fx = Fixture::new(test, script).await;
+    let d = fx.dispatcher(fast_config("w"));
+    let workers = d.start();
+    let thread = fx.thread("work", &[]).await;
+    let (_, job) = d.post(&fx.writer, thread.id, "ids").await.unwrap();
+    let entries = fx.wait_end(&d, &thread, job.id).await;
+    workers.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(terminals(&entries, job.id), [ThreadStatus::Succeeded]);
+    let ids: Vec<&str> = entries
+        .iter()
+        .filter_map(|e| match &e.body {
+            EntryBody::ToolCall { call_id, .. } => Some(call_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids.len(), 4);
+    let unique: std::collections::HashSet<_> = ids.iter().collect();
+    assert_eq!(unique.len(), 4, "{ids:?}");
+    assert!(ids.iter().all(|id| !id.is_empty()));
+    let outputs: Vec<String> = tool_outputs(&entries).into_iter().map(|o| o.1).collect();
+    assert_eq!(outputs, ["one\n", "two\n", "three\n", "four\n"]);
+}
+
+pub(crate) async fn a_dispatch_whose_workers_keep_stopping_fails(test: TestStore) {
+    let script = vec![run("echo begun; sleep 30")];
+    let fx = Fixture::new(test, script).await;
+    let a = fx.dispatcher(arbe_dispatch::DispatchConfig { max_attempts: 1, ..fast_config("a") });
+    let workers_a = a.start();
+    let thread = fx.thread("work", &[]).await;
+    let (_, job) = a.post(&fx.writer, thread.id, "doomed").await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !output_text(&fx.entries(&thread).await).contains("begun") {
+        assert!(tokio::time::Instant::now() < deadline, "the command never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    workers_a.abort();
+    let b = fx.dispatcher(arbe_dispatch::DispatchConfig { max_attempts: 1, ..fast_config("b") });
+    let workers_b = b.start();
+    let entries = fx.wait_end(&b, &thread, job.id).await;
+    workers_b.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(terminals(&entries, job.id), [ThreadStatus::Failed]);
+    let (class, message, _, _) = failure(&entries);
+    assert_eq!(class, ErrorClass::AgentExit);
+    assert!(message.starts_with("gave up after 2 attempts"), "{message}");
+    // The cut-off command got its final result, so the thread stays usable.
+    let outputs = tool_outputs(&entries);
+    assert!(outputs[0].2, "{outputs:?}");
+    assert_eq!(fx.script.lock().unwrap().requests.len(), 1);
 }

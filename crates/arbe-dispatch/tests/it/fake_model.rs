@@ -27,6 +27,8 @@ pub(crate) enum Reply {
     Text(&'static str),
     /// Tool calls: (name, arguments as JSON).
     Tools(Vec<(&'static str, Value)>),
+    /// Tool calls that all carry this same id (as a buggy provider or gateway might).
+    ToolsWithId(&'static str, Vec<(&'static str, Value)>),
     /// An HTTP error with this status and JSON body.
     Error(u16, Value),
     /// Wait for `release` to be notified, then answer with the inner reply.
@@ -40,6 +42,8 @@ pub(crate) struct Script {
     pub(crate) requests: Vec<Value>,
     /// Authorization headers seen (to check the key was the house's).
     pub(crate) auth: Vec<String>,
+    /// Requests refused because the conversation broke the providers' rules.
+    pub(crate) invalid: Vec<String>,
     calls: usize,
 }
 
@@ -61,11 +65,14 @@ fn sse(reply: &Reply, n: usize) -> Vec<String> {
             out.push(chunk(json!({"content": b}), None));
             out.push(chunk(json!({}), Some("stop")));
         }
-        Reply::Tools(calls) => {
+        Reply::Tools(calls) | Reply::ToolsWithId(_, calls) => {
             for (i, (name, args)) in calls.iter().enumerate() {
                 let args = args.to_string();
                 let (a, b) = args.split_at(args.len() / 2);
-                let id = format!("call_{n}_{i}");
+                let id = match reply {
+                    Reply::ToolsWithId(id, _) => (*id).to_owned(),
+                    _ => format!("call_{n}_{i}"),
+                };
                 out.push(chunk(
                     json!({"tool_calls": [{"index": i, "id": id, "type": "function", "function": {"name": name, "arguments": a}}]}),
                     None,
@@ -84,7 +91,40 @@ fn sse(reply: &Reply, n: usize) -> Vec<String> {
     out
 }
 
+/// The rule OpenAI and Anthropic enforce: an assistant message's tool calls are each answered
+/// by a tool message, before any other message.
+fn check_conversation(body: &Value) -> Result<(), String> {
+    let mut pending: Vec<String> = Vec::new();
+    for m in body["messages"].as_array().ok_or("no messages")? {
+        match m["role"].as_str() {
+            Some("tool") => {
+                let id = m["tool_call_id"].as_str().unwrap_or_default();
+                let at =
+                    pending.iter().position(|p| p == id).ok_or(format!("tool result {id} answers no open call"))?;
+                pending.remove(at);
+            }
+            role if !pending.is_empty() => return Err(format!("{role:?} message while calls {pending:?} are open")),
+            Some("assistant") => {
+                for call in m["tool_calls"].as_array().into_iter().flatten() {
+                    pending.push(call["id"].as_str().unwrap_or_default().to_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+    if pending.is_empty() { Ok(()) } else { Err(format!("calls {pending:?} never answered")) }
+}
+
 async fn chat(State(script): State<Shared>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+    if let Err(problem) = check_conversation(&body) {
+        script.lock().unwrap().invalid.push(problem.clone());
+        let body = json!({"error": {"code": 400, "message": format!("invalid conversation: {problem}")}});
+        return Response::builder()
+            .status(400)
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+    }
     let (mut reply, n) = {
         let mut s = script.lock().unwrap();
         s.requests.push(body);

@@ -33,6 +33,9 @@ arbe_store::both_backends!(cases =>
     secrets_split_across_output_chunks_are_redacted,
     delegate_task_creates_a_sub_thread_and_destroys_its_sandbox,
     subscriptions_resume_from_a_sequence_number,
+    nul_bytes_and_floods_of_output_are_stored_safely,
+    reused_or_missing_call_ids_are_made_unique,
+    a_dispatch_whose_workers_keep_stopping_fails,
 );
 
 /// The value of the secret the environment binds; it must never appear in an entry.
@@ -145,6 +148,8 @@ impl Fixture {
             let end = matches!(&entry.body, EntryBody::Status { status, job: Some(j), .. } if *j == job && status.is_terminal());
             seen.push(entry);
             if end {
+                let invalid = self.script.lock().unwrap().invalid.clone();
+                assert!(invalid.is_empty(), "the model was sent a malformed conversation: {invalid:?}");
                 return seen;
             }
         }

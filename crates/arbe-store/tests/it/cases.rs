@@ -525,6 +525,11 @@ pub(crate) async fn job_entries_are_written_only_while_the_lease_is_held(t: Test
     assert_eq!(store.append_job_entry(fx.house.id, thread.id, body("too late"), job.id, "w1").await.unwrap(), None);
     let second = store.append_job_entry(fx.house.id, thread.id, body("w2 now"), job.id, "w2").await.unwrap();
     assert_eq!(second.unwrap().seq, 2);
+    // Several at once: all, numbered in a row, or none.
+    let turn = vec![body("turn a"), body("turn b")];
+    let written = store.append_job_entries(fx.house.id, thread.id, turn.clone(), job.id, "w2").await.unwrap().unwrap();
+    assert_eq!(written.iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 4]);
+    assert_eq!(store.append_job_entries(fx.house.id, thread.id, turn, job.id, "w1").await.unwrap(), None);
     let texts: Vec<_> = store
         .entries(fx.house.id, thread.id, 0, 10)
         .await
@@ -535,7 +540,7 @@ pub(crate) async fn job_entries_are_written_only_while_the_lease_is_held(t: Test
             other => panic!("{other:?}"),
         })
         .collect();
-    assert_eq!(texts, ["w1 holds it", "w2 now"]);
+    assert_eq!(texts, ["w1 holds it", "w2 now", "turn a", "turn b"]);
     // Finished: nobody writes for the job any more, and another house's thread is not found.
     assert!(store.finish_job(job.id, "w2", JobState::Succeeded).await.unwrap());
     assert_eq!(store.append_job_entry(fx.house.id, thread.id, body("after"), job.id, "w2").await.unwrap(), None);
