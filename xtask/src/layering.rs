@@ -18,6 +18,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("arbe-runtime-daytona", 2),
     ("arbe-runtime-sprite", 2),
     ("arbe-runtime-runpod", 2),
+    ("arbe-sandboxd", 2),
     ("arbe-env", 3),
     ("arbe-dispatch", 4),
     ("arbe-server", 5),

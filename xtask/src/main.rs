@@ -115,16 +115,21 @@ fn test(args: &[String]) -> Result<(), String> {
     run(cargo().args(["test", "--workspace", "--locked", "--doc"]))
 }
 
-/// Builds the sandbox image when the engine answers and the image is missing. Without an engine
-/// the docker tests fail on their own, saying so.
+/// Builds the sandbox image when the engine answers and the image is missing or predates the
+/// executor. Without an engine the docker tests fail on their own, saying so.
 fn ensure_sandbox_image() -> Result<(), String> {
     let engine = Command::new("docker").args(["info", "--format", "{{.ServerVersion}}"]).output();
     if !engine.is_ok_and(|out| out.status.success()) {
         eprintln!("xtask: no docker engine answers; the docker runtime tests will fail");
         return Ok(());
     }
-    let image = Command::new("docker").args(["image", "inspect", sandbox_image::TAG]).output();
-    if image.is_ok_and(|out| out.status.success()) { Ok(()) } else { sandbox_image::run() }
+    // An image from before the executor (no `arbe.executor` label) is built again too.
+    let label = Command::new("docker")
+        .args(["image", "inspect", "--format", "{{index .Config.Labels \"arbe.executor\"}}", sandbox_image::TAG])
+        .output();
+    let current =
+        label.is_ok_and(|out| out.status.success() && !String::from_utf8_lossy(&out.stdout).trim().is_empty());
+    if current { Ok(()) } else { sandbox_image::run() }
 }
 
 fn bench(area: Option<&str>) -> Result<(), String> {

@@ -1,6 +1,7 @@
 //! `cargo xtask sandbox-image`: builds the default sandbox image locally (no registry is
-//! reachable): a root filesystem of busybox (from Debian's `busybox-static`) with its applets,
-//! imported with `docker import` as `arbe-sandbox:latest`.
+//! reachable): a root filesystem of busybox (from Debian's `busybox-static`) with its applets and
+//! the `arbe-sandboxd` executor built statically, imported with `docker import` as
+//! `arbe-sandbox:latest` and labelled so the docker runtime runs commands through the executor.
 
 use std::{
     os::unix::fs::{PermissionsExt, symlink},
@@ -10,6 +11,8 @@ use std::{
 
 /// The tag the docker runtime uses by default.
 pub(crate) const TAG: &str = "arbe-sandbox:latest";
+/// Where the executor lives in the image (the runtime reads the `arbe.executor` label).
+const EXECUTOR: &str = "/usr/local/bin/arbe-sandboxd";
 
 pub(crate) fn run() -> Result<(), String> {
     let busybox = Path::new("/bin/busybox");
@@ -19,9 +22,10 @@ pub(crate) fn run() -> Result<(), String> {
                 .into(),
         );
     }
+    let executor = build_executor()?;
     let root = std::env::temp_dir().join(format!("arbe-sandbox-rootfs-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
-    let res = build(busybox, &root);
+    let res = build(busybox, &executor, &root);
     let _ = std::fs::remove_dir_all(&root);
     res
 }
@@ -30,8 +34,25 @@ fn io(what: &'static str) -> impl Fn(std::io::Error) -> String {
     move |e| format!("{what}: {e}")
 }
 
-fn build(busybox: &Path, root: &Path) -> Result<(), String> {
-    for dir in ["bin", "usr/bin", "etc", "root", "workspace", "tmp", "proc", "sys", "dev", "run"] {
+/// Builds `arbe-sandboxd` as a static binary (glibc's static archive; no libc in the image).
+fn build_executor() -> Result<std::path::PathBuf, String> {
+    let host = Command::new("rustc").arg("-vV").output().map_err(io("run rustc -vV"))?;
+    let host = String::from_utf8_lossy(&host.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
+        .ok_or("rustc -vV did not name the host")?;
+    let target_dir = crate::root().join("target/sandboxd");
+    crate::run(
+        crate::cargo()
+            .args(["build", "--release", "--locked", "-p", "arbe-sandboxd", "--target", &host, "--target-dir"])
+            .arg(&target_dir)
+            .env("RUSTFLAGS", "-C target-feature=+crt-static"),
+    )?;
+    Ok(target_dir.join(&host).join("release/arbe-sandboxd"))
+}
+
+fn build(busybox: &Path, executor: &Path, root: &Path) -> Result<(), String> {
+    for dir in ["bin", "usr/bin", "usr/local/bin", "etc", "root", "workspace", "tmp", "proc", "sys", "dev", "run"] {
         std::fs::create_dir_all(root.join(dir)).map_err(io("create the root filesystem"))?;
     }
     std::fs::set_permissions(root.join("tmp"), std::fs::Permissions::from_mode(0o1777)).map_err(io("chmod /tmp"))?;
@@ -41,6 +62,7 @@ fn build(busybox: &Path, root: &Path) -> Result<(), String> {
         symlink("busybox", root.join("bin").join(applet)).map_err(io("link an applet"))?;
     }
     symlink("/bin/busybox", root.join("usr/bin/env")).map_err(io("link /usr/bin/env"))?;
+    std::fs::copy(executor, root.join(EXECUTOR.trim_start_matches('/'))).map_err(io("copy arbe-sandboxd"))?;
     std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").map_err(io("write /etc/passwd"))?;
     std::fs::write(root.join("etc/group"), "root:x:0:\n").map_err(io("write /etc/group"))?;
 
@@ -60,6 +82,8 @@ fn build(busybox: &Path, root: &Path) -> Result<(), String> {
             "WORKDIR /workspace",
             "--change",
             "ENV PATH=/usr/local/bin:/usr/bin:/bin",
+            "--change",
+            &format!("LABEL arbe.executor={EXECUTOR}"),
             "-",
             TAG,
         ])

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod config;
+mod executor;
 mod runtime;
 
 pub use config::DockerConfig;

@@ -17,8 +17,8 @@ use bollard::{
     errors::Error as BollardError,
     exec::{CreateExecOptions, StartExecOptions, StartExecResults},
     models::{
-        ContainerCreateBody, ContainerStateStatusEnum, ContainerSummaryStateEnum, HostConfig, Mount, MountType,
-        VolumeCreateRequest,
+        ContainerCreateBody, ContainerStateStatusEnum, ContainerSummaryStateEnum, HostConfig, HostConfigLogConfig,
+        Mount, MountType, VolumeCreateRequest,
     },
     query_parameters::{
         CreateContainerOptions, InspectContainerOptions, ListContainersOptions, RemoveContainerOptions,
@@ -28,7 +28,10 @@ use bollard::{
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
-use crate::{DockerConfig, NAME};
+use crate::{
+    DockerConfig, NAME,
+    executor::{EXECUTOR_LABEL, Executor, start_payload},
+};
 
 /// The Engine API version spoken: old enough for any supported daemon.
 const API_VERSION: &bollard::ClientVersion = &bollard::ClientVersion { major_version: 1, minor_version: 44 };
@@ -49,6 +52,12 @@ pub struct DockerRuntime {
     activity: Arc<Mutex<HashMap<String, Activity>>>,
     /// Per container: the cgroup's OOM-kill count last read.
     oom_kills: Arc<Mutex<HashMap<String, u64>>>,
+    /// Per container: its executor's attach stream, or `None` for a container from an image
+    /// without one (commands then go through `docker exec`).
+    executors: Arc<Mutex<HashMap<String, Option<Arc<Executor>>>>>,
+    /// Held while attaching, so concurrent first commands share one attach stream (each stream
+    /// receives everything the executor writes).
+    attaching: Arc<tokio::sync::Mutex<()>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -94,7 +103,14 @@ impl DockerRuntime {
             ));
         }
         .map_err(|e| err("connect", ErrorKind::Unavailable, format!("docker engine unreachable at {endpoint}: {e}")))?;
-        Ok(Self { docker, config: Arc::new(config), activity: Arc::default(), oom_kills: Arc::default() })
+        Ok(Self {
+            docker,
+            config: Arc::new(config),
+            activity: Arc::default(),
+            oom_kills: Arc::default(),
+            executors: Arc::default(),
+            attaching: Arc::default(),
+        })
     }
 
     /// Maps an engine error; 404 means the sandbox is gone.
@@ -167,6 +183,114 @@ impl DockerRuntime {
     }
 
     /// Runs an internal command to completion and returns its exit code and output.
+    /// The container's executor stream, attaching when there is none yet (or it closed);
+    /// `None` when the container runs no executor, or is not running (then `docker exec`
+    /// answers as usual).
+    async fn executor(&self, id: &ExternalId) -> Result<Option<Arc<Executor>>> {
+        let known = || match self.executors.lock().expect("executors lock").get(&id.0) {
+            Some(None) => Some(None),
+            Some(Some(executor)) if executor.is_alive() => Some(Some(executor.clone())),
+            _ => None,
+        };
+        if let Some(known) = known() {
+            return Ok(known);
+        }
+        let _attaching = self.attaching.lock().await;
+        if let Some(known) = known() {
+            return Ok(known);
+        }
+        let inspect = self
+            .docker
+            .inspect_container(&id.0, None::<InspectContainerOptions>)
+            .await
+            .map_err(|e| self.map("exec", &id.0, e))?;
+        let has_executor = inspect.config.and_then(|c| c.labels).is_some_and(|l| l.contains_key(EXECUTOR_LABEL));
+        let running = inspect.state.and_then(|s| s.running).unwrap_or(false);
+        if !has_executor {
+            self.executors.lock().expect("executors lock").insert(id.0.clone(), None);
+            return Ok(None);
+        }
+        if !running {
+            return Ok(None);
+        }
+        let executor = Executor::attach(&self.docker, &id.0).await.map_err(|e| self.map("exec", &id.0, e))?;
+        self.executors.lock().expect("executors lock").insert(id.0.clone(), Some(executor.clone()));
+        Ok(Some(executor))
+    }
+
+    /// Runs a command through the container's executor: a start frame, stdin frames, then
+    /// output frames until its end frame; a timeout (or a dropped future) sends a kill frame
+    /// for its whole process group.
+    async fn exec_framed(
+        &self,
+        executor: &Arc<Executor>,
+        req: ExecRequest,
+        out: &mut (dyn OutputSink + '_),
+        started: Instant,
+    ) -> Result<ExecOutcome> {
+        let gone = |what: &str| err("exec", ErrorKind::Unavailable, format!("the sandbox's executor went away {what}"));
+        let argv = match &req.command {
+            Command::Shell(text) => vec!["/bin/sh".to_owned(), "-c".to_owned(), text.clone()],
+            Command::Argv(args) => args.clone(),
+        };
+        let cwd = match &req.cwd {
+            Some(dir) if dir.starts_with('/') => dir.clone(),
+            Some(dir) => format!("{WORKSPACE}/{dir}"),
+            None => WORKSPACE.to_owned(),
+        };
+        let (cmd, mut frames) = executor.register();
+        let mut guard = KillFrameOnDrop { executor: Some(executor.clone()), cmd };
+        executor.send(b'S', cmd, &start_payload(&cwd, &argv, &req.env)).await.map_err(|_| gone("before the start"))?;
+        if let Some(bytes) = &req.stdin {
+            for chunk in bytes.chunks(64 * 1024) {
+                executor.send(b'I', cmd, chunk).await.map_err(|_| gone("while writing stdin"))?;
+            }
+        }
+        executor.send(b'E', cmd, &[]).await.map_err(|_| gone("while writing stdin"))?;
+        let mut capture = Capture::new(out, req.output_cap);
+        let timeout = req.timeout.unwrap_or(self.config.exec_timeout);
+        let deadline = tokio::time::sleep(if timeout.is_zero() { Duration::from_secs(u64::MAX / 4) } else { timeout });
+        tokio::pin!(deadline);
+        let mut timed_out = false;
+        let end = loop {
+            tokio::select! {
+                frame = frames.recv() => match frame {
+                    Some(frame) if frame.kind == b'O' => capture.push(Stream::Stdout, &frame.payload),
+                    Some(frame) if frame.kind == b'R' => capture.push(Stream::Stderr, &frame.payload),
+                    Some(frame) if frame.kind == b'X' || frame.kind == b'F' => break frame,
+                    Some(_) => {}
+                    None => return Err(gone("while the command ran")),
+                },
+                () = &mut deadline, if !timed_out => {
+                    timed_out = true;
+                    executor.send(b'K', cmd, &[]).await.map_err(|_| gone("while killing the command"))?;
+                }
+            }
+        };
+        guard.executor = None;
+        let outcome = if end.kind == b'F' {
+            // It could not start (no such program, say): what a shell reports, exit 127.
+            capture.push(Stream::Stderr, &end.payload);
+            capture.push(Stream::Stderr, b"\n");
+            ExecOutcome { exit_code: Some(127), ..ExecOutcome::default() }
+        } else {
+            let text = String::from_utf8_lossy(&end.payload);
+            let mut fields = text.split('\0');
+            let code = fields.next().and_then(|f| f.parse::<i32>().ok());
+            let signal = fields.next().and_then(|f| f.parse::<i32>().ok());
+            let oom_killed = fields.next() == Some("1");
+            ExecOutcome {
+                // As a shell reports a command killed by a signal, so both paths agree.
+                exit_code: code.or(signal.map(|s| 128 + s)),
+                signal,
+                timed_out,
+                oom_killed: oom_killed && !timed_out,
+                ..ExecOutcome::default()
+            }
+        };
+        Ok(capture.finish(ExecOutcome { duration: started.elapsed(), ..outcome }))
+    }
+
     async fn run_internal(
         &self,
         op: &'static str,
@@ -290,6 +414,24 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Sends a kill frame for a command whose exec future was dropped before its end frame came.
+struct KillFrameOnDrop {
+    executor: Option<Arc<Executor>>,
+    cmd: u32,
+}
+
+impl Drop for KillFrameOnDrop {
+    fn drop(&mut self) {
+        let Some(executor) = self.executor.take() else { return };
+        let cmd = self.cmd;
+        let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
+        handle.spawn(async move {
+            let _ = executor.send(b'K', cmd, &[]).await;
+            executor.forget(cmd);
+        });
+    }
+}
+
 #[async_trait::async_trait]
 impl Runtime for DockerRuntime {
     fn name(&self) -> &'static str {
@@ -326,10 +468,33 @@ impl Runtime for DockerRuntime {
         let memory_mb = spec.resources.memory_mb.unwrap_or(self.config.memory_mb);
         let cpus = spec.resources.cpus.unwrap_or(self.config.cpus);
         let memory = (memory_mb > 0).then(|| (memory_mb * 1024 * 1024) as i64);
+        // An image with the executor runs it as the main process and takes commands on its
+        // attached stdin; any other image idles and takes commands through `docker exec`.
+        let executor = match self.docker.inspect_image(&image).await {
+            Ok(found) => found.config.and_then(|c| c.labels).and_then(|l| l.get(EXECUTOR_LABEL).cloned()),
+            Err(e) if status(&e) == Some(404) => {
+                let _ = self.docker.remove_volume(&volume, None::<RemoveVolumeOptions>).await;
+                return Err(err(
+                    "provision",
+                    ErrorKind::Misconfigured,
+                    format!("image `{image}` is missing; build it with `cargo xtask sandbox-image`"),
+                ));
+            }
+            Err(e) => return Err(self.map("provision", &name, e)),
+        };
+        if let Some(path) = &executor {
+            labels.insert(EXECUTOR_LABEL.into(), path.clone());
+        }
         let body = ContainerCreateBody {
             image: Some(image.clone()),
             // tini (Init) is PID 1: it reaps what timed-out commands leave and stops quickly.
-            cmd: Some(vec!["sleep".into(), "2147483647".into()]),
+            cmd: Some(match &executor {
+                Some(path) => vec![path.clone()],
+                None => vec!["sleep".into(), "2147483647".into()],
+            }),
+            open_stdin: Some(executor.is_some()),
+            stdin_once: Some(false),
+            attach_stdin: Some(executor.is_some()),
             working_dir: Some(WORKSPACE.into()),
             env: Some(vec![format!("HOME={WORKSPACE}")]),
             labels: Some(labels),
@@ -349,6 +514,8 @@ impl Runtime for DockerRuntime {
                 }]),
                 cap_drop: Some(vec!["ALL".into()]),
                 security_opt: Some(vec!["no-new-privileges".into()]),
+                // Command output travels over the attach stream; the engine keeps no copy.
+                log_config: executor.is_some().then(|| HostConfigLogConfig { typ: Some("none".into()), config: None }),
                 ..Default::default()
             }),
             ..Default::default()
@@ -437,6 +604,7 @@ impl Runtime for DockerRuntime {
 
     async fn stop(&self, id: &ExternalId) -> Result<()> {
         self.get(id).await?;
+        self.executors.lock().expect("executors lock").remove(&id.0);
         let options = StopContainerOptions { t: Some(2), ..Default::default() };
         match self.docker.stop_container(&id.0, Some(options)).await {
             Err(e) if status(&e) != Some(304) => Err(self.map("stop", &id.0, e)),
@@ -446,6 +614,7 @@ impl Runtime for DockerRuntime {
 
     async fn destroy(&self, id: &ExternalId) -> Result<()> {
         self.get(id).await?;
+        self.executors.lock().expect("executors lock").remove(&id.0);
         let options = RemoveContainerOptions { force: true, v: true, ..Default::default() };
         self.docker.remove_container(&id.0, Some(options)).await.map_err(|e| self.map("destroy", &id.0, e))?;
         match self.docker.remove_volume(&volume_name(&id.0), None::<RemoveVolumeOptions>).await {
@@ -462,6 +631,9 @@ impl Runtime for DockerRuntime {
         let started = Instant::now();
         self.touch(&id.0, 1);
         let _busy = Busy { runtime: self, container: &id.0 };
+        if let Some(executor) = self.executor(id).await? {
+            return self.exec_framed(&executor, req, out, started).await;
+        }
         // Know the OOM-kill count before the first command, to tell a memory kill from `kill -9`.
         let known = self.oom_kills.lock().expect("oom lock").get(&id.0).copied();
         if known.is_none() {

@@ -89,6 +89,13 @@ impl ExecRequest {
                 return Err(InvalidInput::new(format!("env var {name}"), "must not contain NUL"));
             }
         }
+        let nul = match &self.command {
+            Command::Shell(text) => text.contains('\0'),
+            Command::Argv(argv) => argv.iter().any(|a| a.contains('\0')),
+        };
+        if nul || self.cwd.as_deref().is_some_and(|d| d.contains('\0')) {
+            return Err(InvalidInput::new("command", "must not contain NUL (no process argument can)"));
+        }
         match &self.command {
             Command::Argv(argv) if argv.is_empty() => Err(InvalidInput::new("command", "argv must not be empty")),
             Command::Shell(text) if text.trim().is_empty() => Err(InvalidInput::new("command", "must not be empty")),

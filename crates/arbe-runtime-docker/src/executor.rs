@@ -1,0 +1,156 @@
+//! Commands through `arbe-sandboxd`, the executor that images labelled `arbe.executor` run as
+//! their main process: one attach stream per container, a frame per command (see the
+//! arbe-sandboxd README for the protocol). A `docker exec` makes the engine and runc enter the
+//! container's namespaces for every command; a frame on an open stream costs far less.
+
+use std::{
+    collections::HashMap,
+    pin::Pin,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU32, Ordering},
+    },
+};
+
+use bollard::{Docker, container::LogOutput, errors::Error as BollardError, query_parameters::AttachContainerOptions};
+use futures_util::StreamExt;
+use tokio::{
+    io::{AsyncWrite, AsyncWriteExt},
+    sync::mpsc,
+};
+
+/// The image label naming the executor's path; containers created from such an image run it.
+pub(crate) const EXECUTOR_LABEL: &str = "arbe.executor";
+
+/// A frame from the executor about one command.
+#[derive(Debug)]
+pub(crate) struct Frame {
+    pub(crate) kind: u8,
+    pub(crate) payload: Vec<u8>,
+}
+
+type Waiters = Arc<Mutex<HashMap<u32, mpsc::UnboundedSender<Frame>>>>;
+
+/// One attach stream to a container's executor, shared by every command run in it.
+pub(crate) struct Executor {
+    input: tokio::sync::Mutex<Pin<Box<dyn AsyncWrite + Send>>>,
+    waiters: Waiters,
+    next: AtomicU32,
+    alive: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Executor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executor").field("alive", &self.is_alive()).finish_non_exhaustive()
+    }
+}
+
+impl Executor {
+    /// Attaches to the container's executor and starts reading its frames.
+    pub(crate) async fn attach(docker: &Docker, container: &str) -> Result<Arc<Self>, BollardError> {
+        let options = AttachContainerOptions {
+            stdin: true,
+            stdout: true,
+            stderr: true,
+            stream: true,
+            logs: false,
+            ..Default::default()
+        };
+        let attached = docker.attach_container(container, Some(options)).await?;
+        let mut output = attached.output;
+        let waiters: Waiters = Arc::default();
+        let alive = Arc::new(AtomicBool::new(true));
+        let executor = Arc::new(Self {
+            input: tokio::sync::Mutex::new(attached.input),
+            waiters: waiters.clone(),
+            // Ids start at a random point: another process attached to the same container sees
+            // this one's frames too, and ignores ids it did not issue.
+            next: AtomicU32::new(arbe_core::JobId::new().as_uuid().as_u128() as u32),
+            alive: alive.clone(),
+        });
+        tokio::spawn(async move {
+            let mut buf: Vec<u8> = Vec::new();
+            while let Some(chunk) = output.next().await {
+                let bytes = match chunk {
+                    Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => message,
+                    Ok(_) => continue,
+                    Err(_) => break,
+                };
+                buf.extend_from_slice(&bytes);
+                let mut at = 0;
+                while buf.len() - at >= 9 {
+                    let len = u32::from_be_bytes(buf[at + 5..at + 9].try_into().expect("4 bytes")) as usize;
+                    if buf.len() - at < 9 + len {
+                        break;
+                    }
+                    let kind = buf[at];
+                    let id = u32::from_be_bytes(buf[at + 1..at + 5].try_into().expect("4 bytes"));
+                    let payload = buf[at + 9..at + 9 + len].to_vec();
+                    at += 9 + len;
+                    let mut waiters = waiters.lock().unwrap_or_else(|e| e.into_inner());
+                    let end = matches!(kind, b'X' | b'F');
+                    if let Some(tx) = waiters.get(&id) {
+                        let _ = tx.send(Frame { kind, payload });
+                    }
+                    if end {
+                        waiters.remove(&id);
+                    }
+                }
+                buf.drain(..at);
+            }
+            // The stream ended (the container stopped, or the engine went away): commands still
+            // waiting see their channel close, and the next command attaches again.
+            alive.store(false, Ordering::SeqCst);
+            waiters.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        });
+        Ok(executor)
+    }
+
+    /// Whether the attach stream is still open.
+    pub(crate) fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::SeqCst)
+    }
+
+    /// A new command id and the channel its frames arrive on.
+    pub(crate) fn register(&self) -> (u32, mpsc::UnboundedReceiver<Frame>) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.waiters.lock().unwrap_or_else(|e| e.into_inner()).insert(id, tx);
+        (id, rx)
+    }
+
+    /// Stops routing frames of `id`.
+    pub(crate) fn forget(&self, id: u32) {
+        self.waiters.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+    }
+
+    /// Sends one frame (written whole, so frames of concurrent commands never interleave).
+    pub(crate) async fn send(&self, kind: u8, id: u32, payload: &[u8]) -> std::io::Result<()> {
+        let mut frame = Vec::with_capacity(9 + payload.len());
+        frame.push(kind);
+        frame.extend_from_slice(&id.to_be_bytes());
+        frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        frame.extend_from_slice(payload);
+        let mut input = self.input.lock().await;
+        let res = async {
+            input.write_all(&frame).await?;
+            input.flush().await
+        }
+        .await;
+        if res.is_err() {
+            self.alive.store(false, Ordering::SeqCst);
+        }
+        res
+    }
+}
+
+/// The payload of a start frame: NUL-separated cwd, argc, argv…, envc, `NAME=value`….
+pub(crate) fn start_payload(cwd: &str, argv: &[String], env: &[(String, String)]) -> Vec<u8> {
+    let mut fields: Vec<String> = Vec::with_capacity(3 + argv.len() + env.len());
+    fields.push(cwd.to_owned());
+    fields.push(argv.len().to_string());
+    fields.extend(argv.iter().cloned());
+    fields.push(env.len().to_string());
+    fields.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
+    fields.join("\0").into_bytes()
+}
