@@ -25,7 +25,7 @@ tasks:
   layering              check that crates depend only on lower layers (SPEC §1)
   tidy                  check module docs, no ignored or should_panic tests, workspace deps
   sandbox-image         build the default docker sandbox image (arbe-sandbox:latest) locally
-  bench <area>          run a benchmark with a throwaway PostgreSQL; areas: store, vault, runtime
+  bench <area>          run a benchmark with a throwaway PostgreSQL; areas: store, vault, runtime, dispatch
 ";
 
 fn main() -> ExitCode {
@@ -136,6 +136,7 @@ fn bench(area: Option<&str>) -> Result<(), String> {
     let (package, bench) = match area {
         Some("store") => ("arbe-store", "store"),
         Some("vault") => ("arbe-vault", "vault"),
+        Some("dispatch") => ("arbe-dispatch", "dispatch"),
         Some("runtime") => {
             ensure_sandbox_image()?;
             ("arbe-tests", "runtime")

@@ -23,7 +23,7 @@ use futures_util::Stream;
 use tokio::sync::{Notify, watch};
 
 pub use error::{DispatchError, Result};
-pub use models::{HttpModels, ModelFactory};
+pub use models::{HttpModels, ModelFactory, OneProvider};
 pub use redact::{Redactor, StreamRedactor};
 pub use worker::Workers;
 
@@ -185,9 +185,9 @@ impl Dispatcher {
         &self.inner.store
     }
 
-    /// Appends a user entry to a thread and queues a dispatch of its agents: the entry, then
-    /// `signal.thread.status` `queued`. Needs a writer. An empty or oversized message changes
-    /// nothing.
+    /// Appends a user entry to a thread and queues a dispatch of its agents: the entry, the job
+    /// and `signal.thread.status` `queued`, in one transaction. Needs a writer. An empty or
+    /// oversized message changes nothing.
     pub async fn post(&self, actor: &Member, thread: ThreadId, text: &str) -> Result<(Entry, DispatchJob)> {
         actor.require(Action::Dispatch)?;
         if text.trim().is_empty() || text.len() > MAX_MESSAGE_BYTES {
@@ -199,18 +199,8 @@ impl Dispatcher {
         let store = &self.inner.store;
         let house = actor.house_id;
         store.thread(house, thread).await?;
-        let entry = store
-            .append_entry(house, thread, EntryBody::UserMessage { author_id: actor.id, text: text.to_owned() })
-            .await?;
-        let job = store.enqueue_job(house, thread, entry.seq).await?;
-        store
-            .append_entry(
-                house,
-                thread,
-                EntryBody::Status { status: ThreadStatus::Queued, job: Some(job.id), ledger: None },
-            )
-            .await?;
-        store.set_thread_status(house, thread, ThreadStatus::Queued).await?;
+        let body = EntryBody::UserMessage { author_id: actor.id, text: text.to_owned() };
+        let (entry, job) = store.append_and_enqueue(house, thread, body).await?;
         self.inner.appended.notify_waiters();
         Ok((entry, job))
     }
@@ -228,9 +218,6 @@ impl Dispatcher {
             let body =
                 EntryBody::Status { status: ThreadStatus::Cancelled, job: Some(*job), ledger: Some(Ledger::default()) };
             store.append_entry(house, thread, body).await?;
-        }
-        if cancelled.running == 0 && !cancelled.queued.is_empty() {
-            store.set_thread_status(house, thread, ThreadStatus::Cancelled).await?;
         }
         // Runs of this thread in this process stop now rather than at the next heartbeat.
         let jobs = self.inner.store.jobs_of_thread(house, thread).await?;

@@ -35,3 +35,14 @@ impl ModelFactory for HttpModels {
         Arc::new(Retrying::new(provider_for(config), policy))
     }
 }
+
+/// Every model answered by one provider: a scripted one ([`arbe_llm::FnProvider`]) in tests,
+/// demos and benchmarks, or a cassette replaying recorded exchanges.
+#[derive(Clone, Debug)]
+pub struct OneProvider(pub Arc<dyn ChatProvider>);
+
+impl ModelFactory for OneProvider {
+    fn provider(&self, _: &ResolvedModel, _: Option<SecretValue>) -> Arc<dyn ChatProvider> {
+        self.0.clone()
+    }
+}

@@ -62,6 +62,8 @@ pub(crate) struct Run<'a> {
     /// When this dispatch started (its first attempt's `running` entry): wall time and the run
     /// timeout count from here across takeovers.
     pub(crate) started: chrono::DateTime<chrono::Utc>,
+    /// When this run last marked its sandbox active.
+    pub(crate) touched: Mutex<Option<std::time::Instant>>,
 }
 
 pub(crate) async fn run_job(
@@ -82,6 +84,7 @@ pub(crate) async fn run_job(
         ledger: Mutex::default(),
         redactor: RwLock::default(),
         started: chrono::Utc::now(),
+        touched: Mutex::default(),
     };
     let outcome = run.go().await;
     let wall = (chrono::Utc::now() - run.started).num_milliseconds().max(0) as u64;
@@ -118,6 +121,18 @@ impl Run<'_> {
                 Err(Halt::Stop(Stop::Lost))
             }
         }
+    }
+
+    /// Marks the sandbox active (the agent is working: the idle reaper must leave it alone), at
+    /// most once a minute per run, since the reaper counts idleness in tens of minutes.
+    pub(crate) async fn touch(&self, sandbox: &ReadySandbox) -> Result<(), Halt> {
+        const EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+        let due = self.touched.lock().unwrap_or_else(|e| e.into_inner()).is_none_or(|at| at.elapsed() >= EVERY);
+        if due {
+            self.inner.store.touch_sandbox(self.house(), sandbox.sandbox.id).await?;
+            *self.touched.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
+        }
+        Ok(())
     }
 
     /// `text` with every secret value of this run replaced by `[redacted:NAME]`.
@@ -182,7 +197,6 @@ impl Run<'_> {
             None => {
                 let body = EntryBody::Status { status: ThreadStatus::Running, job: Some(self.job.id), ledger: None };
                 self.started = self.write(thread.id, body).await?.created_at;
-                self.inner.store.set_thread_status(house, thread.id, ThreadStatus::Running).await?;
             }
             Some(start) => {
                 tracing::info!(job = %self.job.id, attempt = self.job.attempts, "taking over a dispatch from a worker that stopped");
@@ -225,6 +239,8 @@ impl Run<'_> {
                     .guarded(self.inner.envs.ensure_sandbox(house, env.sandbox_id))
                     .await?
                     .map_err(|err| Halt::fail(class_of(err.kind()), format!("sandbox {}: {err}", env.sandbox_id)))?;
+                // Reaching it marked it active.
+                *self.touched.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
                 (Some(resolution), Some(sandbox))
             }
         };
@@ -325,8 +341,7 @@ impl Run<'_> {
                 ));
             }
             if let Some(sandbox) = sandbox {
-                // The agent is working: the idle reaper must leave its sandbox alone.
-                self.inner.store.touch_sandbox(self.house(), sandbox.sandbox.id).await?;
+                self.touch(sandbox).await?;
             }
             let mut messages = Vec::with_capacity(view.messages.len() + 1);
             if !agent.system_prompt.is_empty() {
@@ -443,7 +458,6 @@ impl Run<'_> {
                 .collect();
             bodies.push(EntryBody::Status { status: ThreadStatus::Cancelled, job: Some(self.job.id), ledger: None });
             self.write_all(child.id, bodies).await?;
-            self.inner.store.set_thread_status(self.house(), child.id, ThreadStatus::Cancelled).await?;
             if let Some(env) = &child.environment
                 && let Err(err) = self.inner.envs.destroy_sandbox(self.house(), env.sandbox_id).await
             {
@@ -459,7 +473,7 @@ impl Run<'_> {
             ThreadStatus::Cancelled => JobState::Cancelled,
             _ => JobState::Failed,
         };
-        self.inner.store.set_thread_status(self.house(), self.job.thread_id, status).await?;
+        // The thread's status followed the terminal entry (a trigger); the job closes now.
         self.inner.store.finish_job(self.job.id, self.owner, state).await?;
         self.inner.appended.notify_waiters();
         Ok(())

@@ -131,7 +131,7 @@ impl Run<'_> {
             // Variables of this one command: never written to disk in the sandbox.
             req = req.env(name.as_str(), value.expose());
         }
-        let _ = self.inner.store.touch_sandbox(self.house_id(), sandbox.sandbox.id).await;
+        self.touch(sandbox).await?;
         let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
         let exec = async move {
             let mut sink = move |_: Stream, chunk: &[u8]| {
@@ -290,13 +290,11 @@ impl Run<'_> {
                     let status = ThreadStatus::Cancelled;
                     bodies.push(EntryBody::Status { status, job: Some(self.job.id), ledger: None });
                     self.write_all(sub.id, bodies).await?;
-                    store.set_thread_status(house, sub.id, status).await?;
                     return Err(Halt::Stop(Stop::Cancel));
                 }
                 Err(other) => return Err(other),
             };
             self.write(sub.id, EntryBody::Status { status, job: Some(self.job.id), ledger: None }).await?;
-            store.set_thread_status(house, sub.id, status).await?;
             Ok(answer)
         }
         .await;

@@ -10,6 +10,7 @@ mod model;
 mod openai;
 mod provider;
 mod retry;
+mod scripted;
 mod sse;
 mod types;
 
@@ -22,4 +23,5 @@ pub use model::{ProviderKind, ResolvedModel, resolve_model};
 pub use openai::OpenAiProvider;
 pub use provider::{ChatProvider, Collect, DeltaSink, ProviderConfig, provider_for};
 pub use retry::{RetryPolicy, Retrying, WithFallback};
+pub use scripted::FnProvider;
 pub use types::{ChatRequest, ChatResponse, Delta, Message, StopReason, ToolCall, ToolSpec, Usage};

@@ -3,11 +3,14 @@
 
 use std::time::Duration;
 
-use arbe_core::{DispatchJob, HouseId, JobId, JobState, ThreadId};
+use arbe_core::{DispatchJob, Entry, EntryBody, HouseId, JobId, JobState, ThreadId, ThreadStatus};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::{Pool, Result, Store, StoreError, column, now, on};
+use crate::{
+    Pool, Result, Store, StoreError, column, now, on,
+    threads::{POSTGRES_APPEND, SQLITE_APPEND, append_one},
+};
 
 /// What renewing a lease found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,24 +70,76 @@ fn lease_until(lease: Duration) -> DateTime<Utc> {
     now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX)
 }
 
+/// Queues a job (`$1` id, `$2` thread, `$3` trigger seq, `$4` now, `$5` house).
+const ENQUEUE: &str = concat!(
+    "INSERT INTO dispatch_jobs (id, house_id, thread_id, trigger_seq, state, created_at, updated_at) \
+     SELECT $1, house_id, id, $3, 'queued', $4, $4 FROM threads WHERE id = $2 AND house_id = $5 \
+     RETURNING ",
+    job_columns!()
+);
+
 impl Store {
+    /// Appends a user's entry, queues a dispatch for it and records `signal.thread.status`
+    /// `queued`, in one transaction: a crash never leaves an entry without its dispatch.
+    /// Returns the entry and the job.
+    pub async fn append_and_enqueue(
+        &self,
+        house: HouseId,
+        thread: ThreadId,
+        body: EntryBody,
+    ) -> Result<(Entry, DispatchJob)> {
+        let job = JobId::new();
+        let queued = EntryBody::Status { status: ThreadStatus::Queued, job: Some(job), ledger: None };
+        let no_fence = None::<(JobId, &str)>;
+        let (entry, row) = match &self.write {
+            Pool::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                let entry = append_one!(SQLITE_APPEND, &mut *tx, house, thread, body, no_fence)
+                    .ok_or(StoreError::NotFound { what: "thread" })?;
+                let row: JobRow = sqlx::query_as(ENQUEUE)
+                    .bind(job.as_uuid())
+                    .bind(thread.as_uuid())
+                    .bind(entry.seq)
+                    .bind(now())
+                    .bind(house.as_uuid())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                append_one!(SQLITE_APPEND, &mut *tx, house, thread, queued, no_fence);
+                tx.commit().await?;
+                (entry, row)
+            }
+            Pool::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let entry = append_one!(POSTGRES_APPEND, &mut *tx, house, thread, body, no_fence)
+                    .ok_or(StoreError::NotFound { what: "thread" })?;
+                let row: JobRow = sqlx::query_as(ENQUEUE)
+                    .bind(job.as_uuid())
+                    .bind(thread.as_uuid())
+                    .bind(entry.seq)
+                    .bind(now())
+                    .bind(house.as_uuid())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                append_one!(POSTGRES_APPEND, &mut *tx, house, thread, queued, no_fence);
+                tx.commit().await?;
+                (entry, row)
+            }
+        };
+        Ok((entry, row.try_into()?))
+    }
+
     /// Queues a dispatch of `thread` for the user entry at `trigger_seq`.
     pub async fn enqueue_job(&self, house: HouseId, thread: ThreadId, trigger_seq: i64) -> Result<DispatchJob> {
         let at = now();
         let row: JobRow = on!(&self.write, |pool| {
-            sqlx::query_as(concat!(
-                "INSERT INTO dispatch_jobs (id, house_id, thread_id, trigger_seq, state, created_at, updated_at) \
-                 SELECT $1, house_id, id, $3, 'queued', $4, $4 FROM threads WHERE id = $2 AND house_id = $5 \
-                 RETURNING ",
-                job_columns!()
-            ))
-            .bind(Uuid::now_v7())
-            .bind(thread.as_uuid())
-            .bind(trigger_seq)
-            .bind(at)
-            .bind(house.as_uuid())
-            .fetch_optional(pool)
-            .await
+            sqlx::query_as(ENQUEUE)
+                .bind(Uuid::now_v7())
+                .bind(thread.as_uuid())
+                .bind(trigger_seq)
+                .bind(at)
+                .bind(house.as_uuid())
+                .fetch_optional(pool)
+                .await
         })?
         .ok_or(StoreError::NotFound { what: "thread" })?;
         row.try_into()

@@ -99,7 +99,7 @@ macro_rules! thread_columns {
 /// One statement: the SELECT of `last_seq`, the lease fence (`$7`/`$8`, both null for an
 /// unfenced append) and the insert run under SQLite's single writer, and a trigger advances
 /// `last_seq`.
-const SQLITE_APPEND: &str = "INSERT INTO entries (id, thread_id, seq, kind, body, created_at) \
+pub(crate) const SQLITE_APPEND: &str = "INSERT INTO entries (id, thread_id, seq, kind, body, created_at) \
      SELECT $1, id, last_seq + 1, $3, $4, $5 FROM threads WHERE id = $2 AND house_id = $6 \
      AND ($7 IS NULL OR EXISTS (SELECT 1 FROM dispatch_jobs \
           WHERE id = $7 AND lease_owner = $8 AND state = 'running')) \
@@ -110,7 +110,7 @@ const SQLITE_APPEND: &str = "INSERT INTO entries (id, thread_id, seq, kind, body
 /// other). The fence holds the job's row FOR SHARE until commit, so the recovery sweep cannot
 /// requeue the job between the check and the insert. Listeners on `arbe_entries` hear the
 /// thread's id when the insert commits (and not when nothing was inserted).
-const POSTGRES_APPEND: &str = "WITH j AS (SELECT 1 FROM dispatch_jobs \
+pub(crate) const POSTGRES_APPEND: &str = "WITH j AS (SELECT 1 FROM dispatch_jobs \
                 WHERE id = $7 AND lease_owner = $8 AND state = 'running' FOR SHARE), \
      t AS (UPDATE threads SET last_seq = last_seq + 1 WHERE id = $2 AND house_id = $6 \
            AND ($7::uuid IS NULL OR EXISTS (SELECT 1 FROM j)) RETURNING last_seq), \
@@ -122,25 +122,26 @@ const POSTGRES_APPEND: &str = "WITH j AS (SELECT 1 FROM dispatch_jobs \
 /// written (no such thread in the house, or the fence failed).
 macro_rules! append_one {
     ($sql:expr, $exec:expr, $house:expr, $thread:expr, $body:expr, $fence:expr) => {{
-        let id = EntryId::new();
-        let at = now();
+        let id = arbe_core::EntryId::new();
+        let at = $crate::now();
         let body = $body;
         let (job, owner) =
-            $fence.map_or((None, None), |(job, owner): (JobId, &str)| (Some(job.as_uuid()), Some(owner)));
+            $fence.map_or((None, None), |(job, owner): (arbe_core::JobId, &str)| (Some(job.as_uuid()), Some(owner)));
         let seq: Option<i64> = sqlx::query_scalar($sql)
             .bind(id.as_uuid())
             .bind($thread.as_uuid())
             .bind(body.kind().as_str())
-            .bind(Json(&body))
+            .bind(sqlx::types::Json(&body))
             .bind(at)
             .bind($house.as_uuid())
             .bind(job)
             .bind(owner)
             .fetch_optional($exec)
             .await?;
-        seq.map(|seq| Entry { id, thread_id: $thread, seq, body, created_at: at })
+        seq.map(|seq| arbe_core::Entry { id, thread_id: $thread, seq, body, created_at: at })
     }};
 }
+pub(crate) use append_one;
 
 impl Store {
     /// Creates a thread, keeping a snapshot of its environment.

@@ -612,3 +612,30 @@ pub(crate) async fn appends_wake_listeners_on_postgres(t: TestStore) {
     assert_eq!(heard, second.id);
     assert_eq!(store.entries(fx.house.id, thread.id, 0, 10).await.unwrap().len(), 1);
 }
+
+pub(crate) async fn thread_status_follows_its_latest_status_entry(t: TestStore) {
+    let store = t.store;
+    let fx = fixture(&store, "acme").await;
+    let thread = thread_for(&store, &fx).await;
+    assert_eq!(store.thread(fx.house.id, thread.id).await.unwrap().status, ThreadStatus::Idle);
+    // Posting is one transaction: the entry, its job, and `queued`.
+    let body = user_message(fx.owner.id, "hello");
+    let (entry, job) = store.append_and_enqueue(fx.house.id, thread.id, body).await.unwrap();
+    assert_eq!((entry.seq, job.trigger_seq, job.state), (1, 1, JobState::Queued));
+    let entries = store.entries(fx.house.id, thread.id, 0, 10).await.unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[1].body, EntryBody::Status { status: ThreadStatus::Queued, job: Some(job.id), ledger: None });
+    assert_eq!(store.thread(fx.house.id, thread.id).await.unwrap().status, ThreadStatus::Queued);
+    for status in [ThreadStatus::Running, ThreadStatus::Failed] {
+        let body = EntryBody::Status { status, job: Some(job.id), ledger: None };
+        store.append_entry(fx.house.id, thread.id, body).await.unwrap();
+        assert_eq!(store.thread(fx.house.id, thread.id).await.unwrap().status, status);
+    }
+    // Other entries leave it alone; another house's thread is not found and nothing is written.
+    store.append_entry(fx.house.id, thread.id, EntryBody::Warning { message: "w".into() }).await.unwrap();
+    assert_eq!(store.thread(fx.house.id, thread.id).await.unwrap().status, ThreadStatus::Failed);
+    let other = fixture(&store, "other").await;
+    let res = store.append_and_enqueue(other.house.id, thread.id, user_message(fx.owner.id, "x")).await;
+    assert_kind(res, ErrorKind::NotFound);
+    assert_eq!(store.jobs_of_thread(fx.house.id, thread.id).await.unwrap().len(), 1);
+}

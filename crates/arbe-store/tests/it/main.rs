@@ -27,4 +27,5 @@ arbe_store::both_backends!(cases =>
     job_entries_are_written_only_while_the_lease_is_held,
     a_thread_runs_one_job_at_a_time,
     appends_wake_listeners_on_postgres,
+    thread_status_follows_its_latest_status_entry,
 );

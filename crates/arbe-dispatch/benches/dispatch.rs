@@ -1,0 +1,225 @@
+//! `cargo xtask bench dispatch`: the overhead dispatch adds, with a zero-latency scripted model
+//! and the local runtime. Prints, per backend, the time from a user entry being posted to its
+//! first command starting in the sandbox (p50/p99, one dispatch at a time), and sustained
+//! dispatches/s with 100 threads dispatching at once. Targets (issue 7): p50 ≤ 5 ms and
+//! p99 ≤ 25 ms on SQLite, ≥ 200 dispatches/s. `BENCH_WORKERS` sets the workers (default 4).
+
+#![allow(clippy::print_stdout, missing_docs)]
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use arbe_core::{Audience, EnvironmentName, HouseId, JobId, Labels, Member, Name, ParentRef, Role, RuntimeName};
+use arbe_dispatch::{DispatchConfig, Dispatcher, OneProvider};
+use arbe_env::{CreateEnvironment, EnvConfig, Environments, WorkerKeys};
+use arbe_llm::{ChatRequest, ChatResponse, FnProvider, Message, StopReason, ToolCall, Usage};
+use arbe_runtime::{
+    Capabilities, Diagnosis, ExecOutcome, ExecRequest, ExternalId, OutputSink, Result, Runtime, RuntimeRegistry,
+    SandboxInfo, SandboxSpec,
+};
+use arbe_runtime_local::{LocalConfig, LocalRuntime};
+use arbe_store::{NewThread, Store, testkit};
+use arbe_vault::{MasterKey, MasterKeys, SetOptions, Vault};
+
+const SEQUENTIAL: usize = 300;
+const THREADS: usize = 100;
+const ROUNDS: usize = 3;
+
+/// The local runtime, noting when each command starts.
+#[derive(Debug)]
+struct Timed {
+    inner: LocalRuntime,
+    starts: Mutex<Vec<Instant>>,
+}
+
+#[async_trait::async_trait]
+impl Runtime for Timed {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+    async fn provision(&self, spec: &SandboxSpec) -> Result<SandboxInfo> {
+        self.inner.provision(spec).await
+    }
+    async fn get(&self, id: &ExternalId) -> Result<SandboxInfo> {
+        self.inner.get(id).await
+    }
+    async fn list(&self, labels: &Labels) -> Result<Vec<SandboxInfo>> {
+        self.inner.list(labels).await
+    }
+    async fn start(&self, id: &ExternalId) -> Result<()> {
+        self.inner.start(id).await
+    }
+    async fn stop(&self, id: &ExternalId) -> Result<()> {
+        self.inner.stop(id).await
+    }
+    async fn destroy(&self, id: &ExternalId) -> Result<()> {
+        self.inner.destroy(id).await
+    }
+    async fn exec(&self, id: &ExternalId, req: ExecRequest, out: &mut (dyn OutputSink + '_)) -> Result<ExecOutcome> {
+        self.starts.lock().unwrap().push(Instant::now());
+        self.inner.exec(id, req, out).await
+    }
+    async fn put_file(&self, id: &ExternalId, path: &str, contents: &[u8]) -> Result<()> {
+        self.inner.put_file(id, path, contents).await
+    }
+    async fn get_file(&self, id: &ExternalId, path: &str) -> Result<Vec<u8>> {
+        self.inner.get_file(id, path).await
+    }
+    async fn ping(&self) -> Result<()> {
+        self.inner.ping().await
+    }
+    async fn diagnose(&self) -> Diagnosis {
+        self.inner.diagnose().await
+    }
+}
+
+/// A model that answers at once: a command first, then, with its output, a final answer.
+fn script(request: &ChatRequest) -> ChatResponse {
+    let done = matches!(request.messages.last(), Some(Message::Tool { .. }));
+    let tool_calls = if done {
+        vec![]
+    } else {
+        vec![ToolCall { id: "call_1".into(), name: "run_command".into(), arguments: r#"{"command":"true"}"#.into() }]
+    };
+    let stop = if done { StopReason::EndTurn } else { StopReason::ToolUse };
+    ChatResponse { text: if done { "done".into() } else { String::new() }, tool_calls, stop, usage: Usage::default() }
+}
+
+struct Bench {
+    store: Store,
+    dispatcher: Dispatcher,
+    timed: Arc<Timed>,
+    owner: Member,
+    env: arbe_core::Environment,
+    house: HouseId,
+}
+
+async fn setup(store: Store, dir: &std::path::Path) -> Bench {
+    let vault = Vault::new(store.clone(), MasterKeys::new(MasterKey::generate()));
+    let timed = Arc::new(Timed { inner: LocalRuntime::new(LocalConfig::new(dir)), starts: Mutex::default() });
+    let mut runtimes = RuntimeRegistry::new();
+    runtimes.register(timed.clone());
+    let envs = Environments::new(
+        store.clone(),
+        vault.clone(),
+        Arc::new(runtimes),
+        EnvConfig {
+            default_runtime: RuntimeName::parse("local").unwrap(),
+            github: None,
+            worker_keys: WorkerKeys::none(),
+        },
+    );
+    let house = store.create_house(&Name::parse("bench").unwrap()).await.unwrap();
+    let owner = store.add_member(house.id, &Name::parse("me").unwrap(), Role::Owner).await.unwrap();
+    let options = SetOptions { audience: Some(Audience::Capability), shared: Some(true) };
+    let name = arbe_core::SecretName::parse("OPENROUTER_API_KEY").unwrap();
+    vault.set(&owner, &name, "sk-bench".to_owned().into(), options).await.unwrap();
+    let env = envs.create(&owner, CreateEnvironment::new(EnvironmentName::parse("bench").unwrap())).await.unwrap();
+    let model = OneProvider(Arc::new(FnProvider::new("script", script)));
+    let workers = std::env::var("BENCH_WORKERS").ok().and_then(|w| w.parse().ok()).unwrap_or(4);
+    let config = DispatchConfig { workers, poll: Duration::from_millis(100), ..DispatchConfig::default() };
+    let dispatcher = Dispatcher::new(envs, Arc::new(model), config);
+    Bench { store, dispatcher, timed, owner, env, house: house.id }
+}
+
+impl Bench {
+    async fn thread(&self) -> arbe_core::ThreadId {
+        let new = NewThread {
+            house_id: self.house,
+            author_id: self.owner.id,
+            parent: ParentRef::parse("bench").unwrap(),
+            environment: Some(&self.env),
+            model_override: None,
+            agent_ids: vec![],
+        };
+        self.store.create_thread(new).await.unwrap().id
+    }
+
+    /// Waits until every job has ended, checking the oldest still open first every `poll` (the
+    /// observer must not take the CPU the dispatches need).
+    async fn wait(&self, jobs: &[JobId], poll: Duration) {
+        let mut open = 0;
+        while open < jobs.len() {
+            let job = self.store.job(jobs[open]).await.unwrap();
+            if job.state.is_terminal() {
+                assert_eq!(job.state, arbe_core::JobState::Succeeded, "a benchmark dispatch failed");
+                open += 1;
+            } else {
+                tokio::time::sleep(poll).await;
+            }
+        }
+    }
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+async fn run(backend: &'static str, store: Store) -> (Duration, Duration, f64) {
+    let dir = tempfile::tempdir().unwrap();
+    let bench = setup(store, dir.path()).await;
+    let workers = bench.dispatcher.start();
+    // Warm up: connections, the default agent, the sandbox.
+    for _ in 0..20 {
+        let thread = bench.thread().await;
+        let (_, job) = bench.dispatcher.post(&bench.owner, thread, "warm up").await.unwrap();
+        bench.wait(&[job.id], Duration::from_millis(1)).await;
+    }
+    // Overhead: posted → first command started, one dispatch at a time.
+    let mut latencies = Vec::with_capacity(SEQUENTIAL);
+    for _ in 0..SEQUENTIAL {
+        let thread = bench.thread().await;
+        bench.timed.starts.lock().unwrap().clear();
+        let posted = Instant::now();
+        let (_, job) = bench.dispatcher.post(&bench.owner, thread, "run true").await.unwrap();
+        bench.wait(&[job.id], Duration::from_millis(1)).await;
+        let started = bench.timed.starts.lock().unwrap()[0];
+        latencies.push(started - posted);
+    }
+    latencies.sort();
+    // Throughput: 100 threads dispatching at once, a few rounds.
+    let mut threads = Vec::with_capacity(THREADS);
+    for _ in 0..THREADS {
+        threads.push(bench.thread().await);
+    }
+    let began = Instant::now();
+    for _ in 0..ROUNDS {
+        let mut jobs = Vec::with_capacity(THREADS);
+        for thread in &threads {
+            jobs.push(bench.dispatcher.post(&bench.owner, *thread, "run true").await.unwrap().1.id);
+        }
+        bench.wait(&jobs, Duration::from_millis(5)).await;
+    }
+    let per_sec = (THREADS * ROUNDS) as f64 / began.elapsed().as_secs_f64();
+    workers.shutdown(Duration::from_secs(10)).await;
+    let _ = backend;
+    (pct(&latencies, 0.50), pct(&latencies, 0.99), per_sec)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let sqlite = testkit::sqlite().await;
+    let (s50, s99, s_rate) = run("sqlite", sqlite.store.clone()).await;
+    let postgres = testkit::postgres().await;
+    let (p50, p99, p_rate) = run("postgres", postgres.store.clone()).await;
+    println!(
+        "posted -> first command started ({SEQUENTIAL} dispatches, one at a time), and dispatches/s ({THREADS} threads at once, {ROUNDS} rounds)"
+    );
+    println!("{:<10} {:>10} {:>10} {:>14}   targets", "backend", "p50", "p99", "dispatches/s");
+    let met = |ok: bool| if ok { "met" } else { "NOT met" };
+    let sqlite_ok = s50 <= Duration::from_millis(5) && s99 <= Duration::from_millis(25) && s_rate >= 200.0;
+    println!(
+        "{:<10} {:>10.2?} {:>10.2?} {:>14.0}   p50 <= 5ms, p99 <= 25ms, >= 200/s: {}",
+        "sqlite",
+        s50,
+        s99,
+        s_rate,
+        met(sqlite_ok)
+    );
+    println!("{:<10} {:>10.2?} {:>10.2?} {:>14.0}   (no target)", "postgres", p50, p99, p_rate);
+}
