@@ -421,6 +421,10 @@ impl Run<'_> {
                 (ThreadStatus::Failed, "stopped: the dispatch failed while this ran", Some(failure))
             }
         };
+        if status != ThreadStatus::Succeeded {
+            // A delegate cut off with the run ends too, and its sandbox goes.
+            self.end_abandoned_delegates(thread, true).await?;
+        }
         let entries = self.all_entries(thread).await?;
         let mut bodies: Vec<EntryBody> = context::open_calls(&entries, self.job.id)
             .into_iter()

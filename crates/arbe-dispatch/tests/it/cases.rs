@@ -577,3 +577,38 @@ pub(crate) async fn a_dispatch_whose_workers_keep_stopping_fails(test: TestStore
     assert!(outputs[0].2, "{outputs:?}");
     assert_eq!(fx.script.lock().unwrap().requests.len(), 1);
 }
+
+pub(crate) async fn cancel_during_a_delegate_ends_its_sub_thread_and_sandbox(test: TestStore) {
+    let script = vec![
+        Reply::Tools(vec![("delegate_task", json!({"task": "work for a long time"}))]),
+        run("echo sub-begun; sleep 30; echo sub-finished"),
+    ];
+    let fx = Fixture::new(test, script).await;
+    let d = fx.dispatcher(fast_config("w"));
+    let workers = d.start();
+    let thread = fx.thread("work", &[]).await;
+    let (_, job) = d.post(&fx.writer, thread.id, "delegate and cancel").await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let sub = loop {
+        let children = fx.test.store.child_threads(fx.house.id, thread.id).await.unwrap();
+        if let Some(sub) = children.first()
+            && output_text(&fx.entries(sub).await).contains("sub-begun")
+        {
+            break sub.clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the helper's command never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    d.cancel(&fx.writer, thread.id).await.unwrap();
+    let entries = fx.wait_end(&d, &thread, job.id).await;
+    workers.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(terminals(&entries, job.id), [ThreadStatus::Cancelled]);
+    // The sub-thread ended too, its cut-off command has a final result, and its sandbox is gone.
+    let sub_entries = fx.entries(&sub).await;
+    assert_eq!(terminals(&sub_entries, job.id), [ThreadStatus::Cancelled]);
+    assert!(tool_outputs(&sub_entries).iter().all(|o| o.2), "{:?}", tool_outputs(&sub_entries));
+    assert!(!output_text(&sub_entries).contains("sub-finished"));
+    let sub_box = sub.environment.as_ref().unwrap().sandbox_id;
+    assert_eq!(fx.test.store.sandbox(fx.house.id, sub_box).await.unwrap().state, SandboxState::Destroyed);
+    assert_eq!(fx.test.store.thread(fx.house.id, sub.id).await.unwrap().status, ThreadStatus::Cancelled);
+}

@@ -36,6 +36,7 @@ arbe_store::both_backends!(cases =>
     nul_bytes_and_floods_of_output_are_stored_safely,
     reused_or_missing_call_ids_are_made_unique,
     a_dispatch_whose_workers_keep_stopping_fails,
+    cancel_during_a_delegate_ends_its_sub_thread_and_sandbox,
 );
 
 /// The value of the secret the environment binds; it must never appear in an entry.
