@@ -49,6 +49,19 @@ impl From<StoreError> for Halt {
     }
 }
 
+/// Where one agent works: the thread its entries go to (the dispatch's, or a delegate's
+/// sub-thread), its model, the sandbox and secrets it acts with, and whether it may delegate.
+#[derive(Clone, Copy)]
+pub(crate) struct Place<'a> {
+    pub(crate) thread: &'a Thread,
+    pub(crate) thread_id: ThreadId,
+    pub(crate) agent: &'a Agent,
+    pub(crate) model: &'a ModelRef,
+    pub(crate) sandbox: Option<&'a ReadySandbox>,
+    pub(crate) resolution: Option<&'a Resolution>,
+    pub(crate) may_delegate: bool,
+}
+
 /// The state of one run.
 pub(crate) struct Run<'a> {
     pub(crate) inner: &'a Inner,
@@ -246,7 +259,16 @@ impl Run<'_> {
         };
         for agent in self.agents(&thread).await? {
             let model = thread.model_override.clone().unwrap_or_else(|| agent.model.clone());
-            self.run_agent(&thread, thread.id, &agent, &model, sandbox.as_ref(), resolution.as_ref(), true).await?;
+            let at = Place {
+                thread: &thread,
+                thread_id: thread.id,
+                agent: &agent,
+                model: &model,
+                sandbox: sandbox.as_ref(),
+                resolution: resolution.as_ref(),
+                may_delegate: true,
+            };
+            self.run_agent(at).await?;
         }
         Ok(())
     }
@@ -285,17 +307,8 @@ impl Run<'_> {
     }
 
     /// One agent's model turns until it answers without calling a tool.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn run_agent(
-        &self,
-        thread: &Thread,
-        thread_id: ThreadId,
-        agent: &Agent,
-        model: &ModelRef,
-        sandbox: Option<&ReadySandbox>,
-        resolution: Option<&Resolution>,
-        may_delegate: bool,
-    ) -> Result<(), Halt> {
+    pub(crate) async fn run_agent(&self, at: Place<'_>) -> Result<(), Halt> {
+        let Place { thread, thread_id, agent, model, sandbox, may_delegate, .. } = at;
         let author = thread.environment.as_ref().map(|env| env.author_id);
         let key = self
             .guarded(self.inner.envs.model_key(self.house(), model, author))
@@ -399,7 +412,7 @@ impl Run<'_> {
             }
             self.write_all(thread_id, turn).await?;
             for call in &calls {
-                self.call_tool(thread, thread_id, agent, model, sandbox, resolution, call, may_delegate).await?;
+                self.call_tool(at, call).await?;
             }
         }
     }

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use crate::{
     Stop,
-    run::{Halt, Run, class_of},
+    run::{Halt, Place, Run, class_of},
 };
 
 pub(crate) fn specs(run_command: bool, delegate: bool) -> Vec<ToolSpec> {
@@ -66,18 +66,8 @@ pub(crate) fn done(call_id: &str, output: String) -> EntryBody {
 
 impl Run<'_> {
     /// Runs one tool call and records its result entries.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn call_tool(
-        &self,
-        thread: &Thread,
-        thread_id: ThreadId,
-        agent: &Agent,
-        model: &ModelRef,
-        sandbox: Option<&ReadySandbox>,
-        resolution: Option<&Resolution>,
-        call: &ToolCall,
-        may_delegate: bool,
-    ) -> Result<(), Halt> {
+    pub(crate) async fn call_tool(&self, at: Place<'_>, call: &ToolCall) -> Result<(), Halt> {
+        let Place { thread, thread_id, agent, model, sandbox, resolution, may_delegate } = at;
         let args = match call.parsed_arguments() {
             Ok(args) => args,
             Err(err) => return self.write(thread_id, done(&call.id, err.to_string())).await.map(drop),
@@ -253,7 +243,16 @@ impl Run<'_> {
             self.write(sub.id, EntryBody::UserMessage { author_id: thread.author_id, text: self.redact(task) }).await?;
             let running = EntryBody::Status { status: ThreadStatus::Running, job: Some(self.job.id), ledger: None };
             self.write(sub.id, running).await?;
-            let outcome = self.run_agent(&sub, sub.id, agent, model, Some(&fresh), resolution, false).await;
+            let at = Place {
+                thread: &sub,
+                thread_id: sub.id,
+                agent,
+                model,
+                sandbox: Some(&fresh),
+                resolution,
+                may_delegate: false,
+            };
+            let outcome = self.run_agent(at).await;
             let (status, answer) = match outcome {
                 Ok(()) => {
                     let entries = self.all_entries(sub.id).await?;

@@ -91,39 +91,28 @@ impl Store {
         let job = JobId::new();
         let queued = EntryBody::Status { status: ThreadStatus::Queued, job: Some(job), ledger: None };
         let no_fence = None::<(JobId, &str)>;
+        // One transaction; the two backends differ only in the append statement.
+        macro_rules! post {
+            ($pool:expr, $append:expr) => {{
+                let mut tx = $pool.begin().await?;
+                let entry = append_one!($append, &mut *tx, house, thread, body, no_fence)
+                    .ok_or(StoreError::NotFound { what: "thread" })?;
+                let row: JobRow = sqlx::query_as(ENQUEUE)
+                    .bind(job.as_uuid())
+                    .bind(thread.as_uuid())
+                    .bind(entry.seq)
+                    .bind(now())
+                    .bind(house.as_uuid())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                append_one!($append, &mut *tx, house, thread, queued, no_fence);
+                tx.commit().await?;
+                (entry, row)
+            }};
+        }
         let (entry, row) = match &self.write {
-            Pool::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
-                let entry = append_one!(SQLITE_APPEND, &mut *tx, house, thread, body, no_fence)
-                    .ok_or(StoreError::NotFound { what: "thread" })?;
-                let row: JobRow = sqlx::query_as(ENQUEUE)
-                    .bind(job.as_uuid())
-                    .bind(thread.as_uuid())
-                    .bind(entry.seq)
-                    .bind(now())
-                    .bind(house.as_uuid())
-                    .fetch_one(&mut *tx)
-                    .await?;
-                append_one!(SQLITE_APPEND, &mut *tx, house, thread, queued, no_fence);
-                tx.commit().await?;
-                (entry, row)
-            }
-            Pool::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                let entry = append_one!(POSTGRES_APPEND, &mut *tx, house, thread, body, no_fence)
-                    .ok_or(StoreError::NotFound { what: "thread" })?;
-                let row: JobRow = sqlx::query_as(ENQUEUE)
-                    .bind(job.as_uuid())
-                    .bind(thread.as_uuid())
-                    .bind(entry.seq)
-                    .bind(now())
-                    .bind(house.as_uuid())
-                    .fetch_one(&mut *tx)
-                    .await?;
-                append_one!(POSTGRES_APPEND, &mut *tx, house, thread, queued, no_fence);
-                tx.commit().await?;
-                (entry, row)
-            }
+            Pool::Sqlite(pool) => post!(pool, SQLITE_APPEND),
+            Pool::Postgres(pool) => post!(pool, POSTGRES_APPEND),
         };
         Ok((entry, row.try_into()?))
     }

@@ -289,31 +289,24 @@ impl Store {
         owner: &str,
     ) -> Result<Option<Vec<Entry>>> {
         let fence = Some((job, owner));
+        // One transaction; the two backends differ only in the append statement.
+        macro_rules! append_all {
+            ($pool:expr, $append:expr) => {{
+                let mut tx = $pool.begin().await?;
+                let mut entries = Vec::with_capacity(bodies.len());
+                for body in bodies {
+                    match append_one!($append, &mut *tx, house, thread, body, fence) {
+                        Some(entry) => entries.push(entry),
+                        None => return self.thread(house, thread).await.map(|_| None),
+                    }
+                }
+                tx.commit().await?;
+                entries
+            }};
+        }
         let written = match &self.write {
-            Pool::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
-                let mut entries = Vec::with_capacity(bodies.len());
-                for body in bodies {
-                    match append_one!(SQLITE_APPEND, &mut *tx, house, thread, body, fence) {
-                        Some(entry) => entries.push(entry),
-                        None => return self.thread(house, thread).await.map(|_| None),
-                    }
-                }
-                tx.commit().await?;
-                entries
-            }
-            Pool::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                let mut entries = Vec::with_capacity(bodies.len());
-                for body in bodies {
-                    match append_one!(POSTGRES_APPEND, &mut *tx, house, thread, body, fence) {
-                        Some(entry) => entries.push(entry),
-                        None => return self.thread(house, thread).await.map(|_| None),
-                    }
-                }
-                tx.commit().await?;
-                entries
-            }
+            Pool::Sqlite(pool) => append_all!(pool, SQLITE_APPEND),
+            Pool::Postgres(pool) => append_all!(pool, POSTGRES_APPEND),
         };
         Ok(Some(written))
     }
