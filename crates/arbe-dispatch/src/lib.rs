@@ -90,6 +90,9 @@ pub(crate) enum Stop {
     Lost,
 }
 
+/// How a run is told to stop.
+pub(crate) type StopSignal = Arc<watch::Sender<Stop>>;
+
 /// Asks a run to stop as cancelled, unless it is already stopping.
 pub(crate) fn request_cancel(stop: &watch::Sender<Stop>) {
     stop.send_if_modified(|s| {
@@ -116,8 +119,8 @@ pub(crate) struct Inner {
     pub(crate) config: DispatchConfig,
     /// Woken on every append this process makes and every job it queues.
     pub(crate) appended: Notify,
-    /// Stop signals of the runs this process is working on.
-    pub(crate) running: Mutex<HashMap<JobId, Arc<watch::Sender<Stop>>>>,
+    /// The runs this process is working on: their thread and stop signal.
+    pub(crate) running: Mutex<HashMap<JobId, (ThreadId, StopSignal)>>,
     /// Whether the PostgreSQL listener task was started.
     listening: std::sync::Once,
 }
@@ -196,11 +199,9 @@ impl Dispatcher {
         if text.contains('\0') {
             return Err(InvalidInput::new("message", "must not contain NUL characters").into());
         }
-        let store = &self.inner.store;
-        let house = actor.house_id;
-        store.thread(house, thread).await?;
         let body = EntryBody::UserMessage { author_id: actor.id, text: text.to_owned() };
-        let (entry, job) = store.append_and_enqueue(house, thread, body).await?;
+        // Another house's thread is not found, and nothing is written.
+        let (entry, job) = self.inner.store.append_and_enqueue(actor.house_id, thread, body).await?;
         self.inner.appended.notify_waiters();
         Ok((entry, job))
     }
@@ -220,14 +221,11 @@ impl Dispatcher {
             store.append_entry(house, thread, body).await?;
         }
         // Runs of this thread in this process stop now rather than at the next heartbeat.
-        let jobs = self.inner.store.jobs_of_thread(house, thread).await?;
-        let running = self.inner.running.lock().unwrap_or_else(|e| e.into_inner());
-        for job in jobs {
-            if let Some(stop) = running.get(&job.id) {
+        for (running_thread, stop) in self.inner.running.lock().unwrap_or_else(|e| e.into_inner()).values() {
+            if *running_thread == thread {
                 request_cancel(stop);
             }
         }
-        drop(running);
         self.inner.appended.notify_waiters();
         Ok(cancelled.queued.len() as u64 + cancelled.running)
     }

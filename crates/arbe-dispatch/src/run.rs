@@ -184,13 +184,20 @@ impl Run<'_> {
 
     pub(crate) async fn all_entries(&self, thread: ThreadId) -> Result<Vec<Entry>, Halt> {
         let mut all = Vec::new();
+        self.read_new_entries(thread, &mut all).await?;
+        Ok(all)
+    }
+
+    /// Adds to `entries` (a thread's entries read so far, in order) those appended since.
+    pub(crate) async fn read_new_entries(&self, thread: ThreadId, entries: &mut Vec<Entry>) -> Result<(), Halt> {
+        const PAGE: u32 = 1000;
         loop {
-            let page =
-                self.inner.store.entries(self.house(), thread, all.last().map_or(0, |e: &Entry| e.seq), 1000).await?;
+            let after = entries.last().map_or(0, |e| e.seq);
+            let page = self.inner.store.entries(self.house(), thread, after, PAGE).await?;
             let n = page.len();
-            all.extend(page);
-            if n < 1000 {
-                return Ok(all);
+            entries.extend(page);
+            if n < PAGE as usize {
+                return Ok(());
             }
         }
     }
@@ -332,8 +339,10 @@ impl Run<'_> {
         }
         let provider = self.inner.models.provider(&key.model, key.found.map(|(value, _)| value));
         let tools = crate::tools::specs(sandbox.is_some(), may_delegate && sandbox.is_some());
+        let mut entries = Vec::new();
         loop {
-            let entries = self.all_entries(thread_id).await?;
+            // Each turn reads only what was appended since the last.
+            self.read_new_entries(thread_id, &mut entries).await?;
             let view = context::build(&entries, agent.id, self.job.id, self.inner.config.tool_output_to_model);
             if !view.open_calls.is_empty() {
                 // Their worker died while they ran: they may or may not have finished. Say so

@@ -23,7 +23,7 @@ impl Workers {
     /// `drain` for them to finish writing.
     pub async fn shutdown(self, drain: Duration) {
         let _ = self.shutdown.send(true);
-        for stop in self.dispatcher.inner.running.lock().unwrap_or_else(|e| e.into_inner()).values() {
+        for (_, stop) in self.dispatcher.inner.running.lock().unwrap_or_else(|e| e.into_inner()).values() {
             crate::request_cancel(stop);
         }
         let all = futures_util::future::join_all(self.handles);
@@ -100,7 +100,7 @@ pub(crate) fn start(d: Dispatcher) -> Workers {
 async fn process(d: &Dispatcher, job: DispatchJob, owner: &str) {
     let (stop_tx, stop_rx) = watch::channel(if job.cancel_requested { Stop::Cancel } else { Stop::No });
     let stop_tx = std::sync::Arc::new(stop_tx);
-    d.inner.running.lock().unwrap_or_else(|e| e.into_inner()).insert(job.id, stop_tx.clone());
+    d.inner.running.lock().unwrap_or_else(|e| e.into_inner()).insert(job.id, (job.thread_id, stop_tx.clone()));
     let heartbeat = {
         let stop_tx = stop_tx.clone();
         let inner = d.inner.clone();

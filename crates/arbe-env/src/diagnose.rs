@@ -1,11 +1,11 @@
 //! `arbe env diagnose`: seed 000's one-stop preflight. Each line is ok, a warning, or a blocker
 //! that would make a dispatch fail, and says what to do.
 
-use arbe_core::{Action, Audience, EnvironmentName, ErrorKind, Member, ModelRef, SandboxState};
+use arbe_core::{Action, EnvironmentName, ErrorKind, Member, ModelRef, SandboxState};
 use arbe_runtime::{Check, CheckStatus, ExternalId};
 use arbe_store::EnvironmentRef;
 
-use crate::{Environments, Result};
+use crate::{BindingProblem, Environments, Result};
 
 /// The checklist for one environment.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,23 +83,17 @@ impl Environments {
             let line = format!("secret {}", binding.name);
             let missing = if binding.required { CheckStatus::Blocker } else { CheckStatus::Warning };
             let how = if binding.required { "required" } else { "optional" };
-            match found.iter().find(|s| s.meta.name == binding.name) {
-                None => out.push(
+            let secret = found.iter().find(|s| s.meta.name == binding.name);
+            match BindingProblem::of(secret.map(|s| &s.meta), env.author_id) {
+                Some(problem) => out.push(
                     line,
                     missing,
-                    format!("{how}, not set: printf '%s' \"$VALUE\" | arbe secret set {}", binding.name),
+                    format!("{how}, but it {}: {}", problem.describe(), problem.hint(&binding.name)),
                 ),
-                Some(s) if s.meta.audience == Audience::Capability => out.push(
-                    line,
-                    missing,
-                    format!("{how}, but its audience is capability: it is never injected into sandboxes"),
-                ),
-                Some(s) if !s.meta.shared && s.meta.author_id != env.author_id => out.push(
-                    line,
-                    missing,
-                    format!("{how}, but it is not shared and belongs to another member: set it with --shared"),
-                ),
-                Some(s) => out.push(line, CheckStatus::Ok, format!("{how}, set (version {})", s.meta.version)),
+                None => {
+                    let version = secret.map_or(0, |s| s.meta.version);
+                    out.push(line, CheckStatus::Ok, format!("{how}, set (version {version})"));
+                }
             }
         }
 

@@ -6,7 +6,7 @@ use arbe_core::{
     SecretName,
     environment::{BindOutcome, bind_secret},
 };
-use arbe_store::{EnvironmentRef, NewEnvironment, StoreError};
+use arbe_store::{EnvironmentRef, NewEnvironment};
 
 use crate::{Environments, Result};
 
@@ -131,17 +131,7 @@ impl Environments {
         check_bindings(&req.secrets)?;
         check_installation(req.github_installation_id)?;
         let allowed_repos = with_default(req.allowed_repos, req.repo.as_ref())?;
-        match self.store.environment(house, &EnvironmentRef::Name(req.name.clone())).await {
-            Ok(_) => {
-                return Err(StoreError::Conflict {
-                    what: "environment",
-                    rule: "an environment with this name (compared without case) already exists in the house",
-                }
-                .into());
-            }
-            Err(StoreError::NotFound { .. }) => {}
-            Err(err) => return Err(err.into()),
-        }
+        self.store.environment_name_free(house, &req.name).await?;
         let mut provisioned = None;
         let (sandbox_id, runtime) = match &req.sandbox {
             Some(by) => {

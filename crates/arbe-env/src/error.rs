@@ -17,6 +17,26 @@ pub enum BindingProblem {
 }
 
 impl BindingProblem {
+    /// Why a secret cannot be injected into a sandbox of an environment authored by `author`
+    /// (`None`: it can). The one place this rule lives.
+    pub fn of(secret: Option<&arbe_core::SecretMeta>, author: arbe_core::MemberId) -> Option<Self> {
+        match secret {
+            None => Some(Self::Missing),
+            Some(meta) if meta.audience == arbe_core::Audience::Capability => Some(Self::CapabilityOnly),
+            Some(meta) if !meta.shared && meta.author_id != author => Some(Self::NotShared),
+            Some(_) => None,
+        }
+    }
+
+    /// What a user can do about it.
+    pub fn hint(self, name: &arbe_core::SecretName) -> String {
+        match self {
+            Self::Missing => format!("printf '%s' \"$VALUE\" | arbe secret set {name}"),
+            Self::CapabilityOnly => "set it again with --audience environment".into(),
+            Self::NotShared => "set it again with --shared".into(),
+        }
+    }
+
     /// The problem in words.
     pub fn describe(self) -> &'static str {
         match self {

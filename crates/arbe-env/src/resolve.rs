@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use arbe_core::{Audience, EnvironmentName, EnvironmentSnapshot, HouseId, RepoRef, SecretName, SecretValue};
+use arbe_core::{EnvironmentName, EnvironmentSnapshot, HouseId, RepoRef, SecretName, SecretValue};
 
 use crate::{BindingProblem, EnvError, Environments, Result};
 
@@ -68,20 +68,11 @@ impl Environments {
         let mut warnings = Vec::new();
         let mut problems = Vec::new();
         for binding in &env.secret_bindings {
-            let problem = match found.iter().position(|s| s.meta.name == binding.name) {
-                None => Some(BindingProblem::Missing),
-                Some(i) => {
-                    let secret = found.swap_remove(i);
-                    if secret.meta.audience == Audience::Capability {
-                        Some(BindingProblem::CapabilityOnly)
-                    } else if !secret.meta.shared && secret.meta.author_id != env.author_id {
-                        Some(BindingProblem::NotShared)
-                    } else {
-                        vars.push((binding.name.clone(), secret.value));
-                        None
-                    }
-                }
-            };
+            let secret = found.iter().position(|s| s.meta.name == binding.name).map(|i| found.swap_remove(i));
+            let problem = BindingProblem::of(secret.as_ref().map(|s| &s.meta), env.author_id);
+            if let (None, Some(secret)) = (problem, secret) {
+                vars.push((binding.name.clone(), secret.value));
+            }
             match problem {
                 Some(problem) if binding.required => problems.push((binding.name.clone(), problem)),
                 Some(problem) => warnings.push(format!(

@@ -151,6 +151,17 @@ impl Store {
         Ok(env)
     }
 
+    /// `Ok` when no live environment of `house` has `name` (compared without case), else the
+    /// same conflict `create_environment` would answer, so a caller can check before doing work
+    /// (provisioning a sandbox, say).
+    pub async fn environment_name_free(&self, house: HouseId, name: &EnvironmentName) -> Result<()> {
+        match self.environment(house, &EnvironmentRef::Name(name.clone())).await {
+            Ok(_) => Err(StoreError::Conflict { what: "environment", rule: NAME_TAKEN }),
+            Err(StoreError::NotFound { .. }) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
     /// A live environment of `house`, by id or by name (without regard to case).
     pub async fn environment(&self, house: HouseId, by: &EnvironmentRef) -> Result<Environment> {
         let row: Option<EnvironmentRow> = on!(&self.read, |pool| {
