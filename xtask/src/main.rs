@@ -141,7 +141,10 @@ fn bench(area: Option<&str>) -> Result<(), String> {
             ensure_sandbox_image()?;
             ("arbe-tests", "runtime")
         }
-        _ => return Err(format!("bench needs an area\n{USAGE}")),
+        Some(other) => {
+            return Err(format!("unknown bench area `{other}`: must be store, vault, runtime or dispatch"));
+        }
+        None => return Err(format!("bench needs an area\n{USAGE}")),
     };
     let pg = pg::Postgres::start()?;
     let res = run(cargo()
