@@ -8,6 +8,7 @@ use serde_json::Value;
 /// Every workspace crate and its layer. A new crate must be added here, or the check fails.
 const LAYERS: &[(&str, u8)] = &[
     ("arbe-core", 0),
+    ("arbe-testkit", 0),
     ("arbe-store", 1),
     ("arbe-runtime", 1),
     ("arbe-llm", 1),

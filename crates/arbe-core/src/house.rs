@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     error::{Classify, ErrorKind, InvalidInput},
-    ids::{ApiKeyId, HouseId, MemberId},
+    ids::{ApiKeyId, HouseId, MemberId, UserId},
     names::Name,
 };
 
@@ -54,7 +54,7 @@ impl Role {
         }
     }
 
-    /// Whether this role may perform `action`, according to [`RULES`].
+    /// Whether this role may perform `action`, according to [`Action::min_role`].
     pub fn allows(self, action: Action) -> bool {
         self >= action.min_role()
     }
@@ -89,33 +89,32 @@ pub enum Action {
     CancelThread,
     /// Create or change agents.
     WriteAgent,
-    /// Create API keys for oneself.
-    CreateOwnApiKey,
+    /// Delete agents.
+    DeleteAgent,
     /// Add, remove or change the role of members.
     ManageMembers,
     /// Rotate the house's data key (re-encrypts its secrets).
     RotateKeys,
 }
 
-/// The rule table: the least role allowed to perform each action (seed 001: GET is for house
-/// members, POST and PATCH for member-write, DELETE for owners).
-pub const RULES: &[(Action, Role)] = &[
-    (Action::Read, Role::Reader),
-    (Action::SetSecret, Role::Writer),
-    (Action::DeleteSecret, Role::Owner),
-    (Action::WriteEnvironment, Role::Writer),
-    (Action::DeleteEnvironment, Role::Owner),
-    (Action::OperateSandbox, Role::Writer),
-    (Action::DestroySandbox, Role::Owner),
-    (Action::Dispatch, Role::Writer),
-    (Action::CancelThread, Role::Writer),
-    (Action::WriteAgent, Role::Writer),
-    (Action::CreateOwnApiKey, Role::Reader),
-    (Action::ManageMembers, Role::Owner),
-    (Action::RotateKeys, Role::Owner),
-];
-
 impl Action {
+    /// Every action, for tables and tests.
+    pub const ALL: [Action; 13] = [
+        Self::Read,
+        Self::SetSecret,
+        Self::DeleteSecret,
+        Self::WriteEnvironment,
+        Self::DeleteEnvironment,
+        Self::OperateSandbox,
+        Self::DestroySandbox,
+        Self::Dispatch,
+        Self::CancelThread,
+        Self::WriteAgent,
+        Self::DeleteAgent,
+        Self::ManageMembers,
+        Self::RotateKeys,
+    ];
+
     /// What the action does, in words (`delete secrets`), for error messages.
     pub fn describe(self) -> &'static str {
         match self {
@@ -129,31 +128,58 @@ impl Action {
             Self::Dispatch => "dispatch threads",
             Self::CancelThread => "cancel threads",
             Self::WriteAgent => "create or change agents",
-            Self::CreateOwnApiKey => "create API keys",
+            Self::DeleteAgent => "delete agents",
             Self::ManageMembers => "manage members",
             Self::RotateKeys => "rotate the house key",
         }
     }
 
-    /// The least role that may perform this action.
+    /// The rule table: the least role allowed to perform each action (seed 001: GET is for
+    /// house members, POST and PATCH for member-write, DELETE for owners). One exhaustive
+    /// match, so every action has exactly one rule and a new action cannot compile without one;
+    /// no other code decides who may do what.
     pub fn min_role(self) -> Role {
-        RULES
-            .iter()
-            .find(|(action, _)| *action == self)
-            .map(|(_, role)| *role)
-            // Every action has a row (a unit test checks); fail closed regardless.
-            .unwrap_or(Role::Owner)
+        match self {
+            Self::Read => Role::Reader,
+            Self::SetSecret
+            | Self::WriteEnvironment
+            | Self::OperateSandbox
+            | Self::Dispatch
+            | Self::CancelThread
+            | Self::WriteAgent => Role::Writer,
+            Self::DeleteSecret
+            | Self::DeleteEnvironment
+            | Self::DestroySandbox
+            | Self::DeleteAgent
+            | Self::ManageMembers
+            | Self::RotateKeys => Role::Owner,
+        }
     }
 }
 
-/// A member of a house.
+/// A user: a person or a service account. Users act through API keys, and their memberships
+/// say what they may do in each house.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// Its id.
+    pub id: UserId,
+    /// Its unique name.
+    pub name: Name,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A membership: a user in a house with a role. Entries, secrets and environments name their
+/// author by this id, so authorship is always within one house.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
     /// Its id.
     pub id: MemberId,
     /// The house it belongs to.
     pub house_id: HouseId,
-    /// A display name, unique within the house.
+    /// The user it is a membership of.
+    pub user_id: UserId,
+    /// The user's name.
     pub name: Name,
     /// What it may do.
     pub role: Role,
@@ -162,7 +188,7 @@ pub struct Member {
 }
 
 impl Member {
-    /// `Ok` when this member's role allows `action` ([`RULES`]), else why not.
+    /// `Ok` when this member's role allows `action` ([`Action::min_role`]), else why not.
     pub fn require(&self, action: Action) -> Result<(), Forbidden> {
         if self.role.allows(action) {
             Ok(())
@@ -190,22 +216,109 @@ impl Classify for Forbidden {
     }
 }
 
-/// An API key's metadata. The key itself is `arbe_<id>_<secret>`; only a hash of the secret part
-/// is stored, and the key acts with its member's role.
+/// An API key's metadata. The key itself is `arbe_<id>_<secret>`: the id is the non-secret
+/// part it is looked up by, and only a hash of the secret part is stored. A key acts as its
+/// user, in whichever house a request names.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiKeyMeta {
     /// The public id inside the key.
     pub id: ApiKeyId,
-    /// The member it acts as.
-    pub member_id: MemberId,
-    /// The member's house.
-    pub house_id: HouseId,
+    /// The user it acts as.
+    pub user_id: UserId,
     /// A label chosen by its creator.
     pub label: String,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// When it last authenticated a request (kept to the minute).
+    pub last_used_at: Option<DateTime<Utc>>,
     /// When it was revoked, if it was.
     pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A per-house quota the operator sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuotaKind {
+    /// Sandboxes that are not destroyed.
+    Sandboxes,
+    /// Dispatches queued or running at once.
+    ConcurrentDispatches,
+    /// Bytes one sandbox's workspace may hold.
+    WorkspaceBytes,
+}
+
+impl QuotaKind {
+    /// The wire name (`concurrent_dispatches`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sandboxes => "sandboxes",
+            Self::ConcurrentDispatches => "concurrent_dispatches",
+            Self::WorkspaceBytes => "workspace_bytes",
+        }
+    }
+}
+
+impl fmt::Display for QuotaKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A house's quotas. `None` means no cap.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quotas {
+    /// Sandboxes that are not destroyed.
+    pub sandboxes: Option<u64>,
+    /// Dispatches queued or running at once.
+    pub concurrent_dispatches: Option<u64>,
+    /// Bytes one sandbox's workspace may hold.
+    pub workspace_bytes: Option<u64>,
+}
+
+impl Quotas {
+    /// `overrides` where set, these (the operator's defaults) elsewhere.
+    pub fn with(self, overrides: Quotas) -> Quotas {
+        Quotas {
+            sandboxes: overrides.sandboxes.or(self.sandboxes),
+            concurrent_dispatches: overrides.concurrent_dispatches.or(self.concurrent_dispatches),
+            workspace_bytes: overrides.workspace_bytes.or(self.workspace_bytes),
+        }
+    }
+
+    /// The cap of `kind`, if any.
+    pub fn get(&self, kind: QuotaKind) -> Option<u64> {
+        match kind {
+            QuotaKind::Sandboxes => self.sandboxes,
+            QuotaKind::ConcurrentDispatches => self.concurrent_dispatches,
+            QuotaKind::WorkspaceBytes => self.workspace_bytes,
+        }
+    }
+}
+
+/// A quota would be overrun: nothing was changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("quota {quota} reached: {}", describe_quota(*.quota, *.limit))]
+pub struct QuotaExceeded {
+    /// Which quota.
+    pub quota: QuotaKind,
+    /// Its cap.
+    pub limit: u64,
+}
+
+fn describe_quota(quota: QuotaKind, limit: u64) -> String {
+    match quota {
+        QuotaKind::Sandboxes => format!("the house may have at most {limit} sandboxes that are not destroyed"),
+        QuotaKind::ConcurrentDispatches => {
+            format!("the house may have at most {limit} dispatches queued or running at once")
+        }
+        QuotaKind::WorkspaceBytes => format!("a workspace of the house may hold at most {limit} bytes"),
+    }
+}
+
+impl Classify for QuotaExceeded {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::QuotaExceeded
+    }
 }
 
 #[cfg(test)]
@@ -213,25 +326,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_action_has_exactly_one_rule() {
-        let all = [
-            Action::Read,
-            Action::SetSecret,
-            Action::DeleteSecret,
-            Action::WriteEnvironment,
-            Action::DeleteEnvironment,
-            Action::OperateSandbox,
-            Action::DestroySandbox,
-            Action::Dispatch,
-            Action::CancelThread,
-            Action::WriteAgent,
-            Action::CreateOwnApiKey,
-            Action::ManageMembers,
-            Action::RotateKeys,
-        ];
-        assert_eq!(all.len(), RULES.len());
-        for action in all {
-            assert_eq!(RULES.iter().filter(|(a, _)| *a == action).count(), 1, "{action:?}");
+    fn every_action_is_listed_once() {
+        for (i, action) in Action::ALL.iter().enumerate() {
+            assert!(!Action::ALL[..i].contains(action), "{action:?} twice");
         }
     }
 
@@ -248,5 +345,19 @@ mod tests {
     fn role_parse_names_the_rule() {
         assert_eq!(Role::parse("writer").unwrap(), Role::Writer);
         assert_eq!(Role::parse("admin").unwrap_err().to_string(), "invalid role: must be owner, writer or reader");
+    }
+
+    #[test]
+    fn quotas_take_overrides_and_name_themselves() {
+        let defaults = Quotas { sandboxes: Some(10), concurrent_dispatches: Some(4), workspace_bytes: None };
+        let house = Quotas { sandboxes: Some(2), ..Quotas::default() };
+        let effective = defaults.with(house);
+        assert_eq!(effective, Quotas { sandboxes: Some(2), concurrent_dispatches: Some(4), workspace_bytes: None });
+        let err = QuotaExceeded { quota: QuotaKind::Sandboxes, limit: 2 };
+        assert_eq!(
+            err.to_string(),
+            "quota sandboxes reached: the house may have at most 2 sandboxes that are not destroyed"
+        );
+        assert_eq!(err.kind(), ErrorKind::QuotaExceeded);
     }
 }

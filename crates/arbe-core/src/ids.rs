@@ -73,11 +73,15 @@ id_type!(
     HouseId, "house_id"
 );
 id_type!(
-    /// A member of a house.
+    /// A user: a person or a service account, with memberships in one or more houses.
+    UserId, "user_id"
+);
+id_type!(
+    /// A membership of a user in a house (the id entries and secrets name as their author).
     MemberId, "member_id"
 );
 id_type!(
-    /// An API key, the public half of `arbe_<id>_<secret>`.
+    /// An API key: the public, non-secret part of `arbe_<id>_<secret>`.
     ApiKeyId, "api_key_id"
 );
 id_type!(

@@ -9,6 +9,7 @@ pub mod house;
 pub mod ids;
 pub mod job;
 pub mod names;
+pub mod refs;
 pub mod sandbox;
 pub mod secret;
 pub mod thread;
@@ -17,10 +18,13 @@ pub use agent::{Agent, ModelRef};
 pub use entry::{Entry, EntryBody, EntryKind, Ledger};
 pub use environment::{Environment, EnvironmentSnapshot, SecretBinding};
 pub use error::{Classify, ErrorClass, ErrorKind, InvalidInput};
-pub use house::{Action, ApiKeyMeta, Forbidden, House, Member, Role};
-pub use ids::{AgentId, ApiKeyId, EntryId, EnvironmentId, HouseId, JobId, MemberId, SandboxId, SecretId, ThreadId};
+pub use house::{Action, ApiKeyMeta, Forbidden, House, Member, QuotaExceeded, QuotaKind, Quotas, Role, User};
+pub use ids::{
+    AgentId, ApiKeyId, EntryId, EnvironmentId, HouseId, JobId, MemberId, SandboxId, SecretId, ThreadId, UserId,
+};
 pub use job::{DispatchJob, JobState};
 pub use names::{EnvironmentName, Labels, Name, RepoRef, RuntimeName, SecretName};
+pub use refs::{AgentRef, EnvironmentRef, SandboxRef};
 pub use sandbox::{Resources, Sandbox, SandboxState};
 pub use secret::{Audience, SecretMeta, SecretValue};
 pub use thread::{ParentRef, Thread, ThreadStatus};

@@ -70,8 +70,8 @@ pub struct Resources {
     pub cpus: Option<f64>,
     /// Memory cap in MiB.
     pub memory_mb: Option<u64>,
-    /// Workspace disk cap in MiB.
-    pub disk_mb: Option<u64>,
+    /// Bytes the workspace may hold (the house's `workspace_bytes` quota, where it has one).
+    pub workspace_bytes: Option<u64>,
     /// GPU type, for runtimes that have them.
     pub gpu: Option<String>,
 }

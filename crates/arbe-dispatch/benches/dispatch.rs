@@ -11,17 +11,19 @@ use std::{
     time::{Duration, Instant},
 };
 
-use arbe_core::{Audience, EnvironmentName, HouseId, JobId, Labels, Member, Name, ParentRef, Role, RuntimeName};
-use arbe_dispatch::{DispatchConfig, Dispatcher, OneProvider};
-use arbe_env::{CreateEnvironment, EnvConfig, Environments, WorkerKeys};
+use arbe_core::{
+    Audience, EnvironmentName, EnvironmentRef, HouseId, JobId, Labels, ParentRef, RuntimeName, SecretValue,
+};
+use arbe_dispatch::{CreateThread, DispatchConfig, OneProvider, Services, ServicesConfig};
+use arbe_env::{CreateEnvironment, EnvConfig, WorkerKeys};
 use arbe_llm::{ChatRequest, ChatResponse, FnProvider, Message, StopReason, ToolCall, Usage};
 use arbe_runtime::{
     Capabilities, Diagnosis, ExecOutcome, ExecRequest, ExternalId, OutputSink, Result, Runtime, RuntimeRegistry,
     SandboxInfo, SandboxSpec,
 };
 use arbe_runtime_local::{LocalConfig, LocalRuntime};
-use arbe_store::{NewThread, Store, testkit};
-use arbe_vault::{MasterKey, MasterKeys, SetOptions, Vault};
+use arbe_store::{Actor, Store, testkit};
+use arbe_vault::{MasterKey, MasterKeys, SetOptions};
 
 const SEQUENTIAL: usize = 300;
 const THREADS: usize = 100;
@@ -92,52 +94,48 @@ fn script(request: &ChatRequest) -> ChatResponse {
 
 struct Bench {
     store: Store,
-    dispatcher: Dispatcher,
+    services: Services,
     timed: Arc<Timed>,
-    owner: Member,
+    owner: Actor,
     env: arbe_core::Environment,
     house: HouseId,
 }
 
 async fn setup(store: Store, dir: &std::path::Path) -> Bench {
-    let vault = Vault::new(store.clone(), MasterKeys::new(MasterKey::generate()));
     let timed = Arc::new(Timed { inner: LocalRuntime::new(LocalConfig::new(dir)), starts: Mutex::default() });
     let mut runtimes = RuntimeRegistry::new();
     runtimes.register(timed.clone());
-    let envs = Environments::new(
+    let workers = std::env::var("BENCH_WORKERS").ok().and_then(|w| w.parse().ok()).unwrap_or(4);
+    let services = Services::with_store(
         store.clone(),
-        vault.clone(),
-        Arc::new(runtimes),
-        EnvConfig {
-            default_runtime: RuntimeName::parse("local").unwrap(),
-            github: None,
-            worker_keys: WorkerKeys::none(),
+        ServicesConfig {
+            master_keys: MasterKeys::new(MasterKey::generate()),
+            runtimes,
+            env: EnvConfig {
+                default_runtime: RuntimeName::parse("local").unwrap(),
+                github: None,
+                worker_keys: WorkerKeys::none(),
+            },
+            dispatch: DispatchConfig { workers, poll: Duration::from_millis(100), ..DispatchConfig::default() },
+            models: Arc::new(OneProvider(Arc::new(FnProvider::new("script", script)))),
+            admin_token: None,
         },
     );
-    let house = store.create_house(&Name::parse("bench").unwrap()).await.unwrap();
-    let owner = store.add_member(house.id, &Name::parse("me").unwrap(), Role::Owner).await.unwrap();
+    let fx = testkit::house(&store, "bench").await;
+    let owner = fx.owner;
     let options = SetOptions { audience: Some(Audience::Capability), shared: Some(true) };
     let name = arbe_core::SecretName::parse("OPENROUTER_API_KEY").unwrap();
-    vault.set(&owner, &name, "sk-bench".to_owned().into(), options).await.unwrap();
-    let env = envs.create(&owner, CreateEnvironment::new(EnvironmentName::parse("bench").unwrap())).await.unwrap();
-    let model = OneProvider(Arc::new(FnProvider::new("script", script)));
-    let workers = std::env::var("BENCH_WORKERS").ok().and_then(|w| w.parse().ok()).unwrap_or(4);
-    let config = DispatchConfig { workers, poll: Duration::from_millis(100), ..DispatchConfig::default() };
-    let dispatcher = Dispatcher::new(envs, Arc::new(model), config);
-    Bench { store, dispatcher, timed, owner, env, house: house.id }
+    services.secrets.set(&owner, &name, &SecretValue::new("sk-bench".into()).unwrap(), options).await.unwrap();
+    let create = CreateEnvironment::new(EnvironmentName::parse("bench").unwrap());
+    let env = services.environments.create(&owner, create).await.unwrap();
+    Bench { store, services, timed, owner, env, house: fx.house.id }
 }
 
 impl Bench {
     async fn thread(&self) -> arbe_core::ThreadId {
-        let new = NewThread {
-            house_id: self.house,
-            author_id: self.owner.id,
-            parent: ParentRef::parse("bench").unwrap(),
-            environment: Some(&self.env),
-            model_override: None,
-            agent_ids: vec![],
-        };
-        self.store.create_thread(new).await.unwrap().id
+        let mut create = CreateThread::new(ParentRef::parse("bench").unwrap());
+        create.environment = Some(EnvironmentRef::Id(self.env.id));
+        self.services.threads.create(&self.owner, create).await.unwrap().id
     }
 
     /// Waits until every job has ended, checking the oldest still open first every `poll` (the
@@ -145,7 +143,7 @@ impl Bench {
     async fn wait(&self, jobs: &[JobId], poll: Duration) {
         let mut open = 0;
         while open < jobs.len() {
-            let job = self.store.job(jobs[open]).await.unwrap();
+            let job = self.store.job(self.house, jobs[open]).await.unwrap();
             if job.state.is_terminal() {
                 assert_eq!(job.state, arbe_core::JobState::Succeeded, "a benchmark dispatch failed");
                 open += 1;
@@ -163,11 +161,11 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
 async fn run(backend: &'static str, store: Store) -> (Duration, Duration, f64) {
     let dir = tempfile::tempdir().unwrap();
     let bench = setup(store, dir.path()).await;
-    let workers = bench.dispatcher.start();
+    let workers = bench.services.dispatcher.start();
     // Warm up: connections, the default agent, the sandbox.
     for _ in 0..20 {
         let thread = bench.thread().await;
-        let (_, job) = bench.dispatcher.post(&bench.owner, thread, "warm up").await.unwrap();
+        let (_, job) = bench.services.dispatcher.post(&bench.owner, thread, "warm up").await.unwrap();
         bench.wait(&[job.id], Duration::from_millis(1)).await;
     }
     // Overhead: posted → first command started, one dispatch at a time.
@@ -176,7 +174,7 @@ async fn run(backend: &'static str, store: Store) -> (Duration, Duration, f64) {
         let thread = bench.thread().await;
         bench.timed.starts.lock().unwrap().clear();
         let posted = Instant::now();
-        let (_, job) = bench.dispatcher.post(&bench.owner, thread, "run true").await.unwrap();
+        let (_, job) = bench.services.dispatcher.post(&bench.owner, thread, "run true").await.unwrap();
         bench.wait(&[job.id], Duration::from_millis(1)).await;
         let started = bench.timed.starts.lock().unwrap()[0];
         latencies.push(started - posted);
@@ -191,7 +189,7 @@ async fn run(backend: &'static str, store: Store) -> (Duration, Duration, f64) {
     for _ in 0..ROUNDS {
         let mut jobs = Vec::with_capacity(THREADS);
         for thread in &threads {
-            jobs.push(bench.dispatcher.post(&bench.owner, *thread, "run true").await.unwrap().1.id);
+            jobs.push(bench.services.dispatcher.post(&bench.owner, *thread, "run true").await.unwrap().1.id);
         }
         bench.wait(&jobs, Duration::from_millis(5)).await;
     }

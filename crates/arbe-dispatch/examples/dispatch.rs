@@ -8,14 +8,17 @@
 
 use std::{sync::Arc, time::Duration};
 
-use arbe_core::{Audience, EntryBody, EnvironmentName, Name, ParentRef, Role, RuntimeName, SecretBinding, SecretName};
-use arbe_dispatch::{DispatchConfig, Dispatcher, OneProvider};
-use arbe_env::{CreateEnvironment, EnvConfig, Environments, WorkerKeys};
+use arbe_core::{
+    Audience, EntryBody, EnvironmentName, EnvironmentRef, Name, ParentRef, RuntimeName, SecretBinding, SecretName,
+    SecretValue,
+};
+use arbe_dispatch::{CreateThread, DispatchConfig, OneProvider, Services, ServicesConfig};
+use arbe_env::{CreateEnvironment, EnvConfig, WorkerKeys};
 use arbe_llm::{ChatRequest, ChatResponse, FnProvider, Message, StopReason, ToolCall, Usage};
 use arbe_runtime::RuntimeRegistry;
 use arbe_runtime_local::{LocalConfig, LocalRuntime};
-use arbe_store::{NewThread, Store, StoreConfig};
-use arbe_vault::{MasterKey, MasterKeys, SetOptions, Vault};
+use arbe_store::{AdminToken, StoreConfig};
+use arbe_vault::{MasterKey, MasterKeys, SetOptions};
 use futures_util::StreamExt;
 
 /// The scripted model: first a command, then, once it has the command's output, an answer.
@@ -42,47 +45,53 @@ fn script(request: &ChatRequest) -> ChatResponse {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
-    let store = Store::connect(&StoreConfig::new(format!("sqlite://{}", dir.path().join("arbe.db").display()))).await?;
-    let vault = Vault::new(store.clone(), MasterKeys::new(MasterKey::generate()));
+    // The one composition root: a store, the vault, the runtimes, environments and dispatch.
     let mut runtimes = RuntimeRegistry::new();
     runtimes.register(Arc::new(LocalRuntime::new(LocalConfig::new(dir.path().join("workspaces")))));
-    let envs = Environments::new(
-        store.clone(),
-        vault.clone(),
-        Arc::new(runtimes),
-        EnvConfig { default_runtime: RuntimeName::parse("local")?, github: None, worker_keys: WorkerKeys::none() },
-    );
+    let admin_token = AdminToken::generate();
+    let services = Services::build(
+        &StoreConfig::new(format!("sqlite://{}", dir.path().join("arbe.db").display())),
+        ServicesConfig {
+            master_keys: MasterKeys::new(MasterKey::generate()),
+            runtimes,
+            env: EnvConfig {
+                default_runtime: RuntimeName::parse("local")?,
+                github: None,
+                worker_keys: WorkerKeys::none(),
+            },
+            dispatch: DispatchConfig::default(),
+            models: Arc::new(OneProvider(Arc::new(FnProvider::new("script", script)))),
+            admin_token: Some(AdminToken::new(&admin_token)),
+        },
+    )
+    .await?;
 
-    // A house, its owner, a model key and a secret for the sandbox.
-    let house = store.create_house(&Name::parse("default")?).await?;
-    let owner = store.add_member(house.id, &Name::parse("me")?, Role::Owner).await?;
+    // The operator makes a house, its owner and the owner's API key; every call after acts as
+    // the owner the key proves, in that house.
+    let admin = services.admin(admin_token.expose())?;
+    let first =
+        services.access.admin_bootstrap(&admin, &Name::parse("default")?, &Name::parse("me")?, "example").await?;
+    let owner = services.authenticate(first.key.key.expose(), first.house.id).await?;
+
+    // A model key and a secret for the sandbox.
     let shared = SetOptions { audience: Some(Audience::Environment), shared: Some(true) };
     for (name, value) in [("OPENROUTER_API_KEY", "sk-or-demo"), ("DEPLOY_TOKEN", "tok-demo-secret")] {
-        vault.set(&owner, &SecretName::parse(name)?, value.to_owned().into(), shared).await?;
+        services.secrets.set(&owner, &SecretName::parse(name)?, &SecretValue::new(value.to_owned())?, shared).await?;
     }
 
     // An environment (its sandbox is provisioned on the local runtime) and a thread in it.
     let mut create = CreateEnvironment::new(EnvironmentName::parse("demo")?);
     create.secrets = vec![SecretBinding { name: SecretName::parse("DEPLOY_TOKEN")?, required: true }];
-    let env = envs.create(&owner, create).await?;
-    let thread = store
-        .create_thread(NewThread {
-            house_id: house.id,
-            author_id: owner.id,
-            parent: ParentRef::parse("general")?,
-            environment: Some(&env),
-            model_override: None,
-            agent_ids: vec![],
-        })
-        .await?;
+    let env = services.environments.create(&owner, create).await?;
+    let mut thread = CreateThread::new(ParentRef::parse("general")?);
+    thread.environment = Some(EnvironmentRef::Id(env.id));
+    let thread = services.threads.create(&owner, thread).await?;
 
-    // The dispatcher with the scripted model, its workers, and one user entry.
-    let model = OneProvider(Arc::new(FnProvider::new("script", script)));
-    let dispatcher = Dispatcher::new(envs, Arc::new(model), DispatchConfig::default());
-    let workers = dispatcher.start();
-    let (_, job) = dispatcher.post(&owner, thread.id, "say hello from the sandbox").await?;
+    // The workers, and one user entry, which dispatches the thread's agent.
+    let workers = services.start_workers();
+    let (_, job) = services.dispatcher.post(&owner, thread.id, "say hello from the sandbox").await?;
 
-    let mut entries = Box::pin(dispatcher.subscribe(house.id, thread.id, 0));
+    let mut entries = Box::pin(services.dispatcher.subscribe(&owner, thread.id, 0).await?);
     while let Some(entry) = entries.next().await {
         let entry = entry?;
         let line = match &entry.body {

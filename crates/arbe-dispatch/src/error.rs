@@ -20,6 +20,9 @@ pub enum DispatchError {
     /// Environments failed.
     #[error(transparent)]
     Env(#[from] EnvError),
+    /// The vault failed.
+    #[error(transparent)]
+    Vault(#[from] arbe_vault::VaultError),
 }
 
 impl Classify for DispatchError {
@@ -29,6 +32,7 @@ impl Classify for DispatchError {
             Self::Forbidden(_) => ErrorKind::Forbidden,
             Self::Store(err) => err.kind(),
             Self::Env(err) => err.kind(),
+            Self::Vault(err) => err.kind(),
         }
     }
 }

@@ -1,10 +1,13 @@
 #![doc = include_str!("../README.md")]
 
+mod agents;
 mod context;
 mod error;
 mod models;
 mod redact;
 mod run;
+mod services;
+mod threads;
 mod tools;
 mod worker;
 
@@ -14,17 +17,18 @@ use std::{
     time::Duration,
 };
 
-use arbe_core::{
-    Action, DispatchJob, Entry, EntryBody, HouseId, InvalidInput, JobId, Ledger, Member, ThreadId, ThreadStatus,
-};
+use arbe_core::{Action, DispatchJob, Entry, EntryBody, InvalidInput, JobId, Ledger, ThreadId, ThreadStatus};
 use arbe_env::Environments;
-use arbe_store::Store;
+use arbe_store::{Actor, Store};
 use futures_util::Stream;
 use tokio::sync::{Notify, watch};
 
+pub use agents::{Agents, CreateAgent, DEFAULT_PROMPT, MAX_PROMPT_BYTES};
 pub use error::{DispatchError, Result};
 pub use models::{HttpModels, ModelFactory, OneProvider};
 pub use redact::{Redactor, StreamRedactor};
+pub use services::{Services, ServicesConfig};
+pub use threads::{CreateThread, MAX_THREAD_AGENTS, Threads};
 pub use worker::Workers;
 
 /// How dispatch runs. Every field has a default that suits a server.
@@ -167,9 +171,9 @@ impl Inner {
 pub const MAX_MESSAGE_BYTES: usize = 100 * 1024;
 
 impl Dispatcher {
-    /// A dispatcher over the environments service (and its store) with `models` for model calls.
-    pub fn new(envs: Environments, models: Arc<dyn ModelFactory>, config: DispatchConfig) -> Self {
-        let store = envs.store().clone();
+    /// A dispatcher over `store` and the environments service, with `models` for model calls.
+    /// [`Services::build`] wires one; embedding services rarely call this.
+    pub fn new(store: Store, envs: Environments, models: Arc<dyn ModelFactory>, config: DispatchConfig) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -183,15 +187,10 @@ impl Dispatcher {
         }
     }
 
-    /// The store.
-    pub fn store(&self) -> &Store {
-        &self.inner.store
-    }
-
     /// Appends a user entry to a thread and queues a dispatch of its agents: the entry, the job
     /// and `signal.thread.status` `queued`, in one transaction. Needs a writer. An empty or
     /// oversized message changes nothing.
-    pub async fn post(&self, actor: &Member, thread: ThreadId, text: &str) -> Result<(Entry, DispatchJob)> {
+    pub async fn post(&self, actor: &Actor, thread: ThreadId, text: &str) -> Result<(Entry, DispatchJob)> {
         actor.require(Action::Dispatch)?;
         if text.trim().is_empty() || text.len() > MAX_MESSAGE_BYTES {
             return Err(InvalidInput::new("message", "must be 1 byte to 100 KiB and not only white space").into());
@@ -199,9 +198,9 @@ impl Dispatcher {
         if text.contains('\0') {
             return Err(InvalidInput::new("message", "must not contain NUL characters").into());
         }
-        let body = EntryBody::UserMessage { author_id: actor.id, text: text.to_owned() };
+        let body = EntryBody::UserMessage { author_id: actor.member_id(), text: text.to_owned() };
         // Another house's thread is not found, and nothing is written.
-        let (entry, job) = self.inner.store.append_and_enqueue(actor.house_id, thread, body).await?;
+        let (entry, job) = self.inner.store.append_and_enqueue(actor.house_id(), thread, body).await?;
         self.inner.appended.notify_waiters();
         Ok((entry, job))
     }
@@ -209,10 +208,10 @@ impl Dispatcher {
     /// Cancels a thread's dispatches: queued ones end `cancelled` at once; running ones stop
     /// their model call and command (at once in this process, at the worker's next heartbeat
     /// in another) and end `cancelled`. Needs a writer. Returns how many dispatches it reached.
-    pub async fn cancel(&self, actor: &Member, thread: ThreadId) -> Result<u64> {
+    pub async fn cancel(&self, actor: &Actor, thread: ThreadId) -> Result<u64> {
         actor.require(Action::CancelThread)?;
         let store = &self.inner.store;
-        let house = actor.house_id;
+        let house = actor.house_id();
         store.thread(house, thread).await?;
         let cancelled = store.cancel_jobs(house, thread).await?;
         for job in &cancelled.queued {
@@ -230,13 +229,32 @@ impl Dispatcher {
         Ok(cancelled.queued.len() as u64 + cancelled.running)
     }
 
+    /// Up to `limit` entries of a thread with `seq > after`, in order. Needs a reader.
+    pub async fn entries(&self, actor: &Actor, thread: ThreadId, after: i64, limit: u32) -> Result<Vec<Entry>> {
+        actor.require(Action::Read)?;
+        Ok(self.inner.store.entries(actor.house_id(), thread, after, limit.clamp(1, 1000)).await?)
+    }
+
     /// A thread's entries with `seq > after`, in order, as they are appended: resumable from
     /// any sequence number, and across processes (this process's appends wake it at once; on
     /// PostgreSQL so do other processes' appends, through LISTEN/NOTIFY; on SQLite those are
-    /// seen at the next poll). Ends when the thread cannot be read.
-    pub fn subscribe(
+    /// seen at the next poll). Needs a reader; another house's thread is `NotFound` here, before
+    /// any stream starts. The stream ends when the thread can no longer be read.
+    pub async fn subscribe(
         &self,
-        house: HouseId,
+        actor: &Actor,
+        thread: ThreadId,
+        after: i64,
+    ) -> Result<impl Stream<Item = Result<Entry>> + Send + use<>> {
+        actor.require(Action::Read)?;
+        let house = actor.house_id();
+        self.inner.store.thread(house, thread).await?;
+        Ok(self.follow(house, thread, after))
+    }
+
+    fn follow(
+        &self,
+        house: arbe_core::HouseId,
         thread: ThreadId,
         after: i64,
     ) -> impl Stream<Item = Result<Entry>> + Send + use<> {

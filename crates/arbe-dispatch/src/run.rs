@@ -7,12 +7,12 @@ use std::{
 };
 
 use arbe_core::{
-    Agent, Classify, DispatchJob, Entry, EntryBody, ErrorClass, ErrorKind, JobState, Ledger, ModelRef, Name, Thread,
-    ThreadId, ThreadStatus,
+    Agent, Classify, Entry, EntryBody, ErrorClass, ErrorKind, JobState, Ledger, ModelRef, Name, Thread, ThreadId,
+    ThreadStatus,
 };
 use arbe_env::{ReadySandbox, Resolution};
 use arbe_llm::{ChatRequest, Message};
-use arbe_store::{NewAgent, StoreError};
+use arbe_store::{Claim, NewAgent, StoreError};
 use tokio::sync::watch;
 
 use crate::{Dispatcher, Inner, Redactor, Stop, context};
@@ -65,8 +65,8 @@ pub(crate) struct Place<'a> {
 /// The state of one run.
 pub(crate) struct Run<'a> {
     pub(crate) inner: &'a Inner,
-    pub(crate) job: DispatchJob,
-    pub(crate) owner: &'a str,
+    /// The job, held under this worker's lease.
+    pub(crate) job: Claim,
     pub(crate) stop_tx: Arc<watch::Sender<Stop>>,
     pub(crate) stop: watch::Receiver<Stop>,
     pub(crate) deadline: tokio::time::Instant,
@@ -81,8 +81,7 @@ pub(crate) struct Run<'a> {
 
 pub(crate) async fn run_job(
     d: &Dispatcher,
-    job: DispatchJob,
-    owner: &str,
+    job: Claim,
     stop_tx: Arc<watch::Sender<Stop>>,
     stop: watch::Receiver<Stop>,
 ) {
@@ -91,7 +90,6 @@ pub(crate) async fn run_job(
         inner,
         deadline: tokio::time::Instant::now() + inner.config.run_timeout,
         job,
-        owner,
         stop_tx,
         stop,
         ledger: Mutex::default(),
@@ -124,7 +122,7 @@ impl Run<'_> {
     pub(crate) async fn write_all(&self, thread: ThreadId, mut bodies: Vec<EntryBody>) -> Result<Vec<Entry>, Halt> {
         bodies.iter_mut().for_each(scrub);
         let store = &self.inner.store;
-        match store.append_job_entries(self.house(), thread, bodies, self.job.id, self.owner).await? {
+        match store.append_job_entries(&self.job, thread, bodies).await? {
             Some(entries) => {
                 self.inner.appended.notify_waiters();
                 Ok(entries)
@@ -244,7 +242,7 @@ impl Run<'_> {
             None => (None, None),
             Some(env) => {
                 let resolution = self
-                    .guarded(self.inner.envs.resolve(house, env))
+                    .guarded(self.inner.envs.resolve(&self.job, env))
                     .await?
                     .map_err(|err| Halt::fail(class_of(err.kind()), err.to_string()))?;
                 *self.redactor.write().unwrap_or_else(|e| e.into_inner()) =
@@ -256,7 +254,7 @@ impl Run<'_> {
                     }
                 }
                 let sandbox = self
-                    .guarded(self.inner.envs.ensure_sandbox(house, env.sandbox_id))
+                    .guarded(self.inner.envs.ensure_sandbox(&self.job, env.sandbox_id))
                     .await?
                     .map_err(|err| Halt::fail(class_of(err.kind()), format!("sandbox {}: {err}", env.sandbox_id)))?;
                 // Reaching it marked it active.
@@ -286,7 +284,17 @@ impl Run<'_> {
         if !thread.agent_ids.is_empty() {
             let mut agents = Vec::with_capacity(thread.agent_ids.len());
             for id in &thread.agent_ids {
-                agents.push(store.agent(self.house(), *id).await?);
+                match store.agent(self.house(), *id).await {
+                    Ok(agent) => agents.push(agent),
+                    // Deleted since the thread named it: retrying cannot help.
+                    Err(StoreError::NotFound { .. }) => {
+                        return Err(Halt::fail(
+                            ErrorClass::Unknown,
+                            format!("agent {id} of this thread was deleted: create a thread with agents that exist"),
+                        ));
+                    }
+                    Err(err) => return Err(err.into()),
+                }
             }
             return Ok(agents);
         }
@@ -298,7 +306,7 @@ impl Run<'_> {
                         house_id: self.house(),
                         name: Name::parse("arbe").expect("a valid name"),
                         model: ModelRef::default(),
-                        system_prompt: DEFAULT_PROMPT.to_owned(),
+                        system_prompt: crate::agents::DEFAULT_PROMPT.to_owned(),
                         is_default: true,
                     })
                     .await;
@@ -318,7 +326,7 @@ impl Run<'_> {
         let Place { thread, thread_id, agent, model, sandbox, may_delegate, .. } = at;
         let author = thread.environment.as_ref().map(|env| env.author_id);
         let key = self
-            .guarded(self.inner.envs.model_key(self.house(), model, author))
+            .guarded(self.inner.envs.model_key(&self.job, model, author))
             .await?
             .map_err(|err| Halt::fail(ErrorClass::Unknown, err.to_string()))?;
         let provider_name = key.model.provider.name().to_owned();
@@ -485,7 +493,7 @@ impl Run<'_> {
             bodies.push(EntryBody::Status { status: ThreadStatus::Cancelled, job: Some(self.job.id), ledger: None });
             self.write_all(child.id, bodies).await?;
             if let Some(env) = &child.environment
-                && let Err(err) = self.inner.envs.destroy_sandbox(self.house(), env.sandbox_id).await
+                && let Err(err) = self.inner.envs.destroy_for(&self.job, env.sandbox_id).await
             {
                 tracing::warn!(sandbox = %env.sandbox_id, error = %err, "could not destroy an abandoned delegate's sandbox");
             }
@@ -500,7 +508,7 @@ impl Run<'_> {
             _ => JobState::Failed,
         };
         // The thread's status followed the terminal entry (a trigger); the job closes now.
-        self.inner.store.finish_job(self.job.id, self.owner, state).await?;
+        self.inner.store.finish_job(&self.job, state).await?;
         self.inner.appended.notify_waiters();
         Ok(())
     }
@@ -541,8 +549,3 @@ pub(crate) fn class_of(kind: ErrorKind) -> ErrorClass {
         _ => ErrorClass::Unknown,
     }
 }
-
-/// The default agent's instructions.
-const DEFAULT_PROMPT: &str = "You are arbe, a coding agent. You work in a sandbox through the \
-run_command tool: every read, write, edit, search and build is a shell command there. Work in \
-small steps, check what each command did, and finish with a short summary of what you changed.";

@@ -209,33 +209,19 @@ impl Run<'_> {
         let short = &uuid::Uuid::now_v7().simple().to_string()[20..];
         let name = Name::parse_field("sandbox", &format!("delegate-{short}")).expect("a valid name");
         let fresh =
-            match self.guarded(self.inner.envs.provision_sandbox(house, &parent_box.sandbox.runtime, name)).await? {
+            match self.guarded(self.inner.envs.provision_for(&self.job, &parent_box.sandbox.runtime, name)).await? {
                 Ok(fresh) => fresh,
                 Err(err) => return Ok(format!("could not provision a sandbox for the task: {err}")),
             };
         let res = async {
-            let now = chrono::Utc::now();
-            let sub_env = arbe_core::Environment {
-                id: env.id,
-                house_id: house,
-                author_id: env.author_id,
-                name: env.name.clone(),
-                runtime: env.runtime.clone(),
-                sandbox_id: fresh.sandbox.id,
-                default_repo: env.default_repo.clone(),
-                allowed_repos: env.allowed_repos.clone(),
-                github_installation_id: env.github_installation_id,
-                secret_bindings: env.secret_bindings.clone(),
-                created_at: now,
-                updated_at: now,
-                deleted_at: None,
-            };
+            // The helper's environment: the thread's, on the fresh sandbox.
+            let sub_env = arbe_core::EnvironmentSnapshot { sandbox_id: fresh.sandbox.id, ..env.clone() };
             let sub = store
                 .create_thread(NewThread {
                     house_id: house,
                     author_id: thread.author_id,
                     parent: ParentRef::Thread(thread.id),
-                    environment: Some(&sub_env),
+                    environment: Some(sub_env),
                     model_override: thread.model_override.clone(),
                     agent_ids: vec![agent.id],
                 })
@@ -297,7 +283,7 @@ impl Run<'_> {
             Ok(answer)
         }
         .await;
-        if let Err(err) = self.inner.envs.destroy_sandbox(house, fresh.sandbox.id).await {
+        if let Err(err) = self.inner.envs.destroy_for(&self.job, fresh.sandbox.id).await {
             tracing::warn!(sandbox = %fresh.sandbox.id, error = %err, "could not destroy a delegate's sandbox");
             if res.is_ok() {
                 return Err(Halt::fail(class_of(err.kind()), format!("could not destroy the helper's sandbox: {err}")));

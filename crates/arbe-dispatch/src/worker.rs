@@ -4,8 +4,7 @@
 
 use std::time::Duration;
 
-use arbe_core::DispatchJob;
-use arbe_store::Lease;
+use arbe_store::{Claim, Lease};
 use tokio::{sync::watch, task::JoinHandle};
 
 use crate::{Dispatcher, Stop, run};
@@ -77,7 +76,7 @@ pub(crate) fn start(d: Dispatcher) -> Workers {
                 tokio::pin!(notified);
                 notified.as_mut().enable();
                 match d.inner.store.claim_job(&owner, d.inner.config.lease).await {
-                    Ok(Some(job)) => process(&d, job, &owner).await,
+                    Ok(Some(claim)) => process(&d, claim).await,
                     Ok(None) => {
                         tokio::select! {
                             _ = notified => {}
@@ -97,7 +96,7 @@ pub(crate) fn start(d: Dispatcher) -> Workers {
 }
 
 /// Runs one claimed job with its heartbeat beside it.
-async fn process(d: &Dispatcher, job: DispatchJob, owner: &str) {
+async fn process(d: &Dispatcher, job: Claim) {
     let (stop_tx, stop_rx) = watch::channel(if job.cancel_requested { Stop::Cancel } else { Stop::No });
     let stop_tx = std::sync::Arc::new(stop_tx);
     d.inner.running.lock().unwrap_or_else(|e| e.into_inner()).insert(job.id, (job.thread_id, stop_tx.clone()));
@@ -105,10 +104,11 @@ async fn process(d: &Dispatcher, job: DispatchJob, owner: &str) {
         let stop_tx = stop_tx.clone();
         let inner = d.inner.clone();
         let id = job.id;
+        let claim = job.clone();
         async move {
             loop {
                 tokio::time::sleep(inner.config.heartbeat).await;
-                match inner.store.renew_lease(id, owner, inner.config.lease).await {
+                match inner.store.renew_lease(&claim, inner.config.lease).await {
                     Ok(Lease::Held { cancel_requested: false }) => {}
                     Ok(Lease::Held { cancel_requested: true }) => {
                         crate::request_cancel(&stop_tx);
@@ -125,7 +125,7 @@ async fn process(d: &Dispatcher, job: DispatchJob, owner: &str) {
     };
     let id = job.id;
     tokio::select! {
-        () = run::run_job(d, job, owner, stop_tx.clone(), stop_rx) => {}
+        () = run::run_job(d, job, stop_tx.clone(), stop_rx) => {}
         () = heartbeat => {}
     }
     d.inner.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);

@@ -2,32 +2,13 @@
 //! list, partial update, bind and unbind secrets, soft delete.
 
 use arbe_core::{
-    Action, Environment, EnvironmentName, InvalidInput, Member, Name, RepoRef, RuntimeName, SandboxId, SecretBinding,
-    SecretName,
+    Action, Environment, EnvironmentName, EnvironmentRef, InvalidInput, Name, RepoRef, RuntimeName, SandboxRef,
+    SecretBinding, SecretName,
     environment::{BindOutcome, bind_secret},
 };
-use arbe_store::{EnvironmentRef, NewEnvironment};
+use arbe_store::{Actor, NewEnvironment};
 
 use crate::{Environments, Result};
-
-/// How a user names a sandbox: by id or by name.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SandboxRef {
-    /// By id.
-    Id(SandboxId),
-    /// By name.
-    Name(Name),
-}
-
-impl SandboxRef {
-    /// A UUID is an id; anything else must be a valid sandbox name.
-    pub fn parse(s: &str) -> std::result::Result<Self, InvalidInput> {
-        match SandboxId::parse(s) {
-            Ok(id) => Ok(Self::Id(id)),
-            Err(_) => Name::parse_field("sandbox", s).map(Self::Name),
-        }
-    }
-}
 
 /// An environment to create (`arbe env create`, `POST /api/environments`).
 #[derive(Clone, Debug)]
@@ -125,9 +106,9 @@ impl Environments {
     /// Creates an environment. Without a sandbox, provisions one on the environment's runtime
     /// (named `<env>-<short id>`). Needs a writer. Bad input changes nothing: every rule is
     /// checked, and the name looked up, before anything is provisioned.
-    pub async fn create(&self, actor: &Member, req: CreateEnvironment) -> Result<Environment> {
+    pub async fn create(&self, actor: &Actor, req: CreateEnvironment) -> Result<Environment> {
         actor.require(Action::WriteEnvironment)?;
-        let house = actor.house_id;
+        let house = actor.house_id();
         check_bindings(&req.secrets)?;
         check_installation(req.github_installation_id)?;
         let allowed_repos = with_default(req.allowed_repos, req.repo.as_ref())?;
@@ -164,7 +145,7 @@ impl Environments {
             .store
             .create_environment(NewEnvironment {
                 house_id: house,
-                author_id: actor.id,
+                author_id: actor.member_id(),
                 name: req.name,
                 runtime,
                 sandbox_id,
@@ -191,26 +172,26 @@ impl Environments {
     }
 
     /// A live environment, by name (without regard to case) or id. Needs a reader.
-    pub async fn view(&self, actor: &Member, by: &EnvironmentRef) -> Result<Environment> {
+    pub async fn view(&self, actor: &Actor, by: &EnvironmentRef) -> Result<Environment> {
         actor.require(Action::Read)?;
-        Ok(self.store.environment(actor.house_id, by).await?)
+        Ok(self.store.environment(actor.house_id(), by).await?)
     }
 
     /// The house's live environments, by name. Needs a reader.
-    pub async fn list(&self, actor: &Member) -> Result<Vec<Environment>> {
+    pub async fn list(&self, actor: &Actor) -> Result<Vec<Environment>> {
         actor.require(Action::Read)?;
-        Ok(self.store.list_environments(actor.house_id).await?)
+        Ok(self.store.list_environments(actor.house_id()).await?)
     }
 
     /// Changes the fields `patch` sets. Needs a writer.
-    pub async fn update(&self, actor: &Member, by: &EnvironmentRef, patch: EnvironmentPatch) -> Result<Environment> {
+    pub async fn update(&self, actor: &Actor, by: &EnvironmentRef, patch: EnvironmentPatch) -> Result<Environment> {
         actor.require(Action::WriteEnvironment)?;
-        let mut env = self.store.environment(actor.house_id, by).await?;
+        let mut env = self.store.environment(actor.house_id(), by).await?;
         if let Some(name) = patch.name {
             env.name = name;
         }
         if let Some(by) = &patch.sandbox {
-            let sandbox = self.find_sandbox(actor.house_id, by).await?;
+            let sandbox = self.find_sandbox(actor.house_id(), by).await?;
             env.sandbox_id = sandbox.id;
             env.runtime = sandbox.runtime;
         }
@@ -236,13 +217,13 @@ impl Environments {
     /// Needs a writer. Bindings store names; the secret need not exist yet.
     pub async fn bind_secret(
         &self,
-        actor: &Member,
+        actor: &Actor,
         by: &EnvironmentRef,
         name: SecretName,
         required: bool,
     ) -> Result<(Environment, BindOutcome)> {
         actor.require(Action::WriteEnvironment)?;
-        let mut env = self.store.environment(actor.house_id, by).await?;
+        let mut env = self.store.environment(actor.house_id(), by).await?;
         let outcome = bind_secret(&mut env.secret_bindings, name, required);
         if outcome == BindOutcome::Unchanged {
             return Ok((env, outcome));
@@ -253,12 +234,12 @@ impl Environments {
     /// Removes a binding; `false` when there was none (nothing changes). Needs a writer.
     pub async fn unbind_secret(
         &self,
-        actor: &Member,
+        actor: &Actor,
         by: &EnvironmentRef,
         name: &SecretName,
     ) -> Result<(Environment, bool)> {
         actor.require(Action::WriteEnvironment)?;
-        let mut env = self.store.environment(actor.house_id, by).await?;
+        let mut env = self.store.environment(actor.house_id(), by).await?;
         let before = env.secret_bindings.len();
         env.secret_bindings.retain(|b| b.name != *name);
         if env.secret_bindings.len() == before {
@@ -269,19 +250,16 @@ impl Environments {
 
     /// Soft-deletes an environment: hidden from lookups and lists, its name free again,
     /// threads keep their snapshot. Needs an owner.
-    pub async fn delete(&self, actor: &Member, by: &EnvironmentRef) -> Result<()> {
+    pub async fn delete(&self, actor: &Actor, by: &EnvironmentRef) -> Result<()> {
         actor.require(Action::DeleteEnvironment)?;
-        let env = self.store.environment(actor.house_id, by).await?;
-        self.store.delete_environment(actor.house_id, env.id).await?;
-        tracing::info!(house = %actor.house_id, environment = %env.id, "environment deleted");
+        let env = self.store.environment(actor.house_id(), by).await?;
+        self.store.delete_environment(actor.house_id(), env.id).await?;
+        tracing::info!(house = %actor.house_id(), environment = %env.id, "environment deleted");
         Ok(())
     }
 
     async fn find_sandbox(&self, house: arbe_core::HouseId, by: &SandboxRef) -> Result<arbe_core::Sandbox> {
-        let sandbox = match by {
-            SandboxRef::Id(id) => self.store.sandbox(house, *id).await?,
-            SandboxRef::Name(name) => self.store.sandbox_by_name(house, name.as_str()).await?,
-        };
+        let sandbox = self.sandbox_row(house, by).await?;
         if sandbox.state == arbe_core::SandboxState::Destroyed {
             return Err(InvalidInput::new(
                 "sandbox",

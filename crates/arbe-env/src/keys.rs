@@ -6,6 +6,7 @@ use std::{fmt, path::PathBuf, sync::Arc};
 
 use arbe_core::{HouseId, MemberId, ModelRef, SecretName, SecretValue};
 use arbe_llm::{KeySource, ResolvedModel, lookup_key, resolve_model};
+use arbe_store::Claim;
 
 use crate::{Environments, Result};
 
@@ -55,10 +56,11 @@ impl ModelKey {
 }
 
 impl Environments {
-    /// The key `model` needs: a house secret named after the provider's variable (shared, or
-    /// authored by `author`, the environment's author), else the worker's environment, else
-    /// its keys folder. Either audience counts: a model key is the control plane's to use.
-    pub async fn model_key(&self, house: HouseId, model: &ModelRef, author: Option<MemberId>) -> Result<ModelKey> {
+    /// The key `model` needs for the claimed job's dispatch: a house secret named after the
+    /// provider's variable (shared, or authored by `author`, the environment's author), else the
+    /// worker's environment, else its keys folder. Either audience counts: a model key is the
+    /// control plane's to use. Only a worker holding the job's [`Claim`] can ask.
+    pub async fn model_key(&self, claim: &Claim, model: &ModelRef, author: Option<MemberId>) -> Result<ModelKey> {
         let resolved = resolve_model(model)?;
         let Some(var) = resolved.key_var() else {
             return Ok(ModelKey { model: resolved, var: None, found: None });
@@ -66,7 +68,7 @@ impl Environments {
         let name = SecretName::parse(var)?;
         let from_house = self
             .vault
-            .resolve(house, std::slice::from_ref(&name))
+            .resolve(claim, std::slice::from_ref(&name))
             .await?
             .into_iter()
             .find(|s| s.meta.shared || Some(s.meta.author_id) == author)
@@ -74,5 +76,34 @@ impl Environments {
         let keys = &self.config.worker_keys;
         let found = lookup_key(var, from_house, |v| (keys.env)(v), keys.keys_dir.as_deref());
         Ok(ModelKey { model: resolved, var: Some(var), found })
+    }
+
+    /// Where the key `model` needs would come from, read without decrypting anything (for
+    /// `diagnose`): `(variable, source)`; the variable is `None` when the provider needs no key,
+    /// the source `None` when no key was found.
+    pub(crate) async fn model_key_source(
+        &self,
+        house: HouseId,
+        model: &ModelRef,
+        author: Option<MemberId>,
+    ) -> Result<(Option<&'static str>, Option<KeySource>)> {
+        let resolved = resolve_model(model)?;
+        let Some(var) = resolved.key_var() else { return Ok((None, None)) };
+        let name = SecretName::parse(var)?;
+        let in_house = match self.store.secret_meta(house, &name).await {
+            Ok(meta) => meta.shared || Some(meta.author_id) == author,
+            Err(arbe_store::StoreError::NotFound { .. }) => false,
+            Err(err) => return Err(err.into()),
+        };
+        if in_house {
+            return Ok((Some(var), Some(KeySource::House)));
+        }
+        let keys = &self.config.worker_keys;
+        if (keys.env)(var).is_some_and(|v| !v.trim().is_empty()) {
+            return Ok((Some(var), Some(KeySource::Environment)));
+        }
+        let file = keys.keys_dir.as_ref().map(|dir| dir.join(var));
+        let in_file = file.as_ref().is_some_and(|path| std::fs::metadata(path).is_ok_and(|m| m.len() > 0));
+        Ok((Some(var), file.filter(|_| in_file).map(KeySource::File)))
     }
 }

@@ -12,11 +12,11 @@ use std::sync::Arc;
 
 use arbe_core::RuntimeName;
 use arbe_runtime::RuntimeRegistry;
-use arbe_store::Store;
+use arbe_store::{Actor, Store};
 use arbe_vault::Vault;
 
 pub use diagnose::EnvDiagnosis;
-pub use environments::{CreateEnvironment, EnvironmentPatch, SandboxRef};
+pub use environments::{CreateEnvironment, EnvironmentPatch};
 pub use error::{BindingProblem, EnvError, Result};
 pub use github::{
     GITHUB_API_URL, GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY, GitHubApp, GitHubAppConfig, Installation,
@@ -24,12 +24,12 @@ pub use github::{
 };
 pub use keys::{ModelKey, WorkerKeys};
 pub use resolve::Resolution;
-pub use sandboxes::ReadySandbox;
+pub use sandboxes::{EnvVarName, ReadySandbox, SandboxDiagnosis, SandboxPing, Sandboxes};
 
 // Re-exported so an embedding service needs only this crate for the common calls.
 pub use arbe_core::environment::BindOutcome;
+pub use arbe_core::{EnvironmentRef, SandboxRef};
 pub use arbe_runtime::{Check, CheckStatus};
-pub use arbe_store::EnvironmentRef;
 
 /// What the environments service needs besides the store, vault and runtimes.
 #[derive(Clone, Debug)]
@@ -59,29 +59,23 @@ impl Environments {
         Self { store, vault, runtimes, config }
     }
 
-    /// The store it works on.
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// The sandboxes service over the same store and runtimes.
+    pub fn sandboxes(&self) -> Sandboxes {
+        Sandboxes::new(self.clone())
     }
 
-    /// The vault it resolves secrets through.
-    pub fn vault(&self) -> &Vault {
-        &self.vault
+    /// The runtime an environment gets when its creator names neither a runtime nor a sandbox.
+    pub fn default_runtime(&self) -> &RuntimeName {
+        &self.config.default_runtime
     }
 
-    /// The runtimes it reaches sandboxes on.
-    pub fn runtimes(&self) -> &Arc<RuntimeRegistry> {
-        &self.runtimes
-    }
-
-    /// The GitHub App, if one is configured.
-    pub fn github(&self) -> Result<&GitHubApp> {
+    fn github(&self) -> Result<&GitHubApp> {
         self.config.github.as_deref().ok_or(EnvError::GitHubNotConfigured)
     }
 
     /// The installations of the GitHub App; [`EnvError::GitHubNotConfigured`] (kind
     /// `Unsupported`, HTTP 501) when there is none.
-    pub async fn github_installations(&self, actor: &arbe_core::Member) -> Result<Vec<Installation>> {
+    pub async fn github_installations(&self, actor: &Actor) -> Result<Vec<Installation>> {
         actor.require(arbe_core::Action::Read)?;
         self.github()?.list_installations().await
     }

@@ -3,7 +3,8 @@
 
 use std::fmt;
 
-use arbe_core::{EnvironmentName, EnvironmentSnapshot, HouseId, RepoRef, SecretName, SecretValue};
+use arbe_core::{EnvironmentName, EnvironmentSnapshot, RepoRef, SecretName, SecretValue};
+use arbe_store::Claim;
 
 use crate::{BindingProblem, EnvError, Environments, Result};
 
@@ -53,7 +54,8 @@ impl Resolution {
 }
 
 impl Environments {
-    /// Resolves `env` (a thread's snapshot) for a dispatch in `house`.
+    /// Resolves `env` (a thread's snapshot) for the claimed job's dispatch. Only a worker
+    /// holding the job's [`Claim`] can ask: no request handler can reach a value.
     ///
     /// Every required binding must resolve, else the error names each one that does not and
     /// why; an optional one that does not is a warning. A `capability` secret is never
@@ -61,9 +63,9 @@ impl Environments {
     /// With an installation id and a configured GitHub App, a token scoped to the allowed repos
     /// is minted and injected as `GITHUB_TOKEN` (replacing a bound secret of that name); with
     /// no App configured this is skipped with one info log line.
-    pub async fn resolve(&self, house: HouseId, env: &EnvironmentSnapshot) -> Result<Resolution> {
+    pub async fn resolve(&self, claim: &Claim, env: &EnvironmentSnapshot) -> Result<Resolution> {
         let names: Vec<SecretName> = env.secret_bindings.iter().map(|b| b.name.clone()).collect();
-        let mut found = self.vault.resolve(house, &names).await?;
+        let mut found = self.vault.resolve(claim, &names).await?;
         let mut vars = Vec::with_capacity(names.len() + 1);
         let mut warnings = Vec::new();
         let mut problems = Vec::new();

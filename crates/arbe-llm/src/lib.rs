@@ -14,6 +14,9 @@ mod scripted;
 mod sse;
 mod types;
 
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
 pub use anthropic::AnthropicProvider;
 pub use cassette::{Cassette, CassetteMode};
 pub use classify::{classify_provider_error, classify_transport_error, retry_after};

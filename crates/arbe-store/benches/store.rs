@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use arbe_core::{EntryBody, Name, ParentRef, Role};
+use arbe_core::{EntryBody, ParentRef};
 use arbe_store::{NewThread, Store, testkit};
 
 const ENTRIES: usize = 20_000;
@@ -54,8 +54,8 @@ async fn main() {
 }
 
 async fn bench(backend: &'static str, store: &Store, target: f64) -> Report {
-    let house = store.create_house(&Name::parse("bench").unwrap()).await.unwrap();
-    let member = store.add_member(house.id, &Name::parse("bench").unwrap(), Role::Owner).await.unwrap();
+    let fx = arbe_store::testkit::house(store, "bench").await;
+    let (house, member) = (fx.house, fx.owner.member().clone());
     let thread = store
         .create_thread(NewThread {
             house_id: house.id,

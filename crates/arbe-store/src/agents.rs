@@ -21,6 +21,19 @@ pub struct NewAgent {
     pub is_default: bool,
 }
 
+/// Changes to an agent: `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct AgentPatch {
+    /// A new name, unique in the house.
+    pub name: Option<Name>,
+    /// A new model.
+    pub model: Option<ModelRef>,
+    /// A new system prompt.
+    pub system_prompt: Option<String>,
+    /// `Some(true)` makes it the house's default (the previous default stops being one).
+    pub is_default: Option<bool>,
+}
+
 #[derive(sqlx::FromRow)]
 struct AgentRow {
     id: Uuid,
@@ -129,5 +142,79 @@ impl Store {
                 .await
         })?;
         rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    /// An agent of `house` by name.
+    pub async fn agent_by_name(&self, house: HouseId, name: &str) -> Result<Agent> {
+        let row: Option<AgentRow> = on!(&self.read, |pool| {
+            sqlx::query_as(concat!("SELECT ", agent_columns!(), " FROM agents WHERE house_id = $1 AND name = $2"))
+                .bind(house.as_uuid())
+                .bind(name)
+                .fetch_optional(pool)
+                .await
+        })?;
+        row.ok_or(StoreError::NotFound { what: "agent" })?.try_into()
+    }
+
+    /// Changes the fields `patch` sets, in one transaction.
+    pub async fn update_agent(&self, house: HouseId, id: AgentId, patch: AgentPatch) -> Result<Agent> {
+        let mut agent = self.agent(house, id).await?;
+        if let Some(name) = patch.name {
+            agent.name = name;
+        }
+        if let Some(model) = patch.model {
+            agent.model = model;
+        }
+        if let Some(prompt) = patch.system_prompt {
+            agent.system_prompt = prompt;
+        }
+        if let Some(is_default) = patch.is_default {
+            agent.is_default = is_default;
+        }
+        agent.updated_at = now();
+        let n = on!(&self.write, |pool| {
+            let mut tx = pool.begin().await?;
+            if agent.is_default {
+                sqlx::query(
+                    "UPDATE agents SET is_default = FALSE, updated_at = $3 WHERE house_id = $1 AND id <> $2 AND is_default",
+                )
+                .bind(house.as_uuid())
+                .bind(id.as_uuid())
+                .bind(agent.updated_at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            let n = sqlx::query(
+                "UPDATE agents SET name = $3, model = $4, system_prompt = $5, is_default = $6, updated_at = $7 \
+                 WHERE house_id = $1 AND id = $2",
+            )
+            .bind(house.as_uuid())
+            .bind(id.as_uuid())
+            .bind(agent.name.as_str())
+            .bind(agent.model.as_str())
+            .bind(&agent.system_prompt)
+            .bind(agent.is_default)
+            .bind(agent.updated_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::unique("agent", "an agent with this name already exists in the house"))?
+            .rows_affected();
+            tx.commit().await?;
+            Ok::<_, StoreError>(n)
+        })?;
+        if n == 0 { Err(StoreError::NotFound { what: "agent" }) } else { Ok(agent) }
+    }
+
+    /// Deletes an agent. Threads that named it fail their next dispatch, saying so.
+    pub async fn delete_agent(&self, house: HouseId, id: AgentId) -> Result<()> {
+        let n = on!(&self.write, |pool| {
+            sqlx::query("DELETE FROM agents WHERE house_id = $1 AND id = $2")
+                .bind(house.as_uuid())
+                .bind(id.as_uuid())
+                .execute(pool)
+                .await
+                .map(|res| res.rows_affected())
+        })?;
+        if n == 0 { Err(StoreError::NotFound { what: "agent" }) } else { Ok(()) }
     }
 }

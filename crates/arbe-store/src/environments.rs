@@ -2,32 +2,14 @@
 //! addressable by name or id, soft-deleted.
 
 use arbe_core::{
-    Environment, EnvironmentId, EnvironmentName, HouseId, MemberId, RepoRef, RuntimeName, SandboxId, SecretBinding,
+    Environment, EnvironmentId, EnvironmentName, EnvironmentRef, HouseId, MemberId, RepoRef, RuntimeName, SandboxId,
+    SecretBinding,
 };
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::{Result, Store, StoreError, column, now, on};
-
-/// How a user names an environment: by id or by name (without regard to case).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum EnvironmentRef {
-    /// By id.
-    Id(EnvironmentId),
-    /// By name.
-    Name(EnvironmentName),
-}
-
-impl EnvironmentRef {
-    /// A UUID is an id; anything else must be a valid name.
-    pub fn parse(s: &str) -> std::result::Result<Self, arbe_core::InvalidInput> {
-        match EnvironmentId::parse(s) {
-            Ok(id) => Ok(Self::Id(id)),
-            Err(_) => EnvironmentName::parse(s).map(Self::Name),
-        }
-    }
-}
 
 /// An environment to create.
 #[derive(Clone, Debug)]

@@ -1,6 +1,6 @@
 //! The store's error type.
 
-use arbe_core::{Classify, ErrorKind, InvalidInput};
+use arbe_core::{Classify, ErrorKind, Forbidden, InvalidInput, QuotaExceeded};
 
 /// What went wrong talking to the database.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +23,16 @@ pub enum StoreError {
     /// The input broke a rule.
     #[error(transparent)]
     Invalid(#[from] InvalidInput),
+    /// No valid credentials: an unknown, malformed or revoked API key, or a wrong admin token.
+    /// The message never says which.
+    #[error("invalid or revoked credentials")]
+    Unauthenticated,
+    /// The actor's role does not allow the action.
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
+    /// A house quota would be overrun; nothing was changed.
+    #[error(transparent)]
+    Quota(#[from] QuotaExceeded),
     /// A row could not be read back into its type.
     #[error("corrupt row in {table}: {reason}")]
     Corrupt {
@@ -65,6 +75,9 @@ impl Classify for StoreError {
             Self::NotFound { .. } => ErrorKind::NotFound,
             Self::Conflict { .. } => ErrorKind::Conflict,
             Self::Invalid(_) => ErrorKind::InvalidInput,
+            Self::Unauthenticated => ErrorKind::Unauthenticated,
+            Self::Forbidden(_) => ErrorKind::Forbidden,
+            Self::Quota(_) => ErrorKind::QuotaExceeded,
             Self::Corrupt { .. } | Self::Migrate(_) => ErrorKind::Internal,
             Self::Database(err) => match err {
                 sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => ErrorKind::Unavailable,

@@ -3,14 +3,51 @@
 
 use std::time::Duration;
 
-use arbe_core::{DispatchJob, Entry, EntryBody, HouseId, JobId, JobState, ThreadId, ThreadStatus};
+use arbe_core::{
+    DispatchJob, Entry, EntryBody, HouseId, JobId, JobState, QuotaExceeded, QuotaKind, ThreadId, ThreadStatus,
+};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::{
-    Pool, Result, Store, StoreError, column, now, on,
+    Pool, Result, Store, StoreError, column,
+    identity::lock_house,
+    now, on,
     threads::{POSTGRES_APPEND, SQLITE_APPEND, append_one},
 };
+
+/// A job this worker holds under a lease. Only [`Store::claim_job`] makes one, so whoever has
+/// a `Claim` is running that job: writing the job's entries, renewing and finishing it, and
+/// reading secret values for it (arbe-vault, arbe-env) all take it, and act in its house only.
+#[derive(Clone, Debug)]
+pub struct Claim {
+    job: DispatchJob,
+    owner: String,
+}
+
+impl Claim {
+    /// The job as it was claimed.
+    pub fn job(&self) -> &DispatchJob {
+        &self.job
+    }
+
+    /// The worker holding the lease.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// The job's house.
+    pub fn house_id(&self) -> HouseId {
+        self.job.house_id
+    }
+}
+
+impl std::ops::Deref for Claim {
+    type Target = DispatchJob;
+    fn deref(&self) -> &DispatchJob {
+        &self.job
+    }
+}
 
 /// What renewing a lease found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,7 +118,8 @@ const ENQUEUE: &str = concat!(
 impl Store {
     /// Appends a user's entry, queues a dispatch for it and records `signal.thread.status`
     /// `queued`, in one transaction: a crash never leaves an entry without its dispatch.
-    /// Returns the entry and the job.
+    /// Returns the entry and the job. The house's `concurrent_dispatches` quota counts its
+    /// queued and running jobs in the same transaction; at the cap nothing is written.
     pub async fn append_and_enqueue(
         &self,
         house: HouseId,
@@ -91,10 +129,23 @@ impl Store {
         let job = JobId::new();
         let queued = EntryBody::Status { status: ThreadStatus::Queued, job: Some(job), ledger: None };
         let no_fence = None::<(JobId, &str)>;
+        let cap = self.quota(house, QuotaKind::ConcurrentDispatches).await?;
         // One transaction; the two backends differ only in the append statement.
         macro_rules! post {
-            ($pool:expr, $append:expr) => {{
+            ($pool:expr, $append:expr, $backend:ident) => {{
                 let mut tx = $pool.begin().await?;
+                if let Some(limit) = cap {
+                    lock_house!($backend, &mut *tx, house);
+                    let busy: i64 = sqlx::query_scalar(
+                        "SELECT count(*) FROM dispatch_jobs WHERE house_id = $1 AND state IN ('queued', 'running')",
+                    )
+                    .bind(house.as_uuid())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    if busy.max(0) as u64 >= limit {
+                        return Err(QuotaExceeded { quota: QuotaKind::ConcurrentDispatches, limit }.into());
+                    }
+                }
                 let entry = append_one!($append, &mut *tx, house, thread, body, no_fence)
                     .ok_or(StoreError::NotFound { what: "thread" })?;
                 let row: JobRow = sqlx::query_as(ENQUEUE)
@@ -111,8 +162,8 @@ impl Store {
             }};
         }
         let (entry, row) = match &self.write {
-            Pool::Sqlite(pool) => post!(pool, SQLITE_APPEND),
-            Pool::Postgres(pool) => post!(pool, POSTGRES_APPEND),
+            Pool::Sqlite(pool) => post!(pool, SQLITE_APPEND, sqlite),
+            Pool::Postgres(pool) => post!(pool, POSTGRES_APPEND, postgres),
         };
         Ok((entry, row.try_into()?))
     }
@@ -134,10 +185,11 @@ impl Store {
         row.try_into()
     }
 
-    /// A job by id.
-    pub async fn job(&self, id: JobId) -> Result<DispatchJob> {
+    /// A job of `house`.
+    pub async fn job(&self, house: HouseId, id: JobId) -> Result<DispatchJob> {
         let row: Option<JobRow> = on!(&self.read, |pool| {
-            sqlx::query_as(concat!("SELECT ", job_columns!(), " FROM dispatch_jobs WHERE id = $1"))
+            sqlx::query_as(concat!("SELECT ", job_columns!(), " FROM dispatch_jobs WHERE house_id = $1 AND id = $2"))
+                .bind(house.as_uuid())
                 .bind(id.as_uuid())
                 .fetch_optional(pool)
                 .await
@@ -149,7 +201,7 @@ impl Store {
     /// queue is empty. Concurrent claimers never get the same job, and a thread's jobs run one
     /// at a time and in order: only the oldest queued job of a thread with no running job can
     /// be claimed (a claimer that finds it locked by another moves on to other threads).
-    pub async fn claim_job(&self, owner: &str, lease: Duration) -> Result<Option<DispatchJob>> {
+    pub async fn claim_job(&self, owner: &str, lease: Duration) -> Result<Option<Claim>> {
         let at = now();
         let row: Option<JobRow> = match &self.write {
             // One writer at a time makes the pick and the update one atomic step.
@@ -195,7 +247,8 @@ impl Store {
                 })?
             }
         };
-        row.map(TryInto::try_into).transpose()
+        let job: Option<DispatchJob> = row.map(TryInto::try_into).transpose()?;
+        Ok(job.map(|job| Claim { job, owner: owner.to_owned() }))
     }
 
     /// A thread's jobs, oldest first.
@@ -214,8 +267,9 @@ impl Store {
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
-    /// Extends `owner`'s lease on a running job (the worker's heartbeat).
-    pub async fn renew_lease(&self, id: JobId, owner: &str, lease: Duration) -> Result<Lease> {
+    /// Extends the claim's lease on its job (the worker's heartbeat).
+    pub async fn renew_lease(&self, claim: &Claim, lease: Duration) -> Result<Lease> {
+        let (id, owner) = (claim.job.id, claim.owner.as_str());
         let cancel: Option<bool> = on!(&self.write, |pool| {
             sqlx::query_scalar(
                 "UPDATE dispatch_jobs SET lease_expires_at = $3, updated_at = $4 \
@@ -234,9 +288,10 @@ impl Store {
         })
     }
 
-    /// Ends a running job in a terminal `state`, if `owner` still holds it; `false` means the
-    /// lease was lost and someone else owns the outcome.
-    pub async fn finish_job(&self, id: JobId, owner: &str, state: JobState) -> Result<bool> {
+    /// Ends the claimed job in a terminal `state`, if the claim still holds it; `false` means
+    /// the lease was lost and someone else owns the outcome.
+    pub async fn finish_job(&self, claim: &Claim, state: JobState) -> Result<bool> {
+        let (id, owner) = (claim.job.id, claim.owner.as_str());
         if !state.is_terminal() {
             return Err(arbe_core::InvalidInput::new("job state", "must be succeeded, failed or cancelled").into());
         }

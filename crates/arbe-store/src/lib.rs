@@ -1,9 +1,10 @@
 #![doc = include_str!("../README.md")]
 
+mod access;
 mod agents;
 mod environments;
 mod error;
-mod houses;
+mod identity;
 mod jobs;
 mod keys;
 mod listen;
@@ -16,36 +17,58 @@ pub mod testkit;
 
 use std::{str::FromStr, time::Duration};
 
+use arbe_core::Quotas;
 use chrono::{DateTime, SubsecRound, Utc};
 use sqlx::{
     postgres::{PgPool, PgPoolOptions},
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous},
 };
 
-pub use agents::NewAgent;
-pub use environments::{EnvironmentRef, NewEnvironment};
+pub use access::{Access, Actor, Admin, AdminToken, ApiKeySecret, Bootstrap, Caller, NewApiKey};
+pub use agents::{AgentPatch, NewAgent};
+pub use environments::NewEnvironment;
 pub use error::{Result, StoreError};
-pub use jobs::{CancelledJobs, Lease};
+pub use identity::MAX_LABEL_CHARS;
+pub use jobs::{CancelledJobs, Claim, Lease};
 pub use keys::{SealedVersion, WrappedHouseKey};
 pub use listen::EntryListener;
 pub use sandboxes::NewSandbox;
 pub use secrets::{NewSecretVersion, SealedSecret};
 pub use threads::NewThread;
 
-/// How to reach the database. Libraries take this; only the binaries build it from
-/// `ARBE_DATABASE_URL` or `~/.arbe/`.
-#[derive(Clone, Debug)]
+/// How to reach the database, and the operator's default quotas. Libraries take this; only the
+/// binaries build it from `ARBE_DATABASE_URL` or `~/.arbe/`.
+#[derive(Clone)]
 pub struct StoreConfig {
     /// `sqlite://<path>`, `sqlite::memory:` or `postgres://…`.
     pub url: String,
     /// Connections to keep for reads (SQLite) or for everything (PostgreSQL).
     pub max_connections: u32,
+    /// The quotas of every house without its own overrides (none capped by default).
+    pub quotas: Quotas,
 }
 
 impl StoreConfig {
-    /// A config for `url` with the default pool size.
+    /// A config for `url` with the default pool size and no quotas.
     pub fn new(url: impl Into<String>) -> Self {
-        Self { url: url.into(), max_connections: 8 }
+        Self { url: url.into(), max_connections: 8, quotas: Quotas::default() }
+    }
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A PostgreSQL URL may carry a password: show it without its user information.
+        let url = match (self.url.find("://"), self.url.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                format!("{}[redacted]{}", &self.url[..scheme + 3], &self.url[at..])
+            }
+            _ => self.url.clone(),
+        };
+        f.debug_struct("StoreConfig")
+            .field("url", &url)
+            .field("max_connections", &self.max_connections)
+            .field("quotas", &self.quotas)
+            .finish()
     }
 }
 
@@ -86,6 +109,8 @@ pub struct Store {
     /// `SQLITE_BUSY`. PostgreSQL: the same pool as `read`.
     write: Pool,
     read: Pool,
+    /// Quotas of houses without overrides of their own.
+    default_quotas: Quotas,
 }
 
 impl Store {
@@ -99,7 +124,7 @@ impl Store {
                 .acquire_timeout(Duration::from_secs(10))
                 .connect(&config.url)
                 .await?;
-            Self { write: Pool::Postgres(pool.clone()), read: Pool::Postgres(pool) }
+            Self { write: Pool::Postgres(pool.clone()), read: Pool::Postgres(pool), default_quotas: config.quotas }
         } else {
             return Err(StoreError::Invalid(arbe_core::InvalidInput::new(
                 "database url",
@@ -127,7 +152,11 @@ impl Store {
                 .max_lifetime(None)
                 .connect_with(options)
                 .await?;
-            return Ok(Self { write: Pool::Sqlite(pool.clone()), read: Pool::Sqlite(pool) });
+            return Ok(Self {
+                write: Pool::Sqlite(pool.clone()),
+                read: Pool::Sqlite(pool),
+                default_quotas: config.quotas,
+            });
         }
         // WAL lets readers run beside the single writer; NORMAL syncs at checkpoints, which
         // in WAL mode keeps the database consistent across a crash (only the last commits
@@ -136,7 +165,7 @@ impl Store {
         let write = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
         let read =
             SqlitePoolOptions::new().max_connections(config.max_connections.max(1)).connect_with(options).await?;
-        Ok(Self { write: Pool::Sqlite(write), read: Pool::Sqlite(read) })
+        Ok(Self { write: Pool::Sqlite(write), read: Pool::Sqlite(read), default_quotas: config.quotas })
     }
 
     async fn migrate(&self) -> Result<()> {

@@ -1,11 +1,13 @@
 //! Sandbox rows. The runtime adapters own the machines; this is the house's record of them.
 
-use arbe_core::{HouseId, Labels, Name, Resources, RuntimeName, Sandbox, SandboxId, SandboxState};
+use arbe_core::{
+    HouseId, Labels, Name, QuotaExceeded, QuotaKind, Resources, RuntimeName, Sandbox, SandboxId, SandboxState,
+};
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::{Result, Store, StoreError, column, now, on};
+use crate::{Pool, Result, Store, StoreError, column, identity::lock_house, now, on};
 
 /// A sandbox to record, before or after the runtime provisioned it.
 #[derive(Clone, Debug)]
@@ -16,9 +18,8 @@ pub struct NewSandbox {
     pub runtime: RuntimeName,
     /// Its name, unique in the house.
     pub name: Name,
-    /// The runtime's id for it, if already provisioned.
-    pub external_id: Option<String>,
-    /// Its state now.
+    /// Its state now (the runtime's id is recorded with [`Store::set_sandbox_state`] once the
+    /// runtime made it, never taken from a caller).
     pub state: SandboxState,
     /// Its image, where the runtime has images.
     pub image: Option<String>,
@@ -69,14 +70,16 @@ macro_rules! sandbox_columns {
 }
 
 impl Store {
-    /// Records a sandbox. Names are unique per house.
+    /// Records a sandbox. Names are unique per house. The house's `sandboxes` quota counts its
+    /// sandboxes that are not destroyed in the same transaction; at the cap nothing is written.
     pub async fn create_sandbox(&self, new: NewSandbox) -> Result<Sandbox> {
+        let cap = self.quota(new.house_id, QuotaKind::Sandboxes).await?;
         let at = now();
         let sandbox = Sandbox {
             id: SandboxId::new(),
             house_id: new.house_id,
             runtime: new.runtime,
-            external_id: new.external_id,
+            external_id: None,
             name: new.name,
             state: new.state,
             image: new.image,
@@ -85,28 +88,47 @@ impl Store {
             created_at: at,
             last_active_at: at,
         };
-        on!(&self.write, |pool| {
-            sqlx::query(concat!(
-                "INSERT INTO sandboxes (",
-                sandbox_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-            ))
-            .bind(sandbox.id.as_uuid())
-            .bind(sandbox.house_id.as_uuid())
-            .bind(sandbox.runtime.as_str())
-            .bind(&sandbox.external_id)
-            .bind(sandbox.name.as_str())
-            .bind(sandbox.state.as_str())
-            .bind(&sandbox.image)
-            .bind(Json(&sandbox.resources))
-            .bind(Json(&sandbox.labels))
-            .bind(sandbox.created_at)
-            .bind(sandbox.last_active_at)
-            .execute(pool)
-            .await
-            .map(|res| res.rows_affected())
-        })
-        .map_err(StoreError::unique("sandbox", "a sandbox with this name already exists in the house"))?;
+        macro_rules! insert {
+            ($pool:expr, $backend:ident) => {{
+                let mut tx = $pool.begin().await?;
+                if let Some(limit) = cap {
+                    lock_house!($backend, &mut *tx, sandbox.house_id);
+                    let live: i64 = sqlx::query_scalar(
+                        "SELECT count(*) FROM sandboxes WHERE house_id = $1 AND state <> 'destroyed'",
+                    )
+                    .bind(sandbox.house_id.as_uuid())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    if live.max(0) as u64 >= limit {
+                        return Err(QuotaExceeded { quota: QuotaKind::Sandboxes, limit }.into());
+                    }
+                }
+                sqlx::query(concat!(
+                    "INSERT INTO sandboxes (",
+                    sandbox_columns!(),
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                ))
+                .bind(sandbox.id.as_uuid())
+                .bind(sandbox.house_id.as_uuid())
+                .bind(sandbox.runtime.as_str())
+                .bind(&sandbox.external_id)
+                .bind(sandbox.name.as_str())
+                .bind(sandbox.state.as_str())
+                .bind(&sandbox.image)
+                .bind(Json(&sandbox.resources))
+                .bind(Json(&sandbox.labels))
+                .bind(sandbox.created_at)
+                .bind(sandbox.last_active_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::unique("sandbox", "a sandbox with this name already exists in the house"))?;
+                tx.commit().await?;
+            }};
+        }
+        match &self.write {
+            Pool::Sqlite(pool) => insert!(pool, sqlite),
+            Pool::Postgres(pool) => insert!(pool, postgres),
+        }
         Ok(sandbox)
     }
 
@@ -130,6 +152,23 @@ impl Store {
                 .bind(name)
                 .fetch_optional(pool)
                 .await
+        })?;
+        row.ok_or(StoreError::NotFound { what: "sandbox" })?.try_into()
+    }
+
+    /// A sandbox of `house` by the runtime's own id for it: an id the house does not own is
+    /// `NotFound`.
+    pub async fn sandbox_by_external_id(&self, house: HouseId, external_id: &str) -> Result<Sandbox> {
+        let row: Option<SandboxRow> = on!(&self.read, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                sandbox_columns!(),
+                " FROM sandboxes WHERE house_id = $1 AND external_id = $2 ORDER BY id DESC LIMIT 1"
+            ))
+            .bind(house.as_uuid())
+            .bind(external_id)
+            .fetch_optional(pool)
+            .await
         })?;
         row.ok_or(StoreError::NotFound { what: "sandbox" })?.try_into()
     }

@@ -3,10 +3,10 @@
 //! PostgreSQL tests need a server: `cargo xtask test` starts a throwaway one and sets
 //! `ARBE_TEST_PG_URL`. Without it they fail, naming the variable; they never skip.
 
-use arbe_core::env_vars::ARBE_TEST_PG_URL;
+use arbe_core::{House, Name, Role, SecretValue, env_vars::ARBE_TEST_PG_URL};
 use sqlx::{Connection, PgConnection};
 
-use crate::{Store, StoreConfig};
+use crate::{Actor, Admin, AdminToken, ApiKeySecret, Backend, Claim, NewThread, Store, StoreConfig};
 
 /// A store and what keeps its database alive.
 #[derive(Debug)]
@@ -46,10 +46,25 @@ macro_rules! both_backends {
 
 /// A store on a new SQLite file in a temporary folder.
 pub async fn sqlite() -> TestStore {
+    sqlite_with(|_| {}).await
+}
+
+/// A store on a new SQLite file, with its config adjusted first (quotas, say).
+pub async fn sqlite_with(adjust: impl FnOnce(&mut StoreConfig)) -> TestStore {
     let dir = tempfile::tempdir().expect("create a temporary folder");
     let url = format!("sqlite://{}", dir.path().join("arbe.db").display());
-    let store = Store::connect(&StoreConfig::new(&url)).await.expect("open a fresh SQLite store");
+    let mut config = StoreConfig::new(&url);
+    adjust(&mut config);
+    let store = Store::connect(&config).await.expect("open a fresh SQLite store");
     TestStore { store, url, _dir: Some(dir) }
+}
+
+/// A second store on the same database (a second process, as far as the database can tell),
+/// with its config adjusted first.
+pub async fn reopen(test: &TestStore, adjust: impl FnOnce(&mut StoreConfig)) -> Store {
+    let mut config = StoreConfig::new(&test.url);
+    adjust(&mut config);
+    Store::connect(&config).await.expect("open the test database again")
 }
 
 /// The PostgreSQL server URL the tests use. Panics, naming the variable, when it is not set.
@@ -65,15 +80,120 @@ pub fn pg_server_url() -> String {
 
 /// A store on a new, empty PostgreSQL database on the server at `ARBE_TEST_PG_URL`.
 pub async fn postgres() -> TestStore {
+    let url = new_pg_database().await;
+    let store = Store::connect(&StoreConfig::new(&url)).await.expect("open a fresh PostgreSQL store");
+    TestStore { store, url, _dir: None }
+}
+
+async fn new_pg_database() -> String {
     let server = pg_server_url();
     let name = format!("arbe_test_{}", uuid::Uuid::now_v7().simple());
     let mut admin = PgConnection::connect(&server).await.expect("connect to ARBE_TEST_PG_URL");
     let create = format!("CREATE DATABASE {name}");
     sqlx::raw_sql(sqlx::AssertSqlSafe(create)).execute(&mut admin).await.expect("create a test database");
     admin.close().await.ok();
-    let url = replace_database(&server, &name);
-    let store = Store::connect(&StoreConfig::new(&url)).await.expect("open a fresh PostgreSQL store");
-    TestStore { store, url, _dir: None }
+    replace_database(&server, &name)
+}
+
+/// A new database on `backend` brought up to migration `version` only (no store opened on
+/// it), for tests that prove a later migration carries old rows over. Keep the folder alive
+/// while the database is used.
+pub async fn database_at_version(backend: Backend, version: i64) -> (String, Option<tempfile::TempDir>) {
+    let (url, dir) = match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("create a temporary folder");
+            (format!("sqlite://{}?mode=rwc", dir.path().join("arbe.db").display()), Some(dir))
+        }
+        Backend::Postgres => (new_pg_database().await, None),
+    };
+    match backend {
+        Backend::Sqlite => {
+            let mut migrator = sqlx::migrate!("./migrations/sqlite");
+            migrator.migrations = migrator.migrations.iter().filter(|m| m.version <= version).cloned().collect();
+            let pool = sqlx::SqlitePool::connect(&url).await.expect("open the SQLite file");
+            migrator.run(&pool).await.expect("migrate to the version");
+            pool.close().await;
+        }
+        Backend::Postgres => {
+            let mut migrator = sqlx::migrate!("./migrations/postgres");
+            migrator.migrations = migrator.migrations.iter().filter(|m| m.version <= version).cloned().collect();
+            let pool = sqlx::PgPool::connect(&url).await.expect("open the PostgreSQL database");
+            migrator.run(&pool).await.expect("migrate to the version");
+            pool.close().await;
+        }
+    }
+    (url, dir)
+}
+
+/// Runs raw SQL against the database at `url` (rows of an older schema, say).
+pub async fn execute_raw(url: &str, sql: &str) {
+    let sql = sqlx::AssertSqlSafe(sql.to_owned());
+    if url.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(url).await.expect("open the SQLite file");
+        sqlx::raw_sql(sql).execute(&mut conn).await.expect("run raw SQL");
+    } else {
+        let mut conn = PgConnection::connect(url).await.expect("connect to PostgreSQL");
+        sqlx::raw_sql(sql).execute(&mut conn).await.expect("run raw SQL");
+    }
+}
+
+/// A user with an API key and a membership of `house` with `role`, acting through that key the
+/// way every request does: `(actor, key)`.
+pub async fn member(store: &Store, house: &House, name: &str, role: Role) -> (Actor, SecretValue) {
+    let user = store.create_user(&Name::parse(name).expect("a valid user name")).await.expect("create a user");
+    store.add_member(house.id, user.id, role).await.expect("add a member");
+    let (id, key, hash) = ApiKeySecret::generate();
+    store.create_api_key(user.id, id, "test", &hash).await.expect("create an API key");
+    let actor = store.authenticate_in(key.expose(), house.id).await.expect("authenticate with the new key");
+    (actor, key)
+}
+
+/// The operator, proven by a fresh admin token.
+pub fn admin() -> Admin {
+    let token = AdminToken::generate();
+    AdminToken::new(&token).verify(token.expose()).expect("a token verifies itself")
+}
+
+/// A claim on a new job of a new thread of `house`: what a worker holds while it runs a
+/// dispatch, and what reading secret values takes.
+pub async fn claim(store: &Store, house: arbe_core::HouseId) -> Claim {
+    let thread = store
+        .create_thread(NewThread {
+            house_id: house,
+            author_id: arbe_core::MemberId::new(),
+            parent: arbe_core::ParentRef::parse("testkit").expect("a valid channel"),
+            environment: None,
+            model_override: None,
+            agent_ids: vec![],
+        })
+        .await
+        .expect("create a thread");
+    let job = store.enqueue_job(house, thread.id, 1).await.expect("queue a job");
+    let claim = store.claim_job("testkit", std::time::Duration::from_secs(600)).await.expect("claim").expect("a job");
+    assert_eq!(claim.id, job.id, "another queued job was older than this one");
+    claim
+}
+
+/// A house with an owner, a writer and a reader, each acting through an API key of its own.
+#[derive(Clone, Debug)]
+pub struct HouseFixture {
+    /// The house.
+    pub house: House,
+    /// Its owner.
+    pub owner: Actor,
+    /// A writer.
+    pub writer: Actor,
+    /// A reader.
+    pub reader: Actor,
+}
+
+/// Creates house `name` with users `<name>-owner`, `<name>-writer` and `<name>-reader`.
+pub async fn house(store: &Store, name: &str) -> HouseFixture {
+    let house = store.create_house(&Name::parse(name).expect("a valid house name")).await.expect("create a house");
+    let (owner, _) = member(store, &house, &format!("{name}-owner"), Role::Owner).await;
+    let (writer, _) = member(store, &house, &format!("{name}-writer"), Role::Writer).await;
+    let (reader, _) = member(store, &house, &format!("{name}-reader"), Role::Reader).await;
+    HouseFixture { house, owner, writer, reader }
 }
 
 /// What `pg_dump` prints for the database at `url`: every byte PostgreSQL would hand a backup.

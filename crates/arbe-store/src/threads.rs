@@ -1,26 +1,27 @@
 //! Threads and their append-only entries.
 
 use arbe_core::{
-    AgentId, Entry, EntryBody, EntryId, Environment, EnvironmentId, EnvironmentSnapshot, HouseId, JobId, MemberId,
-    ModelRef, ParentRef, Thread, ThreadId, ThreadStatus,
+    AgentId, Entry, EntryBody, EntryId, EnvironmentId, EnvironmentSnapshot, HouseId, JobId, MemberId, ModelRef,
+    ParentRef, Thread, ThreadId, ThreadStatus,
 };
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::{Pool, Result, Store, StoreError, column, now, on};
+use crate::{Claim, Pool, Result, Store, StoreError, column, now, on};
 
 /// A thread to create.
 #[derive(Clone, Debug)]
-pub struct NewThread<'a> {
+pub struct NewThread {
     /// The house.
     pub house_id: HouseId,
     /// Who creates it.
     pub author_id: MemberId,
     /// What it hangs under.
     pub parent: ParentRef,
-    /// Its environment; the thread keeps a snapshot of it.
-    pub environment: Option<&'a Environment>,
+    /// Its environment as it is now: the thread keeps this snapshot, and refers to the row while
+    /// it exists (it must be the house's).
+    pub environment: Option<EnvironmentSnapshot>,
     /// Pins every agent of the thread to this model.
     pub model_override: Option<ModelRef>,
     /// The agents that reply; empty means the house's default agent.
@@ -145,20 +146,32 @@ pub(crate) use append_one;
 
 impl Store {
     /// Creates a thread, keeping a snapshot of its environment.
-    pub async fn create_thread(&self, new: NewThread<'_>) -> Result<Thread> {
+    pub async fn create_thread(&self, new: NewThread) -> Result<Thread> {
         let at = now();
-        if let Some(env) = new.environment
-            && env.house_id != new.house_id
-        {
-            return Err(StoreError::NotFound { what: "environment" });
-        }
+        // The row a snapshot came from must be this house's; a purged one is referred to no more.
+        let environment_id = match &new.environment {
+            None => None,
+            Some(snapshot) => {
+                let owner: Option<Uuid> = on!(&self.read, |pool| {
+                    sqlx::query_scalar("SELECT house_id FROM environments WHERE id = $1")
+                        .bind(snapshot.id.as_uuid())
+                        .fetch_optional(pool)
+                        .await
+                })?;
+                match owner {
+                    Some(house) if house == new.house_id.as_uuid() => Some(snapshot.id),
+                    Some(_) => return Err(StoreError::NotFound { what: "environment" }),
+                    None => None,
+                }
+            }
+        };
         let thread = Thread {
             id: ThreadId::new(),
             house_id: new.house_id,
             parent: new.parent,
             author_id: new.author_id,
-            environment_id: new.environment.map(|env| env.id),
-            environment: new.environment.map(Environment::snapshot),
+            environment_id,
+            environment: new.environment,
             model_override: new.model_override,
             agent_ids: new.agent_ids,
             status: ThreadStatus::Idle,
@@ -235,21 +248,6 @@ impl Store {
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
-    /// Sets a thread's dispatch status.
-    pub async fn set_thread_status(&self, house: HouseId, id: ThreadId, status: ThreadStatus) -> Result<()> {
-        let n = on!(&self.write, |pool| {
-            sqlx::query("UPDATE threads SET status = $3, updated_at = $4 WHERE house_id = $1 AND id = $2")
-                .bind(house.as_uuid())
-                .bind(id.as_uuid())
-                .bind(status.as_str())
-                .bind(now())
-                .execute(pool)
-                .await
-                .map(|res| res.rows_affected())
-        })?;
-        if n == 0 { Err(StoreError::NotFound { what: "thread" }) } else { Ok(()) }
-    }
-
     /// Appends an entry to a thread of `house` and returns it with its sequence number: the
     /// thread's previous last plus one, taken in the same statement as the insert, so
     /// concurrent appends never share or skip a number.
@@ -257,38 +255,32 @@ impl Store {
         self.append(house, thread, body, None).await?.ok_or(StoreError::NotFound { what: "thread" })
     }
 
-    /// Appends an entry for a dispatch job, only while `owner` holds the job's lease: `None`
-    /// means the lease is lost (the job was taken over or finished) and nothing was written.
-    /// The check and the insert are one statement, so a worker that lost its job can never add
-    /// to the thread behind the new owner's back.
-    pub async fn append_job_entry(
-        &self,
-        house: HouseId,
-        thread: ThreadId,
-        body: EntryBody,
-        job: JobId,
-        owner: &str,
-    ) -> Result<Option<Entry>> {
-        match self.append(house, thread, body, Some((job, owner))).await? {
+    /// Appends an entry for the claimed job to `thread` (the job's, or a sub-thread of its
+    /// house), only while the claim holds the job's lease: `None` means the lease is lost (the
+    /// job was taken over or finished) and nothing was written. The check and the insert are
+    /// one statement, so a worker that lost its job can never add to the thread behind the new
+    /// owner's back.
+    pub async fn append_job_entry(&self, claim: &Claim, thread: ThreadId, body: EntryBody) -> Result<Option<Entry>> {
+        let house = claim.house_id();
+        match self.append(house, thread, body, Some((claim.id, claim.owner()))).await? {
             Some(entry) => Ok(Some(entry)),
             // Tell a lost lease from a thread that is not this house's.
             None => self.thread(house, thread).await.map(|_| None),
         }
     }
 
-    /// Appends several entries for a dispatch job in one transaction, only while `owner` holds
+    /// Appends several entries for the claimed job in one transaction, only while the claim holds
     /// the job's lease: all of them, with consecutive sequence numbers, or none (`None` when the
     /// lease is lost). A model turn's text and tool calls go in together this way, so a worker
     /// that dies between them never leaves half a turn.
     pub async fn append_job_entries(
         &self,
-        house: HouseId,
+        claim: &Claim,
         thread: ThreadId,
         bodies: Vec<EntryBody>,
-        job: JobId,
-        owner: &str,
     ) -> Result<Option<Vec<Entry>>> {
-        let fence = Some((job, owner));
+        let house = claim.house_id();
+        let fence = Some((claim.id, claim.owner()));
         // One transaction; the two backends differ only in the append statement.
         macro_rules! append_all {
             ($pool:expr, $append:expr) => {{

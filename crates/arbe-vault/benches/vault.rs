@@ -12,13 +12,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use arbe_core::{Name, Role, SecretName};
+use arbe_core::{SecretName, SecretValue};
 use arbe_store::{Store, testkit};
 use arbe_vault::{
     MasterKey, MasterKeys, SetOptions, Vault,
     aead::{Cipher, generate_key},
 };
-use zeroize::Zeroizing;
 
 const RESOLVES: usize = 2_000;
 
@@ -51,22 +50,23 @@ async fn main() {
 }
 
 async fn resolve_bench(backend: &str, store: &Store) {
-    let house = store.create_house(&Name::parse("bench").unwrap()).await.unwrap();
-    let owner = store.add_member(house.id, &Name::parse("owner").unwrap(), Role::Owner).await.unwrap();
+    let fx = testkit::house(store, "bench").await;
+    let (house, owner) = (fx.house, fx.owner);
+    let claim = testkit::claim(store, house.id).await;
     let vault = Vault::new(store.clone(), MasterKeys::new(MasterKey::generate()));
     let names: Vec<SecretName> = (0..10).map(|i| SecretName::parse(&format!("SECRET_{i}")).unwrap()).collect();
     for name in &names {
-        let value = Zeroizing::new(format!("{name}-value-{}", "x".repeat(48)));
-        vault.set(&owner, name, value, SetOptions::default()).await.unwrap();
+        let value = SecretValue::new(format!("{name}-value-{}", "x".repeat(48))).unwrap();
+        vault.set(&owner, name, &value, SetOptions::default()).await.unwrap();
     }
     for _ in 0..50 {
-        vault.resolve(house.id, &names).await.unwrap();
+        vault.resolve(&claim, &names).await.unwrap();
     }
     let mut latencies = Vec::with_capacity(RESOLVES);
     let started = Instant::now();
     for _ in 0..RESOLVES {
         let t = Instant::now();
-        let resolved = vault.resolve(house.id, &names).await.unwrap();
+        let resolved = vault.resolve(&claim, &names).await.unwrap();
         latencies.push(t.elapsed());
         assert_eq!(resolved.len(), 10);
     }

@@ -6,8 +6,8 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use arbe_core::{Action, Audience, HouseId, InvalidInput, Member, SecretMeta, SecretName, SecretValue};
-use arbe_store::{NewSecretVersion, SealedSecret, Store, StoreError, WrappedHouseKey};
+use arbe_core::{Action, Audience, HouseId, InvalidInput, SecretMeta, SecretName, SecretValue};
+use arbe_store::{Actor, Admin, Claim, NewSecretVersion, SealedSecret, Store, StoreError, WrappedHouseKey};
 use zeroize::Zeroizing;
 
 use crate::{
@@ -89,15 +89,13 @@ impl Vault {
     /// is kept for [`Vault::rollback`]). Needs a writer. A bad value changes nothing.
     pub async fn set(
         &self,
-        actor: &Member,
+        actor: &Actor,
         name: &SecretName,
-        value: Zeroizing<String>,
+        value: &SecretValue,
         options: SetOptions,
     ) -> Result<SecretMeta> {
         actor.require(Action::SetSecret)?;
-        let value = SecretValue::new(String::clone(&value))
-            .map_err(|_| InvalidInput::new(format!("value of secret {name}"), "must be 1 byte to 64 KiB"))?;
-        let house = actor.house_id;
+        let house = actor.house_id();
         for _ in 0..SET_ATTEMPTS {
             let current = match self.store.secret_meta(house, name).await {
                 Ok(meta) => Some(meta),
@@ -110,7 +108,7 @@ impl Vault {
                 name: name.clone(),
                 audience: options.audience.or(current.as_ref().map(|m| m.audience)).unwrap_or_default(),
                 shared: options.shared.or(current.as_ref().map(|m| m.shared)).unwrap_or(false),
-                author_id: current.as_ref().map_or(actor.id, |m| m.author_id),
+                author_id: current.as_ref().map_or(actor.member_id(), |m| m.author_id),
                 sealed: self.seal(house, name, version, value.expose().as_bytes()).await?,
             };
             match self.store.put_secret_version(&new).await {
@@ -124,9 +122,9 @@ impl Vault {
     }
 
     /// Makes the previous version's value current again, as a new version. Needs a writer.
-    pub async fn rollback(&self, actor: &Member, name: &SecretName) -> Result<SecretMeta> {
+    pub async fn rollback(&self, actor: &Actor, name: &SecretName) -> Result<SecretMeta> {
         actor.require(Action::SetSecret)?;
-        let house = actor.house_id;
+        let house = actor.house_id();
         let meta = self.store.secret_meta(house, name).await?;
         if meta.version < 2 {
             return Err(InvalidInput::new(format!("secret {name}"), "has no previous version to roll back to").into());
@@ -145,26 +143,29 @@ impl Vault {
     }
 
     /// A secret's metadata (never its value).
-    pub async fn meta(&self, actor: &Member, name: &SecretName) -> Result<SecretMeta> {
+    pub async fn meta(&self, actor: &Actor, name: &SecretName) -> Result<SecretMeta> {
         actor.require(Action::Read)?;
-        Ok(self.store.secret_meta(actor.house_id, name).await?)
+        Ok(self.store.secret_meta(actor.house_id(), name).await?)
     }
 
     /// Every secret's metadata in the actor's house.
-    pub async fn list(&self, actor: &Member) -> Result<Vec<SecretMeta>> {
+    pub async fn list(&self, actor: &Actor) -> Result<Vec<SecretMeta>> {
         actor.require(Action::Read)?;
-        Ok(self.store.list_secrets(actor.house_id).await?)
+        Ok(self.store.list_secrets(actor.house_id()).await?)
     }
 
     /// Deletes a secret and all of its versions. Needs an owner.
-    pub async fn delete(&self, actor: &Member, name: &SecretName) -> Result<()> {
+    pub async fn delete(&self, actor: &Actor, name: &SecretName) -> Result<()> {
         actor.require(Action::DeleteSecret)?;
-        Ok(self.store.delete_secret(actor.house_id, name).await?)
+        Ok(self.store.delete_secret(actor.house_id(), name).await?)
     }
 
-    /// The current values of the named secrets of `house` that exist, for a dispatch. Names with
-    /// no secret are absent from the answer; deciding what that means is the caller's job.
-    pub async fn resolve(&self, house: HouseId, names: &[SecretName]) -> Result<Vec<ResolvedSecret>> {
+    /// The current values of the named secrets of the claimed job's house that exist, for its
+    /// dispatch. Only a worker holding the job's [`Claim`] can ask, so no request handler can
+    /// reach a value. Names with no secret are absent from the answer; deciding what that means
+    /// is the caller's job.
+    pub async fn resolve(&self, claim: &Claim, names: &[SecretName]) -> Result<Vec<ResolvedSecret>> {
+        let house = claim.house_id();
         let sealed = self.store.sealed_secrets(house, names).await?;
         let mut resolved = Vec::with_capacity(sealed.len());
         for (meta, sealed) in sealed {
@@ -181,7 +182,7 @@ impl Vault {
     /// Rewraps every data key not yet wrapped by the current master key, leaving secrets alone.
     /// Safe to stop at any point and to run again: each key is rewrapped in its own
     /// compare-and-set, and until all are done every key opens with one of the configured keys.
-    pub async fn rotate_master_key(&self) -> Result<RotationReport> {
+    pub async fn rotate_master_key(&self, _: &Admin) -> Result<RotationReport> {
         let current = &self.keys.current;
         let mut report = RotationReport::default();
         loop {
@@ -216,9 +217,9 @@ impl Vault {
     /// Gives the actor's house a new data key, re-encrypts every stored secret version under it,
     /// and deletes the old keys once nothing uses them. Needs an owner. Safe to stop and run
     /// again: each version moves in its own compare-and-set and records which key sealed it.
-    pub async fn rotate_house_key(&self, actor: &Member) -> Result<RotationReport> {
+    pub async fn rotate_house_key(&self, actor: &Actor) -> Result<RotationReport> {
         actor.require(Action::RotateKeys)?;
-        let house = actor.house_id;
+        let house = actor.house_id();
         let keys = self.store.house_keys(house).await?;
         let next = keys.last().map_or(1, |k| k.version + 1);
         let new_version = self.create_house_key(house, next).await?;

@@ -8,10 +8,12 @@ use arbe_store::testkit::TestStore;
 use serde_json::json;
 use tokio::sync::Notify;
 
-use crate::{CANARY, Fixture, MODEL_KEY, all_text, fake_model::Reply, fast_config, kinds, terminals};
+use arbe_llm::testkit::Reply;
+
+use crate::{CANARY, Fixture, MODEL_KEY, all_text, fast_config, kinds, terminals};
 
 fn run(cmd: &str) -> Reply {
-    Reply::Tools(vec![("run_command", json!({ "command": cmd }))])
+    Reply::tools(vec![("run_command", json!({ "command": cmd }))])
 }
 
 fn tool_outputs(entries: &[arbe_core::Entry]) -> Vec<(String, String, bool, Option<i32>, bool)> {
@@ -40,7 +42,7 @@ fn output_text(entries: &[arbe_core::Entry]) -> String {
 /// The job closes just after its terminal entry is written: wait for it.
 async fn job_state(fx: &Fixture, job: arbe_core::JobId) -> JobState {
     for _ in 0..200 {
-        let state = fx.test.store.job(job).await.unwrap().state;
+        let state = fx.test.store.job(fx.house.id, job).await.unwrap().state;
         if state.is_terminal() {
             return state;
         }
@@ -64,7 +66,7 @@ fn failure(entries: &[arbe_core::Entry]) -> (ErrorClass, String, Option<String>,
 pub(crate) async fn success_runs_commands_with_secrets_and_records_every_step(test: TestStore) {
     let script = vec![
         run("echo hello; test \"$DEPLOY_TOKEN\" = tok-canary-9f8e7d && echo has-token; echo $DEPLOY_TOKEN"),
-        Reply::Text("Done: the token works."),
+        Reply::text_answer("Done: the token works."),
     ];
     let fx = Fixture::new(test, script).await;
     let thread = fx.thread("work", &[("DEPLOY_TOKEN", true), ("NICE_TO_HAVE", false)]).await;
@@ -95,13 +97,15 @@ pub(crate) async fn success_runs_commands_with_secrets_and_records_every_step(te
     assert_eq!(ledger.secret_names.iter().map(|n| n.as_str()).collect::<Vec<_>>(), ["DEPLOY_TOKEN"]);
     // The model got the house key, the tools, and the redacted output, never the value.
     {
-        let script = fx.script.lock().unwrap();
-        assert_eq!(script.auth, [format!("Bearer {MODEL_KEY}"), format!("Bearer {MODEL_KEY}")]);
-        assert_eq!(script.requests[0]["model"], "anthropic/claude-haiku-4.5");
-        assert_eq!(script.requests[0]["tools"][0]["function"]["name"], "run_command");
-        let second = script.requests[1].to_string();
+        let received = fx.model.received();
+        let keys: Vec<_> = received.iter().map(|r| r.key()).collect();
+        assert_eq!(keys, [Some(MODEL_KEY), Some(MODEL_KEY)]);
+        let requests = fx.model.bodies();
+        assert_eq!(requests[0]["model"], "anthropic/claude-haiku-4.5");
+        assert_eq!(requests[0]["tools"][0]["function"]["name"], "run_command");
+        let second = requests[1].to_string();
         assert!(second.contains("[redacted:DEPLOY_TOKEN]") && second.contains("[exit code 0]"), "{second}");
-        assert!(!script.requests.iter().any(|r| r.to_string().contains(CANARY)));
+        assert!(!requests.iter().any(|r| r.to_string().contains(CANARY)));
     }
     assert_eq!(job_state(&fx, job.id).await, JobState::Succeeded);
     let thread = fx.test.store.thread(fx.house.id, thread.id).await.unwrap();
@@ -149,7 +153,7 @@ pub(crate) async fn missing_required_secret_or_model_key_fails_naming_it(test: T
         .store
         .create_thread(arbe_store::NewThread {
             house_id: fx.house.id,
-            author_id: fx.writer.id,
+            author_id: fx.writer.member_id(),
             parent: arbe_core::ParentRef::Thread(thread.id),
             environment: None,
             model_override: Some(ModelRef::parse("openai/gpt-4o-mini").unwrap()),
@@ -162,7 +166,7 @@ pub(crate) async fn missing_required_secret_or_model_key_fails_naming_it(test: T
     let (class, message, provider, _) = failure(&entries);
     assert_eq!((class, provider.as_deref()), (ErrorClass::Auth, Some("openai")));
     assert!(message.starts_with("no OPENAI_API_KEY for openai/gpt-4o-mini"), "{message}");
-    assert!(fx.script.lock().unwrap().requests.is_empty(), "no model was called");
+    assert!(fx.model.bodies().is_empty(), "no model was called");
     workers.shutdown(Duration::from_secs(5)).await;
 }
 
@@ -176,18 +180,18 @@ pub(crate) async fn step_limit_ends_agent_exit(test: TestStore) {
     let (class, message, _, _) = failure(&entries);
     assert_eq!(class, ErrorClass::AgentExit);
     assert!(message.contains("limit of 2 model turns"), "{message}");
-    assert_eq!(fx.script.lock().unwrap().requests.len(), 2);
+    assert_eq!(fx.model.bodies().len(), 2);
     workers.shutdown(Duration::from_secs(5)).await;
 }
 
 pub(crate) async fn failing_and_invalid_tool_calls_are_reported_and_the_run_goes_on(test: TestStore) {
     let script = vec![
-        Reply::Tools(vec![
+        Reply::tools(vec![
             ("run_command", json!({"command": "echo oops >&2; exit 3"})),
             ("run_command", json!({"cmd": "ls"})),
             ("make_coffee", json!({})),
         ]),
-        Reply::Text("The command failed with 3."),
+        Reply::text_answer("The command failed with 3."),
     ];
     let fx = Fixture::new(test, script).await;
     let d = fx.dispatcher(fast_config("w"));
@@ -203,7 +207,7 @@ pub(crate) async fn failing_and_invalid_tool_calls_are_reported_and_the_run_goes
     assert!(outputs[1].1.contains("command must be a non-empty string"), "{}", outputs[1].1);
     assert!(outputs[2].1.starts_with("unknown tool make_coffee: the tools here are run_command, delegate_task"));
     // The model saw all three results, each paired with its call.
-    let second = &fx.script.lock().unwrap().requests[1];
+    let second = &fx.model.bodies()[1];
     let tool_msgs: Vec<_> = second["messages"].as_array().unwrap().iter().filter(|m| m["role"] == "tool").collect();
     assert_eq!(tool_msgs.len(), 3);
     assert!(tool_msgs[0]["content"].as_str().unwrap().ends_with("[exit code 3]"));
@@ -212,9 +216,9 @@ pub(crate) async fn failing_and_invalid_tool_calls_are_reported_and_the_run_goes
 pub(crate) async fn command_timeout_kills_the_command_and_run_timeout_fails_the_run(test: TestStore) {
     let gate = Arc::new(Notify::new());
     let script = vec![
-        Reply::Tools(vec![("run_command", json!({"command": "sleep 30; echo late", "timeout_seconds": 1}))]),
-        Reply::Text("It timed out."),
-        Reply::Gated(gate.clone(), Box::new(Reply::Text("never"))),
+        Reply::tools(vec![("run_command", json!({"command": "sleep 30; echo late", "timeout_seconds": 1}))]),
+        Reply::text_answer("It timed out."),
+        Reply::Gated(gate.clone(), Box::new(Reply::text_answer("never"))),
     ];
     let fx = Fixture::new(test, script).await;
     let d = fx.dispatcher(fast_config("w"));
@@ -242,8 +246,10 @@ pub(crate) async fn command_timeout_kills_the_command_and_run_timeout_fails_the_
 
 pub(crate) async fn cancel_stops_the_running_command_and_the_model_call(test: TestStore) {
     let gate = Arc::new(Notify::new());
-    let script =
-        vec![run("echo started; sleep 60; echo finished"), Reply::Gated(gate.clone(), Box::new(Reply::Text("x")))];
+    let script = vec![
+        run("echo started; sleep 60; echo finished"),
+        Reply::Gated(gate.clone(), Box::new(Reply::text_answer("x"))),
+    ];
     let fx = Fixture::new(test, script).await;
     let d = fx.dispatcher(fast_config("w"));
     let workers = d.start();
@@ -265,7 +271,7 @@ pub(crate) async fn cancel_stops_the_running_command_and_the_model_call(test: Te
     // A cancel while the model is thinking stops the call.
     let (_, job) = d.post(&fx.writer, thread.id, "think").await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while fx.script.lock().unwrap().requests.len() < 2 {
+    while fx.model.bodies().len() < 2 {
         assert!(tokio::time::Instant::now() < deadline, "the model was never called");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -277,14 +283,9 @@ pub(crate) async fn cancel_stops_the_running_command_and_the_model_call(test: Te
     // next dispatch (the fake refuses any other).
     let outputs = tool_outputs(&entries);
     assert!(outputs[0].2 && outputs[0].1.contains("cancelled: the dispatch was cancelled"), "{outputs:?}");
-    assert!(fx.script.lock().unwrap().invalid.is_empty());
+    assert!(fx.model.invalid().is_empty());
     // A reader may not cancel.
-    let reader = fx
-        .test
-        .store
-        .add_member(fx.house.id, &arbe_core::Name::parse("rita").unwrap(), arbe_core::Role::Reader)
-        .await
-        .unwrap();
+    let (reader, _) = arbe_store::testkit::member(&fx.test.store, &fx.house, "rita", arbe_core::Role::Reader).await;
     let err = d.cancel(&reader, thread.id).await.unwrap_err();
     assert_eq!(arbe_core::Classify::kind(&err), ErrorKind::Forbidden);
 }
@@ -308,7 +309,7 @@ pub(crate) async fn cancel_of_a_queued_dispatch_ends_it_at_once(test: TestStore)
 }
 
 pub(crate) async fn worker_killed_mid_run_is_taken_over_without_loss_or_duplicates(test: TestStore) {
-    let script = vec![run("echo step-one"), run("echo begun; sleep 30; echo never"), Reply::Text("Recovered.")];
+    let script = vec![run("echo step-one"), run("echo begun; sleep 30; echo never"), Reply::text_answer("Recovered.")];
     let fx = Fixture::new(test, script).await;
     let a = fx.dispatcher(fast_config("a"));
     let workers_a = a.start();
@@ -348,8 +349,8 @@ pub(crate) async fn worker_killed_mid_run_is_taken_over_without_loss_or_duplicat
     assert!(outputs[1].1.starts_with("begun\ninterrupted: the worker running this tool stopped"), "{:?}", outputs[1]);
     assert!(!output_text(&entries).contains("never"));
     assert_eq!(job_state(&fx, job.id).await, JobState::Succeeded);
-    assert_eq!(fx.test.store.job(job.id).await.unwrap().attempts, 2);
-    let third = fx.script.lock().unwrap().requests[2].to_string();
+    assert_eq!(fx.test.store.job(fx.house.id, job.id).await.unwrap().attempts, 2);
+    let third = fx.model.bodies()[2].to_string();
     assert!(third.contains("interrupted"), "the new worker told the model: {third}");
     // The ledger counts the work of both attempts.
     let EntryBody::Status { ledger: Some(ledger), .. } = &entries.last().unwrap().body else { panic!() };
@@ -357,7 +358,7 @@ pub(crate) async fn worker_killed_mid_run_is_taken_over_without_loss_or_duplicat
 }
 
 pub(crate) async fn two_workers_racing_for_one_job_run_it_once(test: TestStore) {
-    let fx = Fixture::new(test, vec![Reply::Text("Only once.")]).await;
+    let fx = Fixture::new(test, vec![Reply::text_answer("Only once.")]).await;
     let a = fx.dispatcher(fast_config("a"));
     let b = fx.dispatcher(fast_config("b"));
     let thread = fx.thread("work", &[]).await;
@@ -367,15 +368,15 @@ pub(crate) async fn two_workers_racing_for_one_job_run_it_once(test: TestStore) 
     wa.shutdown(Duration::from_secs(5)).await;
     wb.shutdown(Duration::from_secs(5)).await;
     assert_eq!(terminals(&entries, job.id), [ThreadStatus::Succeeded]);
-    assert_eq!(fx.test.store.job(job.id).await.unwrap().attempts, 1);
-    assert_eq!(fx.script.lock().unwrap().requests.len(), 1);
+    assert_eq!(fx.test.store.job(fx.house.id, job.id).await.unwrap().attempts, 1);
+    assert_eq!(fx.model.bodies().len(), 1);
     assert_eq!(kinds(&fx.entries(&thread).await).iter().filter(|k| **k == "agent.message").count(), 1);
 }
 
 pub(crate) async fn secrets_split_across_output_chunks_are_redacted(test: TestStore) {
     let script = vec![
         run("printf 'tok-can'; sleep 0.4; printf 'ary-9f8e7d and more'; sleep 0.4; echo; echo tok-canary-9f8e7d"),
-        Reply::Text("I must not repeat tok-canary-9f8e7d."),
+        Reply::text_answer("I must not repeat tok-canary-9f8e7d."),
     ];
     let fx = Fixture::new(test, script).await;
     let d = fx.dispatcher(fast_config("w"));
@@ -400,10 +401,10 @@ pub(crate) async fn secrets_split_across_output_chunks_are_redacted(test: TestSt
 
 pub(crate) async fn delegate_task_creates_a_sub_thread_and_destroys_its_sandbox(test: TestStore) {
     let script = vec![
-        Reply::Tools(vec![("delegate_task", json!({"task": "write hi to a file"}))]),
+        Reply::tools(vec![("delegate_task", json!({"task": "write hi to a file"}))]),
         run("echo hi > f.txt; cat f.txt; pwd"),
-        Reply::Text("Helper: wrote f.txt."),
-        Reply::Text("All done."),
+        Reply::text_answer("Helper: wrote f.txt."),
+        Reply::text_answer("All done."),
     ];
     let fx = Fixture::new(test, script).await;
     let d = fx.dispatcher(fast_config("w"));
@@ -440,7 +441,7 @@ pub(crate) async fn delegate_task_creates_a_sub_thread_and_destroys_its_sandbox(
 }
 
 pub(crate) async fn subscriptions_resume_from_a_sequence_number(test: TestStore) {
-    let fx = Fixture::new(test, vec![Reply::Text("one"), Reply::Text("two")]).await;
+    let fx = Fixture::new(test, vec![Reply::text_answer("one"), Reply::text_answer("two")]).await;
     let d = fx.dispatcher(fast_config("w"));
     let workers = d.start();
     let thread = fx.thread("work", &[]).await;
@@ -449,7 +450,7 @@ pub(crate) async fn subscriptions_resume_from_a_sequence_number(test: TestStore)
     let cut = entries.last().unwrap().seq;
     // A subscriber that saw up to `cut` resumes from there and gets only what follows.
     use futures_util::StreamExt;
-    let mut tail = Box::pin(d.subscribe(fx.house.id, thread.id, cut));
+    let mut tail = Box::pin(d.subscribe(&fx.writer, thread.id, cut).await.unwrap());
     let (_, second) = d.post(&fx.writer, thread.id, "second").await.unwrap();
     let mut got = Vec::new();
     loop {
@@ -472,7 +473,7 @@ pub(crate) async fn subscriptions_resume_from_a_sequence_number(test: TestStore)
     };
     let follower = fx.dispatcher(arbe_dispatch::DispatchConfig { poll, ..fast_config("f") });
     let last = fx.entries(&thread).await.last().unwrap().seq;
-    let follow = follower.subscribe(fx.house.id, thread.id, last);
+    let follow = follower.subscribe(&fx.writer, thread.id, last).await.unwrap();
     let waiting = tokio::spawn(async move { Box::pin(follow).next().await });
     // Let the follower read once and start waiting before the other process appends.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -481,16 +482,15 @@ pub(crate) async fn subscriptions_resume_from_a_sequence_number(test: TestStore)
     let heard = tokio::time::timeout(Duration::from_secs(20), waiting).await.expect("woken").unwrap().unwrap().unwrap();
     assert_eq!(heard.seq, posted.seq);
     // Another house cannot follow it.
-    let other = fx.test.store.create_house(&arbe_core::Name::parse("other").unwrap()).await.unwrap();
-    let mut stranger = Box::pin(d.subscribe(other.id, thread.id, 0));
-    let err = stranger.next().await.unwrap().unwrap_err();
+    let stranger = arbe_store::testkit::house(&fx.test.store, "other").await.owner;
+    let err = d.subscribe(&stranger, thread.id, 0).await.err().expect("another house's thread is not found");
     assert_eq!(arbe_core::Classify::kind(&err), ErrorKind::NotFound);
 }
 
 pub(crate) async fn nul_bytes_and_floods_of_output_are_stored_safely(test: TestStore) {
     let script = vec![
         run("printf 'a\\000b\\n'; yes 0123456789 | head -c 3000000; echo; echo THE-END"),
-        Reply::Text("Lots of output."),
+        Reply::text_answer("Lots of output."),
     ];
     let fx = Fixture::new(test, script).await;
     let config = arbe_dispatch::DispatchConfig { max_stored_output: 64 * 1024, ..fast_config("w") };
@@ -520,13 +520,16 @@ pub(crate) async fn nul_bytes_and_floods_of_output_are_stored_safely(test: TestS
 
 pub(crate) async fn reused_or_missing_call_ids_are_made_unique(test: TestStore) {
     let script = vec![
-        Reply::ToolsWithId("", vec![("run_command", json!({"command": "echo one"}))]),
+        Reply::ToolsWithId(String::new(), vec![("run_command".into(), json!({"command": "echo one"}))]),
         Reply::ToolsWithId(
-            "dup",
-            vec![("run_command", json!({"command": "echo two"})), ("run_command", json!({"command": "echo three"}))],
+            "dup".into(),
+            vec![
+                ("run_command".into(), json!({"command": "echo two"})),
+                ("run_command".into(), json!({"command": "echo three"})),
+            ],
         ),
-        Reply::ToolsWithId("dup", vec![("run_command", json!({"command": "echo four"}))]),
-        Reply::Text("Four commands."),
+        Reply::ToolsWithId("dup".into(), vec![("run_command".into(), json!({"command": "echo four"}))]),
+        Reply::text_answer("Four commands."),
     ];
     let fx = Fixture::new(test, script).await;
     let d = fx.dispatcher(fast_config("w"));
@@ -575,12 +578,12 @@ pub(crate) async fn a_dispatch_whose_workers_keep_stopping_fails(test: TestStore
     // The cut-off command got its final result, so the thread stays usable.
     let outputs = tool_outputs(&entries);
     assert!(outputs[0].2, "{outputs:?}");
-    assert_eq!(fx.script.lock().unwrap().requests.len(), 1);
+    assert_eq!(fx.model.bodies().len(), 1);
 }
 
 pub(crate) async fn cancel_during_a_delegate_ends_its_sub_thread_and_sandbox(test: TestStore) {
     let script = vec![
-        Reply::Tools(vec![("delegate_task", json!({"task": "work for a long time"}))]),
+        Reply::tools(vec![("delegate_task", json!({"task": "work for a long time"}))]),
         run("echo sub-begun; sleep 30; echo sub-finished"),
     ];
     let fx = Fixture::new(test, script).await;

@@ -2,21 +2,26 @@
 //! scripted fake model server speaking OpenRouter's wire format over HTTP.
 
 mod cases;
-mod fake_model;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use arbe_core::{
-    Audience, Entry, EntryBody, EnvironmentName, House, JobId, Member, Name, ParentRef, Role, RuntimeName,
-    SecretBinding, SecretName, Thread, ThreadStatus,
+    Audience, Entry, EntryBody, EnvironmentName, House, JobId, ParentRef, RuntimeName, SecretBinding, SecretName,
+    SecretValue, Thread, ThreadStatus,
 };
-use arbe_dispatch::{DispatchConfig, Dispatcher, HttpModels};
-use arbe_env::{CreateEnvironment, EnvConfig, Environments, WorkerKeys};
-use arbe_llm::{ProviderKind, RetryPolicy};
+use arbe_dispatch::{CreateThread, DispatchConfig, Dispatcher, HttpModels, Services, ServicesConfig};
+use arbe_env::{CreateEnvironment, EnvConfig, WorkerKeys};
+use arbe_llm::{
+    ProviderKind, RetryPolicy,
+    testkit::{FakeModel, Reply},
+};
 use arbe_runtime::RuntimeRegistry;
 use arbe_runtime_local::{LocalConfig, LocalRuntime};
-use arbe_store::{NewThread, testkit::TestStore};
-use arbe_vault::{MasterKey, MasterKeys, SetOptions, Vault};
+use arbe_store::{
+    Actor,
+    testkit::{self, TestStore},
+};
+use arbe_vault::{MasterKey, MasterKeys, SetOptions};
 use futures_util::StreamExt;
 
 arbe_store::both_backends!(cases =>
@@ -46,13 +51,12 @@ pub(crate) const MODEL_KEY: &str = "sk-or-house-key";
 
 pub(crate) struct Fixture {
     pub(crate) test: TestStore,
-    pub(crate) envs: Environments,
-    pub(crate) vault: Vault,
+    pub(crate) services: Services,
     pub(crate) house: House,
-    pub(crate) writer: Member,
+    pub(crate) writer: Actor,
     pub(crate) local: Arc<LocalRuntime>,
-    pub(crate) model_url: String,
-    pub(crate) script: fake_model::Shared,
+    pub(crate) model: FakeModel,
+    master: MasterKey,
     _workspaces: tempfile::TempDir,
 }
 
@@ -71,45 +75,60 @@ pub(crate) fn fast_config(id: &str) -> DispatchConfig {
 }
 
 impl Fixture {
-    pub(crate) async fn new(test: TestStore, replies: Vec<fake_model::Reply>) -> Self {
-        let (model_url, script) = fake_model::start(replies).await;
-        let store = test.store.clone();
-        let vault = Vault::new(store.clone(), MasterKeys::new(MasterKey::generate()));
+    pub(crate) async fn new(test: TestStore, replies: Vec<Reply>) -> Self {
+        let model = FakeModel::start(replies).await.expect_key(MODEL_KEY);
         let workspaces = tempfile::tempdir().unwrap();
         let local = Arc::new(LocalRuntime::new(LocalConfig::new(workspaces.path())));
-        let mut registry = RuntimeRegistry::new();
-        registry.register(local.clone());
-        let envs = Environments::new(
-            store.clone(),
-            vault.clone(),
-            Arc::new(registry),
-            EnvConfig {
-                default_runtime: RuntimeName::parse("local").unwrap(),
-                github: None,
-                worker_keys: WorkerKeys::none(),
-            },
-        );
-        let house = store.create_house(&Name::parse("acme").unwrap()).await.unwrap();
-        let writer = store.add_member(house.id, &Name::parse("wes").unwrap(), Role::Writer).await.unwrap();
-        let fx = Self { test, envs, vault, house, writer, local, model_url, script, _workspaces: workspaces };
+        let master = MasterKey::generate();
+        let services = Self::build(&test, &master, &local, &model.url, fast_config("fixture"));
+        let fx = testkit::house(&test.store, "acme").await;
+        let fx =
+            Self { test, services, house: fx.house, writer: fx.writer, local, model, master, _workspaces: workspaces };
         fx.set_secret("OPENROUTER_API_KEY", MODEL_KEY).await;
         fx.set_secret("DEPLOY_TOKEN", CANARY).await;
         fx
     }
 
-    pub(crate) async fn set_secret(&self, name: &str, value: &str) {
-        let options = SetOptions { audience: Some(Audience::Environment), shared: Some(true) };
-        let value = zeroize::Zeroizing::new(value.to_owned());
-        self.vault.set(&self.writer, &SecretName::parse(name).unwrap(), value, options).await.unwrap();
-    }
-
-    pub(crate) fn dispatcher(&self, config: DispatchConfig) -> Dispatcher {
+    fn build(
+        test: &TestStore,
+        master: &MasterKey,
+        local: &Arc<LocalRuntime>,
+        model_url: &str,
+        config: DispatchConfig,
+    ) -> Services {
+        let mut runtimes = RuntimeRegistry::new();
+        runtimes.register(local.clone());
         let models = HttpModels {
-            base_urls: HashMap::from([(ProviderKind::OpenRouter, self.model_url.clone())]),
+            base_urls: HashMap::from([(ProviderKind::OpenRouter, model_url.to_owned())]),
             timeout: Some(Duration::from_secs(60)),
             retry: Some(RetryPolicy { max_attempts: 1, ..RetryPolicy::default() }),
         };
-        Dispatcher::new(self.envs.clone(), Arc::new(models), config)
+        Services::with_store(
+            test.store.clone(),
+            ServicesConfig {
+                master_keys: MasterKeys::new(master.clone()),
+                runtimes,
+                env: EnvConfig {
+                    default_runtime: RuntimeName::parse("local").unwrap(),
+                    github: None,
+                    worker_keys: WorkerKeys::none(),
+                },
+                dispatch: config,
+                models: Arc::new(models),
+                admin_token: None,
+            },
+        )
+    }
+
+    pub(crate) async fn set_secret(&self, name: &str, value: &str) {
+        let options = SetOptions { audience: Some(Audience::Environment), shared: Some(true) };
+        let value = SecretValue::new(value.to_owned()).unwrap();
+        self.services.secrets.set(&self.writer, &SecretName::parse(name).unwrap(), &value, options).await.unwrap();
+    }
+
+    /// A dispatcher of a process of its own (its own workers and config) on the same database.
+    pub(crate) fn dispatcher(&self, config: DispatchConfig) -> Dispatcher {
+        Self::build(&self.test, &self.master, &self.local, &self.model.url, config).dispatcher
     }
 
     /// A thread bound to a new environment (name `env`) with the given bindings.
@@ -119,19 +138,10 @@ impl Fixture {
             .iter()
             .map(|(name, required)| SecretBinding { name: SecretName::parse(name).unwrap(), required: *required })
             .collect();
-        let env = self.envs.create(&self.writer, req).await.unwrap();
-        self.test
-            .store
-            .create_thread(NewThread {
-                house_id: self.house.id,
-                author_id: self.writer.id,
-                parent: ParentRef::parse("general").unwrap(),
-                environment: Some(&env),
-                model_override: None,
-                agent_ids: vec![],
-            })
-            .await
-            .unwrap()
+        let env = self.services.environments.create(&self.writer, req).await.unwrap();
+        let mut create = CreateThread::new(ParentRef::parse("general").unwrap());
+        create.environment = Some(arbe_core::EnvironmentRef::Id(env.id));
+        self.services.threads.create(&self.writer, create).await.unwrap()
     }
 
     pub(crate) async fn entries(&self, thread: &Thread) -> Vec<Entry> {
@@ -140,7 +150,7 @@ impl Fixture {
 
     /// Follows the thread until `job` records a terminal status; returns every entry so far.
     pub(crate) async fn wait_end(&self, d: &Dispatcher, thread: &Thread, job: JobId) -> Vec<Entry> {
-        let mut stream = Box::pin(d.subscribe(self.house.id, thread.id, 0));
+        let mut stream = Box::pin(d.subscribe(&self.writer, thread.id, 0).await.unwrap());
         let mut seen = Vec::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
@@ -149,7 +159,7 @@ impl Fixture {
             let end = matches!(&entry.body, EntryBody::Status { status, job: Some(j), .. } if *j == job && status.is_terminal());
             seen.push(entry);
             if end {
-                let invalid = self.script.lock().unwrap().invalid.clone();
+                let invalid = self.model.invalid();
                 assert!(invalid.is_empty(), "the model was sent a malformed conversation: {invalid:?}");
                 return seen;
             }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use arbe_core::{
-    Audience, EnvironmentName, ErrorKind, ModelRef, Name, ParentRef, RepoRef, RuntimeName, SandboxState, SecretBinding,
+    Audience, EnvironmentName, ErrorKind, ModelRef, ParentRef, RepoRef, RuntimeName, SandboxState, SecretBinding,
     SecretName,
 };
 use arbe_env::{
@@ -12,7 +12,6 @@ use arbe_env::{
 use arbe_runtime::{ExecRequest, ExternalId, Runtime};
 use arbe_store::{NewThread, testkit::TestStore};
 use arbe_vault::SetOptions;
-use zeroize::Zeroizing;
 
 use crate::{Fixture, assert_kind, fake_github, test_app};
 
@@ -36,9 +35,9 @@ fn binding(name: &str, required: bool) -> SecretBinding {
     SecretBinding { name: secret(name), required }
 }
 
-async fn set(f: &Fixture, who: &arbe_core::Member, name: &str, value: &str, audience: Audience, shared: bool) {
+async fn set(f: &Fixture, who: &arbe_store::Actor, name: &str, value: &str, audience: Audience, shared: bool) {
     let options = SetOptions { audience: Some(audience), shared: Some(shared) };
-    f.vault.set(who, &secret(name), Zeroizing::new(value.to_owned()), options).await.unwrap();
+    f.vault.set(who, &secret(name), &arbe_core::SecretValue::new(value.to_owned()).unwrap(), options).await.unwrap();
 }
 
 /// An environment named `name` on a freshly provisioned local sandbox.
@@ -52,9 +51,9 @@ async fn create(f: &Fixture, name: &str, bindings: Vec<SecretBinding>) -> arbe_c
 async fn thread_in(f: &Fixture, env: &arbe_core::Environment) -> arbe_core::Thread {
     let thread = NewThread {
         house_id: f.house.id,
-        author_id: f.writer.id,
+        author_id: f.writer.member_id(),
         parent: ParentRef::parse("general").unwrap(),
-        environment: Some(env),
+        environment: Some(env.snapshot()),
         model_override: None,
         agent_ids: vec![],
     };
@@ -76,7 +75,7 @@ pub(crate) async fn create_with_a_sandbox_adds_the_repo_to_allowed_repos(test: T
     let env = f.envs.create(&f.writer, req).await.unwrap();
     assert_eq!(env.sandbox_id, first.sandbox_id);
     assert_eq!(env.runtime.as_str(), "local");
-    assert_eq!(env.author_id, f.writer.id);
+    assert_eq!(env.author_id, f.writer.member_id());
     assert_eq!(env.default_repo, Some(repo("https://github.com/Org/Repo")));
     // The repo joins the allowed list once (GitHub compares names without case).
     assert_eq!(env.allowed_repos, [repo("org/repo"), repo("org/other")]);
@@ -205,8 +204,7 @@ pub(crate) async fn roles_follow_the_rule_table_and_houses_are_isolated(test: Te
     assert!(f.envs.view(&f.reader, &by("prod")).await.is_ok());
     // Another house sees nothing, by name or by id: not found, never forbidden.
     let store = &f.test.store;
-    let other = store.create_house(&Name::parse("other").unwrap()).await.unwrap();
-    let stranger = store.add_member(other.id, &Name::parse("owner").unwrap(), arbe_core::Role::Owner).await.unwrap();
+    let stranger = arbe_store::testkit::house(store, "other").await.owner;
     let env = f.envs.view(&f.reader, &by("prod")).await.unwrap();
     assert_kind(f.envs.view(&stranger, &by("prod")).await, ErrorKind::NotFound);
     assert_kind(f.envs.view(&stranger, &by(&env.id.to_string())).await, ErrorKind::NotFound);
@@ -291,7 +289,7 @@ pub(crate) async fn resolve_names_every_missing_required_secret_at_once(test: Te
         ],
     )
     .await;
-    let err = f.envs.resolve(f.house.id, &env.snapshot()).await.unwrap_err();
+    let err = f.envs.resolve(&f.claim().await, &env.snapshot()).await.unwrap_err();
     let EnvError::UnresolvedSecrets { problems, .. } = &err else { panic!("{err:?}") };
     assert_eq!(problems.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["MISSING_ONE", "MISSING_TWO"]);
     assert_eq!(
@@ -313,7 +311,7 @@ pub(crate) async fn resolve_returns_values_and_warns_on_missing_optional(test: T
         vec![binding("OPENROUTER_API_KEY", true), binding("GITHUB_TOKEN", true), binding("NICE_TO_HAVE_KEY", false)],
     )
     .await;
-    let res = f.envs.resolve(f.house.id, &env.snapshot()).await.unwrap();
+    let res = f.envs.resolve(&f.claim().await, &env.snapshot()).await.unwrap();
     let vars: Vec<_> = res.vars.iter().map(|(n, v)| (n.as_str(), v.expose())).collect();
     assert_eq!(vars, [("OPENROUTER_API_KEY", "sk-or-canary"), ("GITHUB_TOKEN", "ghp-canary")]);
     assert_eq!(res.warnings, ["optional secret NICE_TO_HAVE_KEY is not set in the house; the run goes on without it"]);
@@ -321,7 +319,7 @@ pub(crate) async fn resolve_returns_values_and_warns_on_missing_optional(test: T
     assert!(!debug.contains("canary") && debug.contains("GITHUB_TOKEN"), "{debug}");
     // A rotation is picked up at the next dispatch.
     set(&f, &f.writer, "GITHUB_TOKEN", "ghp-rotated", Audience::Environment, false).await;
-    let res = f.envs.resolve(f.house.id, &env.snapshot()).await.unwrap();
+    let res = f.envs.resolve(&f.claim().await, &env.snapshot()).await.unwrap();
     assert_eq!(res.vars[1].1.expose(), "ghp-rotated");
 }
 
@@ -334,7 +332,7 @@ pub(crate) async fn resolve_never_injects_capability_or_another_authors_secret(t
     let env =
         create(&f, "prod", vec![binding("CAP_KEY", true), binding("OWNERS_OWN", true), binding("WRITERS_OWN", true)])
             .await;
-    let err = f.envs.resolve(f.house.id, &env.snapshot()).await.unwrap_err();
+    let err = f.envs.resolve(&f.claim().await, &env.snapshot()).await.unwrap_err();
     assert_eq!(
         err.to_string(),
         "environment prod cannot dispatch: required secrets CAP_KEY has audience capability and is never \
@@ -350,7 +348,7 @@ pub(crate) async fn resolve_never_injects_capability_or_another_authors_secret(t
         ..Default::default()
     };
     let env = f.envs.update(&f.writer, &by("prod"), patch).await.unwrap();
-    let res = f.envs.resolve(f.house.id, &env.snapshot()).await.unwrap();
+    let res = f.envs.resolve(&f.claim().await, &env.snapshot()).await.unwrap();
     assert_eq!(res.secret_names(), [secret("WRITERS_OWN")]);
     assert_eq!(res.warnings.len(), 2);
     // The repo policy comes with the resolution.
@@ -367,13 +365,13 @@ pub(crate) async fn resolve_mints_a_scoped_github_token_and_caches_it(test: Test
     req.github_installation_id = Some(7);
     req.secrets = vec![binding("GITHUB_TOKEN", false)];
     let env = f.envs.create(&f.writer, req).await.unwrap();
-    let res = f.envs.resolve(f.house.id, &env.snapshot()).await.unwrap();
+    let res = f.envs.resolve(&f.claim().await, &env.snapshot()).await.unwrap();
     // The minted token replaces the bound secret of the same name.
     let vars: Vec<_> = res.vars.iter().map(|(n, v)| (n.as_str(), v.expose())).collect();
     assert_eq!(vars, [("GITHUB_TOKEN", "ghs_fake1_7")]);
     assert!(res.check_repo(&repo("git@github.com:org/lib.git")).is_ok());
     assert!(res.check_repo(&repo("org/secret-repo")).is_err());
-    f.envs.resolve(f.house.id, &env.snapshot()).await.unwrap();
+    f.envs.resolve(&f.claim().await, &env.snapshot()).await.unwrap();
     let seen = seen.lock().unwrap();
     assert!(seen.problems.is_empty(), "{:?}", seen.problems);
     assert_eq!(seen.token_requests, [(7, serde_json::json!({"repositories": ["app", "lib"]}))], "cached");
@@ -385,7 +383,7 @@ pub(crate) async fn resolve_without_a_github_app_skips_the_token(test: TestStore
     req.repo = Some(repo("org/app"));
     req.github_installation_id = Some(7);
     let env = f.envs.create(&f.writer, req).await.unwrap();
-    let res = f.envs.resolve(f.house.id, &env.snapshot()).await.unwrap();
+    let res = f.envs.resolve(&f.claim().await, &env.snapshot()).await.unwrap();
     assert!(res.vars.is_empty() && res.warnings.is_empty());
     assert_kind(f.envs.github_installations(&f.reader).await, ErrorKind::Unsupported);
 }
@@ -398,28 +396,38 @@ pub(crate) async fn model_key_prefers_the_house_then_the_worker(test: TestStore)
         Some(dir.path().to_owned()),
     );
     let f = Fixture::with(test, None, keys).await;
-    let house = f.house.id;
+    let claim = f.claim().await;
     let model = |s: &str| ModelRef::parse(s).unwrap();
-    let key = f.envs.model_key(house, &ModelRef::default(), None).await.unwrap();
+    let key = f.envs.model_key(&claim, &ModelRef::default(), None).await.unwrap();
     assert_eq!(key.var, Some("OPENROUTER_API_KEY"));
     assert!(!key.is_available());
     set(&f, &f.owner, "OPENROUTER_API_KEY", "sk-or-house", Audience::Capability, true).await;
-    let key = f.envs.model_key(house, &ModelRef::default(), None).await.unwrap();
+    let key = f.envs.model_key(&claim, &ModelRef::default(), None).await.unwrap();
     let (value, source) = key.found.unwrap();
     assert_eq!((value.expose(), source.to_string().as_str()), ("sk-or-house", "house secret"));
-    let key = f.envs.model_key(house, &model("openai/gpt-4o-mini"), None).await.unwrap();
+    let key = f.envs.model_key(&claim, &model("openai/gpt-4o-mini"), None).await.unwrap();
     assert_eq!(key.found.unwrap().1.to_string(), "environment variable");
-    let key = f.envs.model_key(house, &model("anthropic/claude-haiku-4-5"), None).await.unwrap();
+    let key = f.envs.model_key(&claim, &model("anthropic/claude-haiku-4-5"), None).await.unwrap();
     assert_eq!(key.found.unwrap().0.expose(), "sk-ant-file");
-    let key = f.envs.model_key(house, &model("ollama/llama3.2"), None).await.unwrap();
+    let key = f.envs.model_key(&claim, &model("ollama/llama3.2"), None).await.unwrap();
     assert!(key.var.is_none() && key.is_available());
     // A member's unshared key serves only that member's environments.
     set(&f, &f.writer, "GEMINI_API_KEY", "gem-writer", Audience::Capability, false).await;
     assert!(
-        f.envs.model_key(house, &model("gemini/gemini-2.5-flash"), Some(f.owner.id)).await.unwrap().found.is_none()
+        f.envs
+            .model_key(&claim, &model("gemini/gemini-2.5-flash"), Some(f.owner.member_id()))
+            .await
+            .unwrap()
+            .found
+            .is_none()
     );
     assert!(
-        f.envs.model_key(house, &model("gemini/gemini-2.5-flash"), Some(f.writer.id)).await.unwrap().found.is_some()
+        f.envs
+            .model_key(&claim, &model("gemini/gemini-2.5-flash"), Some(f.writer.member_id()))
+            .await
+            .unwrap()
+            .found
+            .is_some()
     );
 }
 
@@ -468,17 +476,17 @@ pub(crate) async fn ensure_sandbox_starts_a_stopped_sandbox_and_reprovisions_a_l
     let id = ExternalId(sandbox.external_id.clone().unwrap());
     f.local.put_file(&id, "notes.txt", b"kept").await.unwrap();
     f.local.stop(&id).await.unwrap();
-    let ready = f.envs.ensure_sandbox(f.house.id, env.sandbox_id).await.unwrap();
+    let ready = f.envs.ensure_sandbox(&f.claim().await, env.sandbox_id).await.unwrap();
     assert_eq!(ready.external_id, id);
     assert_eq!(f.local.get(&id).await.unwrap().state, SandboxState::Started);
     assert_eq!(f.local.get_file(&id, "notes.txt").await.unwrap(), b"kept");
     // Gone from the runtime behind arbe's back: provisioned again on demand.
     f.local.destroy(&id).await.unwrap();
-    let ready = f.envs.ensure_sandbox(f.house.id, env.sandbox_id).await.unwrap();
+    let ready = f.envs.ensure_sandbox(&f.claim().await, env.sandbox_id).await.unwrap();
     let out = ready.runtime.exec(&ready.external_id, ExecRequest::shell("echo ok"), &mut ()).await.unwrap();
     assert_eq!(out.stdout_text(), "ok\n");
     // Destroyed through arbe: the row says so, and it is not brought back.
-    f.envs.destroy_sandbox(f.house.id, env.sandbox_id).await.unwrap();
+    f.envs.destroy_for(&f.claim().await, env.sandbox_id).await.unwrap();
     assert_eq!(f.test.store.sandbox(f.house.id, env.sandbox_id).await.unwrap().state, SandboxState::Destroyed);
-    assert_kind(f.envs.ensure_sandbox(f.house.id, env.sandbox_id).await, ErrorKind::NotFound);
+    assert_kind(f.envs.ensure_sandbox(&f.claim().await, env.sandbox_id).await, ErrorKind::NotFound);
 }

@@ -7,11 +7,14 @@ mod github;
 
 use std::sync::Arc;
 
-use arbe_core::{Classify, ErrorKind, House, Member, Name, Role, RuntimeName};
+use arbe_core::{Classify, ErrorKind, House, RuntimeName};
 use arbe_env::{EnvConfig, Environments, GitHubApp, GitHubAppConfig, WorkerKeys};
 use arbe_runtime::RuntimeRegistry;
 use arbe_runtime_local::{LocalConfig, LocalRuntime};
-use arbe_store::testkit::TestStore;
+use arbe_store::{
+    Actor, Claim,
+    testkit::{self, TestStore},
+};
 use arbe_vault::{MasterKey, MasterKeys, Vault};
 
 arbe_store::both_backends!(cases =>
@@ -45,9 +48,9 @@ pub(crate) struct Fixture {
     pub(crate) vault: Vault,
     pub(crate) envs: Environments,
     pub(crate) house: House,
-    pub(crate) owner: Member,
-    pub(crate) writer: Member,
-    pub(crate) reader: Member,
+    pub(crate) owner: Actor,
+    pub(crate) writer: Actor,
+    pub(crate) reader: Actor,
     pub(crate) local: Arc<LocalRuntime>,
     _workspaces: tempfile::TempDir,
 }
@@ -71,11 +74,13 @@ impl Fixture {
             Arc::new(registry),
             EnvConfig { default_runtime: RuntimeName::parse("local").unwrap(), github, worker_keys },
         );
-        let house = store.create_house(&Name::parse("acme").unwrap()).await.unwrap();
-        let owner = store.add_member(house.id, &Name::parse("olive").unwrap(), Role::Owner).await.unwrap();
-        let writer = store.add_member(house.id, &Name::parse("wes").unwrap(), Role::Writer).await.unwrap();
-        let reader = store.add_member(house.id, &Name::parse("rita").unwrap(), Role::Reader).await.unwrap();
+        let testkit::HouseFixture { house, owner, writer, reader } = testkit::house(&store, "acme").await;
         Self { test, vault, envs, house, owner, writer, reader, local, _workspaces: workspaces }
+    }
+
+    /// What a worker holds while it dispatches in the house: reading values takes it.
+    pub(crate) async fn claim(&self) -> Claim {
+        testkit::claim(&self.test.store, self.house.id).await
     }
 }
 

@@ -6,11 +6,9 @@ use arbe_llm::{
 };
 use serde_json::json;
 
-use crate::{
-    KEY, config,
-    fake::{FakeServer, Reply},
-    request,
-};
+use arbe_llm::testkit::{FakeModel, Reply};
+
+use crate::{KEY, config, request};
 
 fn event(kind: &str, data: serde_json::Value) -> String {
     format!("event: {kind}\ndata: {data}\n\n")
@@ -53,7 +51,7 @@ async fn streamed_reply_with_pings_text_and_tool_input_fragments() {
         event("message_stop", json!({"type": "message_stop"})),
     ];
     let chunks: Vec<&str> = stream.iter().map(String::as_str).collect();
-    let server = FakeServer::start(vec![Reply::sse(&chunks)]).await;
+    let server = FakeModel::start(vec![Reply::sse(&chunks)]).await;
     let provider = provider_for(config(ProviderKind::Anthropic, &server.url, true));
     let mut req = request("claude-haiku-4-5");
     req.messages.push(Message::Assistant {
@@ -102,7 +100,7 @@ async fn whole_message_reply() {
     let body = json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-haiku-4-5",
         "content": [{"type": "text", "text": "Let me check."}, {"type": "tool_use", "id": "toolu_01A", "name": "run_command", "input": {"command": "ls"}}],
         "stop_reason": "tool_use", "usage": {"input_tokens": 120, "output_tokens": 40}});
-    let server = FakeServer::start(vec![Reply::json(200, body)]).await;
+    let server = FakeModel::start(vec![Reply::json(200, body)]).await;
     let reply = provider_for(config(ProviderKind::Anthropic, &server.url, false))
         .chat(&request("claude-haiku-4-5"), &mut ())
         .await
@@ -119,7 +117,7 @@ async fn overloaded_error_event_mid_stream_is_network() {
         event("error", json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})),
     ];
     let chunks: Vec<&str> = stream.iter().map(String::as_str).collect();
-    let server = FakeServer::start(vec![Reply::sse(&chunks)]).await;
+    let server = FakeModel::start(vec![Reply::sse(&chunks)]).await;
     let err = provider_for(config(ProviderKind::Anthropic, &server.url, true))
         .chat(&request("m"), &mut ())
         .await
@@ -133,8 +131,7 @@ async fn spend_limit_429_is_billing_and_not_retried() {
     let body = json!({"type": "error", "error": {"type": "rate_limit_error", "message": "monthly spend limit reached",
         "details": {"error_code": "enforced_spend_limit_reached"}}});
     let server =
-        FakeServer::start(vec![Reply::json(429, body.clone()).header("retry-after", "0"), Reply::json(429, body)])
-            .await;
+        FakeModel::start(vec![Reply::json(429, body.clone()).header("retry-after", "0"), Reply::json(429, body)]).await;
     let provider =
         Retrying::new(provider_for(config(ProviderKind::Anthropic, &server.url, true)), RetryPolicy::default());
     let err = provider.chat(&request("m"), &mut ()).await.unwrap_err();
@@ -155,7 +152,7 @@ async fn anthropic_error_statuses_are_classified() {
         (404, "not_found_error", ErrorClass::Unknown),
     ] {
         let body = json!({"type": "error", "error": {"type": kind, "message": "m"}, "request_id": "req_1"});
-        let server = FakeServer::start(vec![Reply::json(status, body)]).await;
+        let server = FakeModel::start(vec![Reply::json(status, body)]).await;
         let err = provider_for(config(ProviderKind::Anthropic, &server.url, true))
             .chat(&request("m"), &mut ())
             .await

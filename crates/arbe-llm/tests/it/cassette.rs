@@ -4,11 +4,9 @@ use arbe_core::{ErrorClass, SecretValue};
 use arbe_llm::{Cassette, CassetteMode, ChatProvider, Collect, LlmError, Message, ProviderKind, provider_for};
 use serde_json::json;
 
-use crate::{
-    KEY, config,
-    fake::{FakeServer, Reply},
-    request,
-};
+use arbe_llm::testkit::{FakeModel, Reply};
+
+use crate::{KEY, config, request};
 
 const SECRET: &str = "ghp_canary0123456789";
 
@@ -21,13 +19,16 @@ async fn cassette_round_trip_scrubs_secrets_and_replays_offline() {
         json!({"choices": [{"index": 0, "delta": {"content": format!("token is {SECRET}")}, "finish_reason": null}]})
     );
     let stop = format!("data: {}\n\n", json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}));
-    let server = FakeServer::start(vec![
+    let server = FakeModel::start(vec![
         Reply::sse(&[&text, &stop, "data: [DONE]\n\n"]),
         Reply::json(429, json!({"error": {"message": "Rate limit reached", "code": "rate_limit_exceeded"}})),
     ])
     .await;
     let secrets = vec![("GITHUB_TOKEN".to_owned(), SecretValue::new(SECRET.into()).unwrap())];
     let mut req = request("anthropic/claude-haiku-4.5");
+    let call =
+        arbe_llm::ToolCall { id: "c".into(), name: "run_command".into(), arguments: r#"{"command":"env"}"#.into() };
+    req.messages.push(Message::Assistant { text: String::new(), tool_calls: vec![call] });
     req.messages.push(Message::Tool { call_id: "c".into(), content: format!("GITHUB_TOKEN={SECRET}") });
     let mut second = req.clone();
     second.messages.push(Message::User { text: "again".into() });

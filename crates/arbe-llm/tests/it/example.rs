@@ -6,7 +6,7 @@ mod one_turn;
 
 use serde_json::json;
 
-use crate::fake::{FakeServer, Reply};
+use arbe_llm::testkit::{FakeModel, Reply};
 
 #[tokio::test]
 async fn readme_example_runs_one_tool_calling_turn() {
@@ -22,7 +22,7 @@ async fn readme_example_runs_one_tool_calling_turn() {
         "data: [DONE]\n\n".to_owned(),
     ];
     let chunks: Vec<&str> = stream.iter().map(String::as_str).collect();
-    let server = FakeServer::start(vec![Reply::sse(&chunks)]).await;
+    let server = FakeModel::start(vec![Reply::sse(&chunks)]).await;
     let reply = one_turn::one_turn(&server.url, None, "llama3.2").await.unwrap();
     assert_eq!(reply.tool_calls[0].parsed_arguments().unwrap()["command"], "ls");
     let sent = &server.received()[0];

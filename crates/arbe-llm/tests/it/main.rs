@@ -3,7 +3,6 @@
 mod anthropic;
 mod cassette;
 mod example;
-mod fake;
 mod openai;
 mod retry;
 

@@ -4,11 +4,9 @@ use arbe_core::ErrorClass;
 use arbe_llm::{ChatProvider, Collect, Delta, LlmError, ProviderKind, StopReason, provider_for};
 use serde_json::json;
 
-use crate::{
-    KEY, config,
-    fake::{FakeServer, Reply},
-    request,
-};
+use arbe_llm::testkit::{FakeModel, Reply};
+
+use crate::{KEY, config, request};
 
 fn chunk(delta: serde_json::Value, finish: Option<&str>) -> String {
     format!(
@@ -40,7 +38,7 @@ async fn streamed_reply_assembles_text_and_tool_call_split_across_chunks() {
         "data: [DONE]\n\n".to_owned(),
     ];
     let chunks: Vec<&str> = stream.iter().map(String::as_str).collect();
-    let server = FakeServer::start(vec![Reply::sse(&chunks)]).await;
+    let server = FakeModel::start(vec![Reply::sse(&chunks)]).await;
     let provider = provider_for(config(ProviderKind::OpenRouter, &server.url, true));
     let mut deltas = Collect::default();
     let reply = provider.chat(&request("anthropic/claude-haiku-4.5"), &mut deltas).await.unwrap();
@@ -83,7 +81,7 @@ async fn whole_reply_and_conversation_with_tool_results() {
         "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "Done: 3 files."}}],
         "usage": {"prompt_tokens": 120, "completion_tokens": 5, "total_tokens": 125}
     });
-    let server = FakeServer::start(vec![Reply::json(200, body)]).await;
+    let server = FakeModel::start(vec![Reply::json(200, body)]).await;
     let provider = provider_for(config(ProviderKind::OpenAi, &server.url, false));
     let mut req = request("gpt-4o-mini");
     req.messages.push(arbe_llm::Message::Assistant {
@@ -113,7 +111,7 @@ async fn whole_reply_and_conversation_with_tool_results() {
 async fn malformed_tool_arguments_are_reported_not_run() {
     let body = json!({"choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": null,
         "tool_calls": [{"id": "c", "type": "function", "function": {"name": "run_command", "arguments": "{\"command\": \"ls"}}]}}]});
-    let server = FakeServer::start(vec![Reply::json(200, body)]).await;
+    let server = FakeModel::start(vec![Reply::json(200, body)]).await;
     let reply =
         provider_for(config(ProviderKind::OpenAi, &server.url, false)).chat(&request("m"), &mut ()).await.unwrap();
     let err = reply.tool_calls[0].parsed_arguments().unwrap_err().to_string();
@@ -122,7 +120,7 @@ async fn malformed_tool_arguments_are_reported_not_run() {
 
 async fn stream_failure(chunks: &[&str], aborted: bool) -> arbe_llm::ProviderFailure {
     let reply = if aborted { Reply::sse(chunks).aborted() } else { Reply::sse(chunks) };
-    let server = FakeServer::start(vec![reply]).await;
+    let server = FakeModel::start(vec![reply]).await;
     let err = provider_for(config(ProviderKind::OpenRouter, &server.url, true))
         .chat(&request("m"), &mut ())
         .await
@@ -208,7 +206,7 @@ async fn every_error_status_of_the_reference_is_classified_through_http() {
         (400, json!({"error": {"code": 400, "message": "bad params"}}), ErrorClass::Unknown, false),
     ];
     for (status, body, class, retryable) in cases {
-        let server = FakeServer::start(vec![Reply::json(status, body.clone()).header("retry-after", "7")]).await;
+        let server = FakeModel::start(vec![Reply::json(status, body.clone()).header("retry-after", "7")]).await;
         let err = provider_for(config(ProviderKind::OpenRouter, &server.url, true))
             .chat(&request("m"), &mut ())
             .await
@@ -224,7 +222,7 @@ async fn every_error_status_of_the_reference_is_classified_through_http() {
 async fn a_key_echoed_by_the_provider_never_reaches_the_error() {
     let body =
         json!({"error": {"message": format!("Incorrect API key provided: {KEY}"), "type": "invalid_request_error"}});
-    let server = FakeServer::start(vec![Reply::json(401, body)]).await;
+    let server = FakeModel::start(vec![Reply::json(401, body)]).await;
     let err =
         provider_for(config(ProviderKind::OpenAi, &server.url, true)).chat(&request("m"), &mut ()).await.unwrap_err();
     assert!(!err.to_string().contains(KEY), "{err}");

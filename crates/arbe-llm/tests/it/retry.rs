@@ -3,14 +3,12 @@
 use std::time::Duration;
 
 use arbe_core::ErrorClass;
-use arbe_llm::{ChatProvider, Collect, ProviderKind, RetryPolicy, Retrying, WithFallback, provider_for};
+use arbe_llm::{ChatProvider, ProviderKind, RetryPolicy, Retrying, WithFallback, provider_for};
 use serde_json::json;
 
-use crate::{
-    config,
-    fake::{FakeServer, Reply},
-    request,
-};
+use arbe_llm::testkit::{FakeModel, Reply};
+
+use crate::{config, request};
 
 fn ok_body(text: &str) -> serde_json::Value {
     json!({"choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}], "usage": {"prompt_tokens": 1, "completion_tokens": 1}})
@@ -23,7 +21,7 @@ fn quick() -> RetryPolicy {
 #[tokio::test]
 async fn rate_limit_is_retried_after_the_asked_wait() {
     let limited = json!({"error": {"message": "Rate limit reached", "code": "rate_limit_exceeded"}});
-    let server = FakeServer::start(vec![
+    let server = FakeModel::start(vec![
         Reply::json(429, limited).header("retry-after-ms", "50"),
         Reply::json(200, ok_body("finally")),
     ])
@@ -38,7 +36,7 @@ async fn rate_limit_is_retried_after_the_asked_wait() {
 
 #[tokio::test]
 async fn auth_failure_is_not_retried() {
-    let server = FakeServer::start(vec![
+    let server = FakeModel::start(vec![
         Reply::json(401, json!({"error": {"message": "bad key"}})),
         Reply::json(200, ok_body("x")),
     ])
@@ -51,7 +49,7 @@ async fn auth_failure_is_not_retried() {
 #[tokio::test]
 async fn retries_stop_at_the_attempt_limit() {
     let down = || Reply::json(503, json!({"error": {"code": 503, "message": "down"}}));
-    let server = FakeServer::start(vec![down(), down(), down(), down()]).await;
+    let server = FakeModel::start(vec![down(), down(), down(), down()]).await;
     let provider = Retrying::new(provider_for(config(ProviderKind::OpenRouter, &server.url, true)), quick());
     assert_eq!(provider.chat(&request("m"), &mut ()).await.unwrap_err().class(), ErrorClass::Network);
     assert_eq!(server.received().len(), 3);
@@ -61,23 +59,30 @@ async fn retries_stop_at_the_attempt_limit() {
 async fn a_reply_that_started_streaming_is_never_retried() {
     let text =
         format!("data: {}\n\n", json!({"choices": [{"index": 0, "delta": {"content": "Hel"}, "finish_reason": null}]}));
-    let server = FakeServer::start(vec![Reply::sse(&[&text]).aborted(), Reply::json(200, ok_body("second"))]).await;
+    // The connection is cut only once the user has seen the token.
+    let seen = std::sync::Arc::new(tokio::sync::Notify::new());
+    let server =
+        FakeModel::start(vec![Reply::sse(&[&text]).cut_when(seen.clone()), Reply::json(200, ok_body("second"))]).await;
     let provider = Retrying::new(provider_for(config(ProviderKind::OpenRouter, &server.url, true)), quick());
-    let mut deltas = Collect::default();
-    let err = provider.chat(&request("m"), &mut deltas).await.unwrap_err();
+    let mut deltas = Vec::new();
+    let mut sink = |delta| {
+        deltas.push(delta);
+        seen.notify_one();
+    };
+    let err = provider.chat(&request("m"), &mut sink).await.unwrap_err();
     assert_eq!(err.class(), ErrorClass::Network);
-    assert_eq!(deltas.0.len(), 1, "the user saw a token, so the call must not silently restart");
+    assert_eq!(deltas.len(), 1, "the user saw a token, so the call must not silently restart");
     assert_eq!(server.received().len(), 1);
 }
 
 #[tokio::test]
 async fn fallback_model_answers_when_the_primary_is_out_of_quota_or_down() {
-    let primary = FakeServer::start(vec![Reply::json(
+    let primary = FakeModel::start(vec![Reply::json(
         429,
         json!({"error": {"message": "Rate limit", "code": "rate_limit_exceeded"}}),
     )])
     .await;
-    let fallback = FakeServer::start(vec![Reply::json(200, ok_body("from fallback"))]).await;
+    let fallback = FakeModel::start(vec![Reply::json(200, ok_body("from fallback"))]).await;
     let provider = WithFallback::new(
         provider_for(config(ProviderKind::OpenRouter, &primary.url, false)),
         provider_for(config(ProviderKind::Ollama, &fallback.url, false)),
@@ -95,8 +100,8 @@ async fn fallback_is_not_used_for_auth_or_billing() {
         (401, json!({"error": {"message": "bad key"}}), ErrorClass::Auth),
         (402, json!({"error": {"code": 402, "message": "no credits"}}), ErrorClass::Billing),
     ] {
-        let primary = FakeServer::start(vec![Reply::json(status, body)]).await;
-        let fallback = FakeServer::start(vec![Reply::json(200, ok_body("x"))]).await;
+        let primary = FakeModel::start(vec![Reply::json(status, body)]).await;
+        let fallback = FakeModel::start(vec![Reply::json(200, ok_body("x"))]).await;
         let provider = WithFallback::new(
             provider_for(config(ProviderKind::OpenRouter, &primary.url, false)),
             provider_for(config(ProviderKind::OpenAi, &fallback.url, false)),

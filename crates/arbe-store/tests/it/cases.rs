@@ -2,13 +2,14 @@
 
 use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
+use arbe_core::EnvironmentRef;
 use arbe_core::{
     Audience, Classify, EntryBody, EnvironmentName, ErrorKind, House, JobId, JobState, Labels, Member, MemberId,
     ModelRef, Name, ParentRef, Resources, Role, RuntimeName, Sandbox, SandboxState, SecretBinding, SecretName,
     ThreadStatus,
 };
 use arbe_store::{
-    EnvironmentRef, Lease, NewAgent, NewEnvironment, NewSandbox, NewSecretVersion, NewThread, SealedSecret, Store,
+    ApiKeySecret, Lease, NewAgent, NewEnvironment, NewSandbox, NewSecretVersion, NewThread, SealedSecret, Store,
     StoreConfig, testkit::TestStore,
 };
 use sqlx::Connection;
@@ -21,7 +22,8 @@ struct Fixture {
 
 async fn fixture(store: &Store, house: &str) -> Fixture {
     let house = store.create_house(&Name::parse(house).unwrap()).await.unwrap();
-    let owner = store.add_member(house.id, &Name::parse("owner").unwrap(), Role::Owner).await.unwrap();
+    let user = store.create_user(&Name::parse(&format!("{}-owner", house.name)).unwrap()).await.unwrap();
+    let owner = store.add_member(house.id, user.id, Role::Owner).await.unwrap();
     let sandbox = store.create_sandbox(new_sandbox(&house, "box")).await.unwrap();
     Fixture { house, owner, sandbox }
 }
@@ -31,7 +33,6 @@ fn new_sandbox(house: &House, name: &str) -> NewSandbox {
         house_id: house.id,
         runtime: RuntimeName::parse("docker").unwrap(),
         name: Name::parse(name).unwrap(),
-        external_id: None,
         state: SandboxState::Provisioning,
         image: Some("arbe-sandbox:latest".into()),
         resources: Resources { cpus: Some(1.0), memory_mb: Some(512), ..Resources::default() },
@@ -93,18 +94,35 @@ pub(crate) async fn house_names_are_unique(t: TestStore) {
 pub(crate) async fn api_key_auth_finds_member_and_honours_revocation(t: TestStore) {
     let store = t.store;
     let fx = fixture(&store, "acme").await;
-    let writer = store.add_member(fx.house.id, &Name::parse("wri").unwrap(), Role::Writer).await.unwrap();
-    let key = store.create_api_key(&writer, "laptop", &[7; 32]).await.unwrap();
-    let (found, hash, member) = store.api_key_for_auth(key.id).await.unwrap();
-    assert_eq!(found, key);
-    assert_eq!(hash, vec![7; 32]);
-    assert_eq!(member, writer);
+    let user = store.create_user(&Name::parse("wri").unwrap()).await.unwrap();
+    let writer = store.add_member(fx.house.id, user.id, Role::Writer).await.unwrap();
+    let (id, key, hash) = ApiKeySecret::generate();
+    let meta = store.create_api_key(user.id, id, "laptop", &hash).await.unwrap();
+    assert_eq!((meta.user_id, meta.last_used_at), (user.id, None));
+    let actor = store.authenticate_in(key.expose(), fx.house.id).await.unwrap();
+    assert_eq!((actor.member(), actor.user()), (&writer, &user));
+    // The role is read at each authentication: a change applies to the next request.
     store.set_member_role(fx.house.id, writer.id, Role::Reader).await.unwrap();
-    assert_eq!(store.api_key_for_auth(key.id).await.unwrap().2.role, Role::Reader);
-    store.revoke_api_key(fx.house.id, key.id).await.unwrap();
-    assert_kind(store.api_key_for_auth(key.id).await, ErrorKind::NotFound);
-    let keys = store.list_api_keys(fx.house.id, writer.id).await.unwrap();
+    assert_eq!(store.authenticate_in(key.expose(), fx.house.id).await.unwrap().role(), Role::Reader);
+    // Last use is kept.
+    assert!(store.list_api_keys(user.id).await.unwrap()[0].last_used_at.is_some());
+    // A wrong secret, a malformed key and a house without membership fail alike or as NotFound.
+    let wrong = format!("{}x", &key.expose()[..key.expose().len() - 1]);
+    assert_kind(store.authenticate(&wrong).await, ErrorKind::Unauthenticated);
+    assert_kind(store.authenticate("arbe_nope").await, ErrorKind::Unauthenticated);
+    let other = fixture(&store, "other").await;
+    assert_kind(store.authenticate_in(key.expose(), other.house.id).await, ErrorKind::NotFound);
+    // Revoked: the next request fails, with no cache in between.
+    store.revoke_api_key(user.id, id).await.unwrap();
+    assert_kind(store.authenticate(key.expose()).await, ErrorKind::Unauthenticated);
+    assert_kind(store.revoke_api_key(user.id, id).await, ErrorKind::NotFound);
+    let keys = store.list_api_keys(user.id).await.unwrap();
     assert!(keys[0].revoked_at.is_some());
+    // A house keeps an owner.
+    assert_kind(store.set_member_role(fx.house.id, fx.owner.id, Role::Writer).await, ErrorKind::Conflict);
+    assert_kind(store.remove_member(fx.house.id, fx.owner.id).await, ErrorKind::Conflict);
+    store.remove_member(fx.house.id, writer.id).await.unwrap();
+    assert_kind(store.member(fx.house.id, writer.id).await, ErrorKind::NotFound);
 }
 
 pub(crate) async fn objects_of_another_house_are_not_found(t: TestStore) {
@@ -117,7 +135,7 @@ pub(crate) async fn objects_of_another_house_are_not_found(t: TestStore) {
             house_id: a.house.id,
             author_id: a.owner.id,
             parent: ParentRef::parse("general").unwrap(),
-            environment: Some(&env),
+            environment: Some(env.snapshot()),
             model_override: None,
             agent_ids: vec![],
         })
@@ -241,7 +259,7 @@ pub(crate) async fn thread_snapshot_survives_environment_edit_delete_and_purge(t
             house_id: fx.house.id,
             author_id: fx.owner.id,
             parent: ParentRef::parse("#general").unwrap(),
-            environment: Some(&env),
+            environment: Some(env.snapshot()),
             model_override: Some(ModelRef::parse("anthropic/claude-haiku-4-5").unwrap()),
             agent_ids: vec![],
         })
@@ -422,16 +440,13 @@ pub(crate) async fn job_claim_race_has_exactly_one_winner(t: TestStore) {
     assert_eq!(winners.len(), 1, "exactly one worker may claim the job");
     let won = &winners[0];
     assert_eq!((won.id, won.state, won.attempts), (job.id, JobState::Running, 1));
-    let owner = won.lease_owner.clone().unwrap();
-    assert_eq!(
-        store.renew_lease(job.id, &owner, Duration::from_secs(30)).await.unwrap(),
-        Lease::Held { cancel_requested: false }
-    );
-    assert!(!store.finish_job(job.id, "someone-else", JobState::Succeeded).await.unwrap());
-    assert!(store.finish_job(job.id, &owner, JobState::Succeeded).await.unwrap());
-    assert_eq!(store.job(job.id).await.unwrap().state, JobState::Succeeded);
+    assert_eq!(won.lease_owner.as_deref(), Some(won.owner()));
+    assert_eq!(store.renew_lease(won, Duration::from_secs(30)).await.unwrap(), Lease::Held { cancel_requested: false });
+    assert!(store.finish_job(won, JobState::Succeeded).await.unwrap());
+    assert!(!store.finish_job(won, JobState::Succeeded).await.unwrap(), "a finished job is finished once");
+    assert_eq!(store.job(fx.house.id, job.id).await.unwrap().state, JobState::Succeeded);
     assert!(store.claim_job("late", Duration::from_secs(30)).await.unwrap().is_none());
-    assert_kind(store.finish_job(job.id, &owner, JobState::Running).await, ErrorKind::InvalidInput);
+    assert_kind(store.finish_job(won, JobState::Running).await, ErrorKind::InvalidInput);
 }
 
 pub(crate) async fn expired_lease_is_requeued_and_old_owner_loses_it(t: TestStore) {
@@ -446,11 +461,11 @@ pub(crate) async fn expired_lease_is_requeued_and_old_owner_loses_it(t: TestStor
     let taken = store.claim_job("survivor", Duration::from_secs(30)).await.unwrap().unwrap();
     assert_eq!((taken.id, taken.attempts), (job.id, 2));
     // The first worker comes back: its lease is gone and it may not finish the job.
-    assert_eq!(store.renew_lease(job.id, "dies", Duration::from_secs(30)).await.unwrap(), Lease::Lost);
-    assert!(!store.finish_job(job.id, "dies", JobState::Failed).await.unwrap());
+    assert_eq!(store.renew_lease(&claimed, Duration::from_secs(30)).await.unwrap(), Lease::Lost);
+    assert!(!store.finish_job(&claimed, JobState::Failed).await.unwrap());
     // A live lease is not swept.
     assert_eq!(store.requeue_expired_jobs().await.unwrap(), 0);
-    assert!(store.finish_job(job.id, "survivor", JobState::Succeeded).await.unwrap());
+    assert!(store.finish_job(&taken, JobState::Succeeded).await.unwrap());
 }
 
 pub(crate) async fn cancel_jobs_cancels_queued_and_flags_running(t: TestStore) {
@@ -458,16 +473,17 @@ pub(crate) async fn cancel_jobs_cancels_queued_and_flags_running(t: TestStore) {
     let fx = fixture(&store, "acme").await;
     let thread = thread_for(&store, &fx).await;
     let running = store.enqueue_job(fx.house.id, thread.id, 1).await.unwrap();
-    store.claim_job("w", Duration::from_secs(30)).await.unwrap().unwrap();
+    let claim = store.claim_job("w", Duration::from_secs(30)).await.unwrap().unwrap();
+    assert_eq!(claim.id, running.id);
     let queued = store.enqueue_job(fx.house.id, thread.id, 2).await.unwrap();
     let cancelled = store.cancel_jobs(fx.house.id, thread.id).await.unwrap();
     assert_eq!(cancelled, arbe_store::CancelledJobs { queued: vec![queued.id], running: 1 });
-    assert_eq!(store.job(queued.id).await.unwrap().state, JobState::Cancelled);
+    assert_eq!(store.job(fx.house.id, queued.id).await.unwrap().state, JobState::Cancelled);
     assert_eq!(
-        store.renew_lease(running.id, "w", Duration::from_secs(30)).await.unwrap(),
+        store.renew_lease(&claim, Duration::from_secs(30)).await.unwrap(),
         Lease::Held { cancel_requested: true }
     );
-    assert!(store.finish_job(running.id, "w", JobState::Cancelled).await.unwrap());
+    assert!(store.finish_job(&claim, JobState::Cancelled).await.unwrap());
     assert_eq!(store.cancel_jobs(fx.house.id, thread.id).await.unwrap(), arbe_store::CancelledJobs::default());
 }
 
@@ -513,23 +529,23 @@ pub(crate) async fn job_entries_are_written_only_while_the_lease_is_held(t: Test
     let fx = fixture(&store, "acme").await;
     let thread = thread_for(&store, &fx).await;
     let job = store.enqueue_job(fx.house.id, thread.id, 1).await.unwrap();
-    store.claim_job("w1", Duration::from_millis(1)).await.unwrap().unwrap();
+    let w1 = store.claim_job("w1", Duration::from_millis(1)).await.unwrap().unwrap();
     let body = |text: &str| EntryBody::Warning { message: text.into() };
-    let first = store.append_job_entry(fx.house.id, thread.id, body("w1 holds it"), job.id, "w1").await.unwrap();
+    let first = store.append_job_entry(&w1, thread.id, body("w1 holds it")).await.unwrap();
     assert_eq!(first.unwrap().seq, 1);
-    assert_eq!(store.append_job_entry(fx.house.id, thread.id, body("not w2's"), job.id, "w2").await.unwrap(), None);
     // The lease runs out; the sweep requeues the job and w2 takes it over.
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert_eq!(store.requeue_expired_jobs().await.unwrap(), 1);
-    assert_eq!(store.claim_job("w2", Duration::from_secs(30)).await.unwrap().unwrap().id, job.id);
-    assert_eq!(store.append_job_entry(fx.house.id, thread.id, body("too late"), job.id, "w1").await.unwrap(), None);
-    let second = store.append_job_entry(fx.house.id, thread.id, body("w2 now"), job.id, "w2").await.unwrap();
+    let w2 = store.claim_job("w2", Duration::from_secs(30)).await.unwrap().unwrap();
+    assert_eq!(w2.id, job.id);
+    assert_eq!(store.append_job_entry(&w1, thread.id, body("too late")).await.unwrap(), None);
+    let second = store.append_job_entry(&w2, thread.id, body("w2 now")).await.unwrap();
     assert_eq!(second.unwrap().seq, 2);
     // Several at once: all, numbered in a row, or none.
     let turn = vec![body("turn a"), body("turn b")];
-    let written = store.append_job_entries(fx.house.id, thread.id, turn.clone(), job.id, "w2").await.unwrap().unwrap();
+    let written = store.append_job_entries(&w2, thread.id, turn.clone()).await.unwrap().unwrap();
     assert_eq!(written.iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 4]);
-    assert_eq!(store.append_job_entries(fx.house.id, thread.id, turn, job.id, "w1").await.unwrap(), None);
+    assert_eq!(store.append_job_entries(&w1, thread.id, turn).await.unwrap(), None);
     let texts: Vec<_> = store
         .entries(fx.house.id, thread.id, 0, 10)
         .await
@@ -542,10 +558,11 @@ pub(crate) async fn job_entries_are_written_only_while_the_lease_is_held(t: Test
         .collect();
     assert_eq!(texts, ["w1 holds it", "w2 now", "turn a", "turn b"]);
     // Finished: nobody writes for the job any more, and another house's thread is not found.
-    assert!(store.finish_job(job.id, "w2", JobState::Succeeded).await.unwrap());
-    assert_eq!(store.append_job_entry(fx.house.id, thread.id, body("after"), job.id, "w2").await.unwrap(), None);
+    assert!(store.finish_job(&w2, JobState::Succeeded).await.unwrap());
+    assert_eq!(store.append_job_entry(&w2, thread.id, body("after")).await.unwrap(), None);
     let other = fixture(&store, "other").await;
-    assert_kind(store.append_job_entry(other.house.id, thread.id, body("x"), job.id, "w2").await, ErrorKind::NotFound);
+    let other_thread = thread_for(&store, &other).await;
+    assert_kind(store.append_job_entry(&w2, other_thread.id, body("x")).await, ErrorKind::NotFound);
 }
 
 pub(crate) async fn a_thread_runs_one_job_at_a_time(t: TestStore) {
@@ -557,17 +574,19 @@ pub(crate) async fn a_thread_runs_one_job_at_a_time(t: TestStore) {
     let second = store.enqueue_job(fx.house.id, busy.id, 2).await.unwrap();
     let other = store.enqueue_job(fx.house.id, idle.id, 1).await.unwrap();
     let lease = Duration::from_secs(30);
-    assert_eq!(store.claim_job("w1", lease).await.unwrap().unwrap().id, first.id);
+    let w1 = store.claim_job("w1", lease).await.unwrap().unwrap();
+    assert_eq!(w1.id, first.id);
     // The busy thread's second job waits; the other thread's job goes ahead of it.
-    assert_eq!(store.claim_job("w2", lease).await.unwrap().unwrap().id, other.id);
-    assert_eq!(store.claim_job("w3", lease).await.unwrap(), None);
-    assert!(store.finish_job(first.id, "w1", JobState::Succeeded).await.unwrap());
+    let w2 = store.claim_job("w2", lease).await.unwrap().unwrap();
+    assert_eq!(w2.id, other.id);
+    assert!(store.claim_job("w3", lease).await.unwrap().is_none());
+    assert!(store.finish_job(&w1, JobState::Succeeded).await.unwrap());
     assert_eq!(store.claim_job("w3", lease).await.unwrap().unwrap().id, second.id);
     // Many workers racing for one thread's jobs: one at a time, never an error.
     for n in 3..8 {
         store.enqueue_job(fx.house.id, idle.id, n).await.unwrap();
     }
-    assert!(store.finish_job(other.id, "w2", JobState::Succeeded).await.unwrap());
+    assert!(store.finish_job(&w2, JobState::Succeeded).await.unwrap());
     let claims = futures_claims(&store, 8).await;
     assert_eq!(claims.iter().filter(|c| c.is_some()).count(), 1, "{claims:?}");
 }
@@ -603,9 +622,11 @@ pub(crate) async fn appends_wake_listeners_on_postgres(t: TestStore) {
     // A fenced append that writes nothing notifies nothing: the next notification is the
     // other thread's.
     let second = thread_for(&store, &fx).await;
-    let job = other.enqueue_job(fx.house.id, thread.id, 1).await.unwrap();
-    let lost =
-        other.append_job_entry(fx.house.id, thread.id, EntryBody::Warning { message: "x".into() }, job.id, "nobody");
+    other.enqueue_job(fx.house.id, thread.id, 1).await.unwrap();
+    let claim = other.claim_job("w", Duration::from_millis(1)).await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(other.requeue_expired_jobs().await.unwrap(), 1);
+    let lost = other.append_job_entry(&claim, thread.id, EntryBody::Warning { message: "x".into() });
     assert!(lost.await.unwrap().is_none());
     other.append_entry(fx.house.id, second.id, EntryBody::Warning { message: "again".into() }).await.unwrap();
     let heard = tokio::time::timeout(Duration::from_secs(10), listener.next()).await.expect("a notification").unwrap();
@@ -638,4 +659,107 @@ pub(crate) async fn thread_status_follows_its_latest_status_entry(t: TestStore) 
     let res = store.append_and_enqueue(other.house.id, thread.id, user_message(fx.owner.id, "x")).await;
     assert_kind(res, ErrorKind::NotFound);
     assert_eq!(store.jobs_of_thread(fx.house.id, thread.id).await.unwrap().len(), 1);
+}
+
+pub(crate) async fn migration_carries_members_and_keys_over_to_users(t: TestStore) {
+    use arbe_store::testkit::{database_at_version, execute_raw};
+    let backend = t.store.backend();
+    let (url, _dir) = database_at_version(backend, 4).await;
+    // Rows as the release before users wrote them: two houses share a member name.
+    let (h1, h2) = (arbe_core::HouseId::new(), arbe_core::HouseId::new());
+    let (ann1, ann2, bob) = (MemberId::new(), MemberId::new(), MemberId::new());
+    let (key_id, key, hash) = ApiKeySecret::generate();
+    let id = |id: uuid::Uuid| match backend {
+        arbe_store::Backend::Sqlite => format!("X'{}'", id.simple()),
+        arbe_store::Backend::Postgres => format!("'{id}'"),
+    };
+    let bytes = |b: &[u8]| match backend {
+        arbe_store::Backend::Sqlite => format!("X'{}'", b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
+        arbe_store::Backend::Postgres => format!("'\\x{}'", b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
+    };
+    let at = "'2026-01-01T00:00:00Z'";
+    execute_raw(
+        &url,
+        &format!(
+            "INSERT INTO houses (id, name, created_at) VALUES ({h1}, 'one', {at}), ({h2}, 'two', {at});
+             INSERT INTO members (id, house_id, name, role, created_at) VALUES
+                 ({a1}, {h1}, 'ann', 'owner', {at}), ({a2}, {h2}, 'ann', 'writer', {at}), ({b}, {h1}, 'bob', 'reader', {at});
+             INSERT INTO api_keys (id, member_id, house_id, label, secret_hash, created_at) VALUES
+                 ({k}, {b}, {h1}, 'laptop', {hash}, {at});",
+            h1 = id(h1.as_uuid()),
+            h2 = id(h2.as_uuid()),
+            a1 = id(ann1.as_uuid()),
+            a2 = id(ann2.as_uuid()),
+            b = id(bob.as_uuid()),
+            k = id(key_id.as_uuid()),
+            hash = bytes(&hash),
+        ),
+    )
+    .await;
+    let store = Store::connect(&StoreConfig::new(&url)).await.unwrap();
+    // Every member is a user now, its membership keeps its id, role and house.
+    let members = store.list_members(h1).await.unwrap();
+    let summary: Vec<_> = members.iter().map(|m| (m.id, m.role, m.name.as_str().to_owned())).collect();
+    let ann1_name = format!("ann-{}", &ann1.as_uuid().simple().to_string()[24..]);
+    assert_eq!(summary, vec![(ann1, Role::Owner, ann1_name), (bob, Role::Reader, "bob".to_owned())]);
+    assert_eq!(store.user_by_name("bob").await.unwrap().id.as_uuid(), bob.as_uuid());
+    assert_eq!(store.list_users().await.unwrap().len(), 3, "two anns stay two users, with names made unique");
+    assert_eq!(store.list_members(h2).await.unwrap()[0].role, Role::Writer);
+    // The key acts as bob, in bob's house only.
+    let actor = store.authenticate_in(key.expose(), h1).await.unwrap();
+    assert_eq!((actor.member_id(), actor.role()), (bob, Role::Reader));
+    assert_kind(store.authenticate_in(key.expose(), h2).await, ErrorKind::NotFound);
+}
+
+pub(crate) async fn a_user_in_two_houses_acts_in_each_with_that_role(t: TestStore) {
+    let store = t.store;
+    let a = fixture(&store, "a").await;
+    let b = fixture(&store, "b").await;
+    let user = store.create_user(&Name::parse("both").unwrap()).await.unwrap();
+    store.add_member(a.house.id, user.id, Role::Owner).await.unwrap();
+    store.add_member(b.house.id, user.id, Role::Reader).await.unwrap();
+    assert_kind(store.add_member(b.house.id, user.id, Role::Writer).await, ErrorKind::Conflict);
+    let (id, key, hash) = ApiKeySecret::generate();
+    store.create_api_key(user.id, id, "one key", &hash).await.unwrap();
+    let in_a = store.authenticate_in(key.expose(), a.house.id).await.unwrap();
+    let in_b = store.authenticate_in(key.expose(), b.house.id).await.unwrap();
+    assert_eq!((in_a.role(), in_a.house_id()), (Role::Owner, a.house.id));
+    assert_eq!((in_b.role(), in_b.house_id()), (Role::Reader, b.house.id));
+    assert_ne!(in_a.member_id(), in_b.member_id(), "authorship is per house");
+    let houses: Vec<_> =
+        store.memberships_of_user(user.id).await.unwrap().into_iter().map(|(h, m)| (h.id, m.role)).collect();
+    assert_eq!(houses, vec![(a.house.id, Role::Owner), (b.house.id, Role::Reader)]);
+}
+
+pub(crate) async fn quotas_cap_sandboxes_and_concurrent_dispatches(t: TestStore) {
+    use arbe_core::{QuotaKind, Quotas};
+    let defaults = Quotas { sandboxes: Some(2), concurrent_dispatches: Some(1), workspace_bytes: None };
+    let store = arbe_store::testkit::reopen(&t, |config| config.quotas = defaults).await;
+    let fx = fixture(&store, "acme").await; // its fixture sandbox is the first of two
+    assert_eq!(store.house_quotas(fx.house.id).await.unwrap(), defaults);
+    store.create_sandbox(new_sandbox(&fx.house, "second")).await.unwrap();
+    let over = store.create_sandbox(new_sandbox(&fx.house, "third")).await.unwrap_err();
+    assert_eq!(over.kind(), ErrorKind::QuotaExceeded);
+    assert_eq!(
+        over.to_string(),
+        "quota sandboxes reached: the house may have at most 2 sandboxes that are not destroyed"
+    );
+    assert_kind(store.sandbox_by_name(fx.house.id, "third").await, ErrorKind::NotFound);
+    // A destroyed sandbox frees its place; the operator can raise one house's cap.
+    store.set_sandbox_state(fx.house.id, fx.sandbox.id, SandboxState::Destroyed, None).await.unwrap();
+    store.create_sandbox(new_sandbox(&fx.house, "third")).await.unwrap();
+    store.set_house_quotas(fx.house.id, Quotas { sandboxes: Some(10), ..Quotas::default() }).await.unwrap();
+    store.create_sandbox(new_sandbox(&fx.house, "fourth")).await.unwrap();
+    assert_eq!(store.house_quotas(fx.house.id).await.unwrap().get(QuotaKind::Sandboxes), Some(10));
+
+    // One dispatch queued or running at once.
+    let thread = thread_for(&store, &fx).await;
+    store.append_and_enqueue(fx.house.id, thread.id, user_message(fx.owner.id, "one")).await.unwrap();
+    let over = store.append_and_enqueue(fx.house.id, thread.id, user_message(fx.owner.id, "two")).await.unwrap_err();
+    assert_eq!(over.kind(), ErrorKind::QuotaExceeded);
+    assert!(over.to_string().starts_with("quota concurrent_dispatches reached"), "{over}");
+    assert_eq!(store.entries(fx.house.id, thread.id, 0, 10).await.unwrap().len(), 2, "nothing written");
+    let claim = store.claim_job("w", Duration::from_secs(30)).await.unwrap().unwrap();
+    assert!(store.finish_job(&claim, JobState::Succeeded).await.unwrap());
+    store.append_and_enqueue(fx.house.id, thread.id, user_message(fx.owner.id, "two")).await.unwrap();
 }

@@ -5,23 +5,28 @@ use std::{
     sync::{Arc, Mutex, OnceLock},
 };
 
-use arbe_core::{Audience, Classify, ErrorKind, House, Member, Name, Role, SecretName};
-use arbe_store::{Store, testkit::TestStore};
+use arbe_core::{Audience, Classify, ErrorKind, House, HouseId, Role, SecretName, SecretValue};
+use arbe_store::{
+    Actor, Claim, Store,
+    testkit::{self, TestStore},
+};
 use arbe_vault::{MasterKey, MasterKeys, ResolvedSecret, SetOptions, Vault, VaultError};
-use zeroize::Zeroizing;
 
-async fn owner(store: &Store, house: &str) -> (House, Member) {
-    let house = store.create_house(&Name::parse(house).unwrap()).await.unwrap();
-    let owner = store.add_member(house.id, &Name::parse("owner").unwrap(), Role::Owner).await.unwrap();
-    (house, owner)
+async fn owner(store: &Store, house: &str) -> (House, Actor) {
+    let fx = testkit::house(store, house).await;
+    (fx.house, fx.owner)
+}
+
+async fn claim(store: &Store, house: HouseId) -> Claim {
+    testkit::claim(store, house).await
 }
 
 fn name(s: &str) -> SecretName {
     SecretName::parse(s).unwrap()
 }
 
-fn value(s: &str) -> Zeroizing<String> {
-    Zeroizing::new(s.to_owned())
+fn value(s: &str) -> SecretValue {
+    SecretValue::new(s.to_owned()).unwrap()
 }
 
 fn values(resolved: &[ResolvedSecret]) -> Vec<(String, String)> {
@@ -50,60 +55,59 @@ pub(crate) async fn set_resolve_rotate_and_roll_back(t: TestStore) {
     let vault = vault(store, &master);
     let key = name("OPENROUTER_API_KEY");
     let v1 = vault
-        .set(&owner, &key, value("sk-one"), SetOptions { shared: Some(true), ..Default::default() })
+        .set(&owner, &key, &value("sk-one"), SetOptions { shared: Some(true), ..Default::default() })
         .await
         .unwrap();
     assert_eq!((v1.version, v1.shared, v1.audience), (1, true, Audience::Environment));
-    let v2 = vault.set(&owner, &key, value("sk-two"), SetOptions::default()).await.unwrap();
+    let v2 = vault.set(&owner, &key, &value("sk-two"), SetOptions::default()).await.unwrap();
     assert_eq!((v2.version, v2.shared), (2, true), "rotation keeps sharing unless told otherwise");
     assert!(v2.rotated_at.is_some());
-    vault.set(&owner, &name("OTHER"), value("o"), SetOptions::default()).await.unwrap();
-    let resolved = vault.resolve(house.id, &[key.clone(), name("MISSING")]).await.unwrap();
+    vault.set(&owner, &name("OTHER"), &value("o"), SetOptions::default()).await.unwrap();
+    let resolved = vault.resolve(&claim(store, house.id).await, &[key.clone(), name("MISSING")]).await.unwrap();
     assert_eq!(values(&resolved), [("OPENROUTER_API_KEY".into(), "sk-two".into())]);
     assert_eq!(format!("{:?}", resolved[0]).matches("sk-two").count(), 0, "Debug must not show the value");
 
     let v3 = vault.rollback(&owner, &key).await.unwrap();
     assert_eq!(v3.version, 3);
     // A fresh vault (nothing cached) reads the same.
-    let resolved = self::vault(store, &master).resolve(house.id, std::slice::from_ref(&key)).await.unwrap();
+    let resolved =
+        self::vault(store, &master).resolve(&claim(store, house.id).await, std::slice::from_ref(&key)).await.unwrap();
     assert_eq!(values(&resolved), [("OPENROUTER_API_KEY".into(), "sk-one".into())]);
     assert_eq!(vault.meta(&owner, &key).await.unwrap(), v3);
     assert_eq!(vault.list(&owner).await.unwrap().len(), 2);
     vault.delete(&owner, &key).await.unwrap();
-    assert!(vault.resolve(house.id, &[key]).await.unwrap().is_empty());
+    assert!(vault.resolve(&claim(store, house.id).await, &[key]).await.unwrap().is_empty());
 }
 
 pub(crate) async fn bad_value_names_the_secret_and_changes_nothing(t: TestStore) {
     let store = &t.store;
     let (house, owner) = owner(store, "acme").await;
     let vault = vault(store, &MasterKey::generate());
+    // A value outside 1 byte to 64 KiB never becomes a `SecretValue`, so it never reaches the vault.
     for bad in [String::new(), "x".repeat(64 * 1024 + 1)] {
-        let err = assert_kind(
-            vault.set(&owner, &name("API_KEY"), Zeroizing::new(bad), SetOptions::default()).await,
-            ErrorKind::InvalidInput,
-        );
-        assert_eq!(err.to_string(), "invalid value of secret API_KEY: must be 1 byte to 64 KiB");
+        let err = SecretValue::new(bad).unwrap_err();
+        assert_eq!(err.to_string(), "invalid secret value: must be 1 byte to 64 KiB");
     }
     assert!(store.list_secrets(house.id).await.unwrap().is_empty());
     assert!(store.house_keys(house.id).await.unwrap().is_empty(), "not even a data key was created");
     assert_kind(vault.rollback(&owner, &name("API_KEY")).await, ErrorKind::NotFound);
-    vault.set(&owner, &name("API_KEY"), value("x"), SetOptions::default()).await.unwrap();
+    vault.set(&owner, &name("API_KEY"), &value("x"), SetOptions::default()).await.unwrap();
     let err = assert_kind(vault.rollback(&owner, &name("API_KEY")).await, ErrorKind::InvalidInput);
     assert_eq!(err.to_string(), "invalid secret API_KEY: has no previous version to roll back to");
 }
 
 pub(crate) async fn roles_decide_who_may_set_and_delete(t: TestStore) {
     let store = &t.store;
-    let (house, owner) = owner(store, "acme").await;
-    let writer = store.add_member(house.id, &Name::parse("writer").unwrap(), Role::Writer).await.unwrap();
-    let reader = store.add_member(house.id, &Name::parse("reader").unwrap(), Role::Reader).await.unwrap();
+    let fx = testkit::house(store, "acme").await;
+    let (house, owner, writer, reader) = (fx.house, fx.owner, fx.writer, fx.reader);
+    assert_eq!((writer.role(), reader.role()), (Role::Writer, Role::Reader));
     let vault = vault(store, &MasterKey::generate());
     let err =
-        assert_kind(vault.set(&reader, &name("K"), value("v"), SetOptions::default()).await, ErrorKind::Forbidden);
+        assert_kind(vault.set(&reader, &name("K"), &value("v"), SetOptions::default()).await, ErrorKind::Forbidden);
     assert_eq!(err.to_string(), "a reader may not set secrets (it takes writer)");
     assert!(store.list_secrets(house.id).await.unwrap().is_empty());
-    let meta = vault.set(&writer, &name("K"), value("v"), SetOptions::default()).await.unwrap();
-    assert_eq!(meta.author_id, writer.id);
+    let meta = vault.set(&writer, &name("K"), &value("v"), SetOptions::default()).await.unwrap();
+    assert_eq!(meta.author_id, writer.member_id());
     assert_eq!(vault.meta(&reader, &name("K")).await.unwrap(), meta);
     assert_kind(vault.delete(&writer, &name("K")).await, ErrorKind::Forbidden);
     assert_kind(vault.rotate_house_key(&writer).await, ErrorKind::Forbidden);
@@ -114,14 +118,17 @@ pub(crate) async fn flipped_bits_in_stored_ciphertext_or_nonce_are_rejected(t: T
     let store = &t.store;
     let (house, owner) = owner(store, "acme").await;
     let key = MasterKey::generate();
-    vault(store, &key).set(&owner, &name("TOKEN"), value("ghp_canary"), SetOptions::default()).await.unwrap();
+    vault(store, &key).set(&owner, &name("TOKEN"), &value("ghp_canary"), SetOptions::default()).await.unwrap();
     let (_, sealed) = store.sealed_secret_version(house.id, &name("TOKEN"), 1).await.unwrap();
     let positions = |len: usize| [0, len / 2, len - 1];
     for byte in positions(sealed.ciphertext.len()) {
         let mut bad = sealed.ciphertext.clone();
         bad[byte] ^= 0x01;
         t.tamper().overwrite_secret_version(house.id, &name("TOKEN"), 1, &bad, &sealed.nonce).await;
-        let err = assert_kind(vault(store, &key).resolve(house.id, &[name("TOKEN")]).await, ErrorKind::Internal);
+        let err = assert_kind(
+            vault(store, &key).resolve(&claim(store, house.id).await, &[name("TOKEN")]).await,
+            ErrorKind::Internal,
+        );
         assert_eq!(
             err.to_string(),
             "secret TOKEN (version 1) failed to decrypt: its ciphertext was altered or belongs to another row"
@@ -131,10 +138,13 @@ pub(crate) async fn flipped_bits_in_stored_ciphertext_or_nonce_are_rejected(t: T
         let mut bad = sealed.nonce.clone();
         bad[byte] ^= 0x80;
         t.tamper().overwrite_secret_version(house.id, &name("TOKEN"), 1, &sealed.ciphertext, &bad).await;
-        assert_kind(vault(store, &key).resolve(house.id, &[name("TOKEN")]).await, ErrorKind::Internal);
+        assert_kind(
+            vault(store, &key).resolve(&claim(store, house.id).await, &[name("TOKEN")]).await,
+            ErrorKind::Internal,
+        );
     }
     t.tamper().overwrite_secret_version(house.id, &name("TOKEN"), 1, &sealed.ciphertext, &sealed.nonce).await;
-    let resolved = vault(store, &key).resolve(house.id, &[name("TOKEN")]).await.unwrap();
+    let resolved = vault(store, &key).resolve(&claim(store, house.id).await, &[name("TOKEN")]).await.unwrap();
     assert_eq!(resolved[0].value.expose(), "ghp_canary");
 }
 
@@ -142,25 +152,25 @@ pub(crate) async fn renamed_secret_fails_its_associated_data(t: TestStore) {
     let store = &t.store;
     let (house, owner) = owner(store, "acme").await;
     let vault = vault(store, &MasterKey::generate());
-    vault.set(&owner, &name("PROD_KEY"), value("secret"), SetOptions::default()).await.unwrap();
+    vault.set(&owner, &name("PROD_KEY"), &value("secret"), SetOptions::default()).await.unwrap();
     t.tamper().rename_secret(house.id, "PROD_KEY", "DEV_KEY").await;
-    assert_kind(vault.resolve(house.id, &[name("DEV_KEY")]).await, ErrorKind::Internal);
+    assert_kind(vault.resolve(&claim(store, house.id).await, &[name("DEV_KEY")]).await, ErrorKind::Internal);
 }
 
 pub(crate) async fn ciphertext_swapped_between_rows_is_rejected(t: TestStore) {
     let store = &t.store;
     let (house, owner) = owner(store, "acme").await;
     let vault = vault(store, &MasterKey::generate());
-    vault.set(&owner, &name("A"), value("value-a"), SetOptions::default()).await.unwrap();
-    vault.set(&owner, &name("B"), value("value-b"), SetOptions::default()).await.unwrap();
+    vault.set(&owner, &name("A"), &value("value-a"), SetOptions::default()).await.unwrap();
+    vault.set(&owner, &name("B"), &value("value-b"), SetOptions::default()).await.unwrap();
     let (_, a) = store.sealed_secret_version(house.id, &name("A"), 1).await.unwrap();
     t.tamper().overwrite_secret_version(house.id, &name("B"), 1, &a.ciphertext, &a.nonce).await;
-    let err = assert_kind(vault.resolve(house.id, &[name("B")]).await, ErrorKind::Internal);
+    let err = assert_kind(vault.resolve(&claim(store, house.id).await, &[name("B")]).await, ErrorKind::Internal);
     assert!(err.to_string().starts_with("secret B (version 1)"), "{err}");
     // The same bytes moved to another version of the same secret fail too.
-    vault.set(&owner, &name("A"), value("value-a2"), SetOptions::default()).await.unwrap();
+    vault.set(&owner, &name("A"), &value("value-a2"), SetOptions::default()).await.unwrap();
     t.tamper().overwrite_secret_version(house.id, &name("A"), 2, &a.ciphertext, &a.nonce).await;
-    assert_kind(vault.resolve(house.id, &[name("A")]).await, ErrorKind::Internal);
+    assert_kind(vault.resolve(&claim(store, house.id).await, &[name("A")]).await, ErrorKind::Internal);
 }
 
 pub(crate) async fn ciphertext_swapped_between_houses_is_rejected(t: TestStore) {
@@ -169,18 +179,21 @@ pub(crate) async fn ciphertext_swapped_between_houses_is_rejected(t: TestStore) 
     let (two, owner_two) = owner(store, "two").await;
     let key = MasterKey::generate();
     let vault = vault(store, &key);
-    vault.set(&owner_one, &name("TOKEN"), value("house-one-token"), SetOptions::default()).await.unwrap();
-    vault.set(&owner_two, &name("TOKEN"), value("house-two-token"), SetOptions::default()).await.unwrap();
+    vault.set(&owner_one, &name("TOKEN"), &value("house-one-token"), SetOptions::default()).await.unwrap();
+    vault.set(&owner_two, &name("TOKEN"), &value("house-two-token"), SetOptions::default()).await.unwrap();
     let (_, sealed_one) = store.sealed_secret_version(one.id, &name("TOKEN"), 1).await.unwrap();
     t.tamper().overwrite_secret_version(two.id, &name("TOKEN"), 1, &sealed_one.ciphertext, &sealed_one.nonce).await;
-    assert_kind(vault.resolve(two.id, &[name("TOKEN")]).await, ErrorKind::Internal);
+    assert_kind(vault.resolve(&claim(store, two.id).await, &[name("TOKEN")]).await, ErrorKind::Internal);
     // Moving house one's wrapped data key into house two fails to unwrap (its AAD names house one).
     let key_one = &store.house_keys(one.id).await.unwrap()[0];
     t.tamper().overwrite_house_key(two.id, 1, &key_one.wrapped_key, &key_one.nonce).await;
-    let err = assert_kind(self::vault(store, &key).resolve(two.id, &[name("TOKEN")]).await, ErrorKind::Internal);
+    let err = assert_kind(
+        self::vault(store, &key).resolve(&claim(store, two.id).await, &[name("TOKEN")]).await,
+        ErrorKind::Internal,
+    );
     assert!(err.to_string().contains(&format!("data key version 1 of house {} failed to unwrap", two.id)), "{err}");
     // House one is untouched.
-    let resolved = self::vault(store, &key).resolve(one.id, &[name("TOKEN")]).await.unwrap();
+    let resolved = self::vault(store, &key).resolve(&claim(store, one.id).await, &[name("TOKEN")]).await.unwrap();
     assert_eq!(resolved[0].value.expose(), "house-one-token");
 }
 
@@ -188,22 +201,28 @@ pub(crate) async fn wrapped_house_key_tampering_is_rejected(t: TestStore) {
     let store = &t.store;
     let (house, owner) = owner(store, "acme").await;
     let key = MasterKey::generate();
-    vault(store, &key).set(&owner, &name("TOKEN"), value("v"), SetOptions::default()).await.unwrap();
+    vault(store, &key).set(&owner, &name("TOKEN"), &value("v"), SetOptions::default()).await.unwrap();
     let wrapped = store.house_keys(house.id).await.unwrap().remove(0);
     for byte in [0, wrapped.wrapped_key.len() / 2, wrapped.wrapped_key.len() - 1] {
         let mut bad = wrapped.wrapped_key.clone();
         bad[byte] ^= 0x10;
         t.tamper().overwrite_house_key(house.id, 1, &bad, &wrapped.nonce).await;
-        assert_kind(vault(store, &key).resolve(house.id, &[name("TOKEN")]).await, ErrorKind::Internal);
+        assert_kind(
+            vault(store, &key).resolve(&claim(store, house.id).await, &[name("TOKEN")]).await,
+            ErrorKind::Internal,
+        );
     }
     let mut bad_nonce = wrapped.nonce.clone();
     bad_nonce[0] ^= 1;
     t.tamper().overwrite_house_key(house.id, 1, &wrapped.wrapped_key, &bad_nonce).await;
-    assert_kind(vault(store, &key).resolve(house.id, &[name("TOKEN")]).await, ErrorKind::Internal);
+    assert_kind(vault(store, &key).resolve(&claim(store, house.id).await, &[name("TOKEN")]).await, ErrorKind::Internal);
     // The wrong master key is named, not guessed at.
     t.tamper().overwrite_house_key(house.id, 1, &wrapped.wrapped_key, &wrapped.nonce).await;
     let other = MasterKey::generate();
-    let err = assert_kind(vault(store, &other).resolve(house.id, &[name("TOKEN")]).await, ErrorKind::Misconfigured);
+    let err = assert_kind(
+        vault(store, &other).resolve(&claim(store, house.id).await, &[name("TOKEN")]).await,
+        ErrorKind::Misconfigured,
+    );
     assert!(err.to_string().contains(key.id()), "{err}");
 }
 
@@ -214,10 +233,13 @@ pub(crate) async fn canary_is_absent_from_raw_database_bytes(t: TestStore) {
     let (house, owner) = owner(store, "acme").await;
     let key = MasterKey::generate();
     let vault = vault(store, &key);
-    vault.set(&owner, &name("CANARY"), value(CANARY), SetOptions::default()).await.unwrap();
-    vault.set(&owner, &name("CANARY"), value(&format!("{CANARY}-2")), SetOptions::default()).await.unwrap();
+    vault.set(&owner, &name("CANARY"), &value(CANARY), SetOptions::default()).await.unwrap();
+    vault.set(&owner, &name("CANARY"), &value(&format!("{CANARY}-2")), SetOptions::default()).await.unwrap();
     vault.rotate_house_key(&owner).await.unwrap();
-    assert_eq!(vault.resolve(house.id, &[name("CANARY")]).await.unwrap()[0].value.expose(), format!("{CANARY}-2"));
+    assert_eq!(
+        vault.resolve(&claim(store, house.id).await, &[name("CANARY")]).await.unwrap()[0].value.expose(),
+        format!("{CANARY}-2")
+    );
     let raw = match t.url.strip_prefix("sqlite://") {
         Some(path) => {
             // The database, its write-ahead log and shared memory: every byte on disk.
@@ -246,33 +268,48 @@ pub(crate) async fn master_key_rotation_survives_a_mixed_state_and_finishes(t: T
     let (b, owner_b) = owner(store, "b").await;
     let (old, new) = (MasterKey::generate(), MasterKey::generate());
     let old_process = vault(store, &old);
-    old_process.set(&owner_a, &name("A"), value("value-a"), SetOptions::default()).await.unwrap();
+    old_process.set(&owner_a, &name("A"), &value("value-a"), SetOptions::default()).await.unwrap();
     let sealed_before = store.sealed_secrets(a.id, &[name("A")]).await.unwrap();
 
     let rotating = Vault::new(store.clone(), MasterKeys { current: new.clone(), previous: vec![old.clone()] });
-    assert_eq!(rotating.rotate_master_key().await.unwrap().rewritten, 1);
+    assert_eq!(rotating.rotate_master_key(&testkit::admin()).await.unwrap().rewritten, 1);
     // Secrets were not touched, only the wrapping of their data key.
     assert_eq!(store.sealed_secrets(a.id, &[name("A")]).await.unwrap(), sealed_before);
     assert_eq!(store.house_keys(a.id).await.unwrap()[0].kek_id, new.id());
 
     // A process still on the old key writes a new house meanwhile: the state is now mixed.
-    old_process.set(&owner_b, &name("B"), value("value-b"), SetOptions::default()).await.unwrap();
+    old_process.set(&owner_b, &name("B"), &value("value-b"), SetOptions::default()).await.unwrap();
     assert_eq!(store.house_keys(b.id).await.unwrap()[0].kek_id, old.id());
 
     // With both keys, everything opens.
     let both = Vault::new(store.clone(), MasterKeys { current: new.clone(), previous: vec![old.clone()] });
-    assert_eq!(values(&both.resolve(a.id, &[name("A")]).await.unwrap()), [("A".into(), "value-a".into())]);
-    assert_eq!(values(&both.resolve(b.id, &[name("B")]).await.unwrap()), [("B".into(), "value-b".into())]);
+    assert_eq!(
+        values(&both.resolve(&claim(store, a.id).await, &[name("A")]).await.unwrap()),
+        [("A".into(), "value-a".into())]
+    );
+    assert_eq!(
+        values(&both.resolve(&claim(store, b.id).await, &[name("B")]).await.unwrap()),
+        [("B".into(), "value-b".into())]
+    );
     // With the new key alone, the straggler is named.
-    let err = assert_kind(vault(store, &new).resolve(b.id, &[name("B")]).await, ErrorKind::Misconfigured);
+    let err = assert_kind(
+        vault(store, &new).resolve(&claim(store, b.id).await, &[name("B")]).await,
+        ErrorKind::Misconfigured,
+    );
     assert!(err.to_string().contains(old.id()), "{err}");
 
     // Running the rotation again finishes it; a third run has nothing to do.
-    assert_eq!(both.rotate_master_key().await.unwrap().rewritten, 1);
-    assert_eq!(both.rotate_master_key().await.unwrap().rewritten, 0);
+    assert_eq!(both.rotate_master_key(&testkit::admin()).await.unwrap().rewritten, 1);
+    assert_eq!(both.rotate_master_key(&testkit::admin()).await.unwrap().rewritten, 0);
     let new_only = vault(store, &new);
-    assert_eq!(values(&new_only.resolve(b.id, &[name("B")]).await.unwrap()), [("B".into(), "value-b".into())]);
-    assert_eq!(values(&new_only.resolve(a.id, &[name("A")]).await.unwrap()), [("A".into(), "value-a".into())]);
+    assert_eq!(
+        values(&new_only.resolve(&claim(store, b.id).await, &[name("B")]).await.unwrap()),
+        [("B".into(), "value-b".into())]
+    );
+    assert_eq!(
+        values(&new_only.resolve(&claim(store, a.id).await, &[name("A")]).await.unwrap()),
+        [("A".into(), "value-a".into())]
+    );
 }
 
 pub(crate) async fn house_key_rotation_reseals_every_version(t: TestStore) {
@@ -281,10 +318,10 @@ pub(crate) async fn house_key_rotation_reseals_every_version(t: TestStore) {
     let (other, other_owner) = self::owner(store, "other").await;
     let key = MasterKey::generate();
     let vault = vault(store, &key);
-    vault.set(&owner, &name("X"), value("x1"), SetOptions::default()).await.unwrap();
-    vault.set(&owner, &name("X"), value("x2"), SetOptions::default()).await.unwrap();
-    vault.set(&owner, &name("Y"), value("y1"), SetOptions::default()).await.unwrap();
-    vault.set(&other_owner, &name("X"), value("other"), SetOptions::default()).await.unwrap();
+    vault.set(&owner, &name("X"), &value("x1"), SetOptions::default()).await.unwrap();
+    vault.set(&owner, &name("X"), &value("x2"), SetOptions::default()).await.unwrap();
+    vault.set(&owner, &name("Y"), &value("y1"), SetOptions::default()).await.unwrap();
+    vault.set(&other_owner, &name("X"), &value("other"), SetOptions::default()).await.unwrap();
     let before = store.sealed_secrets(house.id, &[name("X"), name("Y")]).await.unwrap();
 
     let report = vault.rotate_house_key(&owner).await.unwrap();
@@ -298,14 +335,14 @@ pub(crate) async fn house_key_rotation_reseals_every_version(t: TestStore) {
     }
     let fresh = self::vault(store, &key);
     assert_eq!(
-        values(&fresh.resolve(house.id, &[name("X"), name("Y")]).await.unwrap()),
+        values(&fresh.resolve(&claim(store, house.id).await, &[name("X"), name("Y")]).await.unwrap()),
         [("X".into(), "x2".into()), ("Y".into(), "y1".into())]
     );
     fresh.rollback(&owner, &name("X")).await.unwrap();
-    assert_eq!(fresh.resolve(house.id, &[name("X")]).await.unwrap()[0].value.expose(), "x1");
+    assert_eq!(fresh.resolve(&claim(store, house.id).await, &[name("X")]).await.unwrap()[0].value.expose(), "x1");
     // The other house still uses its own first key.
     assert_eq!(store.house_keys(other.id).await.unwrap()[0].version, 1);
-    assert_eq!(fresh.resolve(other.id, &[name("X")]).await.unwrap()[0].value.expose(), "other");
+    assert_eq!(fresh.resolve(&claim(store, other.id).await, &[name("X")]).await.unwrap()[0].value.expose(), "other");
 }
 
 pub(crate) async fn concurrent_sets_each_get_their_own_version(t: TestStore) {
@@ -317,7 +354,7 @@ pub(crate) async fn concurrent_sets_each_get_their_own_version(t: TestStore) {
         // Separate vaults stand for separate processes.
         let (vault, owner) = (vault(store, &key), owner.clone());
         tasks.push(tokio::spawn(async move {
-            vault.set(&owner, &name("SHARED"), value(&format!("v{i}")), SetOptions::default()).await.unwrap().version
+            vault.set(&owner, &name("SHARED"), &value(&format!("v{i}")), SetOptions::default()).await.unwrap().version
         }));
     }
     let mut versions = Vec::new();
@@ -327,7 +364,7 @@ pub(crate) async fn concurrent_sets_each_get_their_own_version(t: TestStore) {
     versions.sort_unstable();
     assert_eq!(versions, [1, 2, 3, 4, 5, 6]);
     assert_eq!(store.house_keys(house.id).await.unwrap().len(), 1, "racing first sets agree on one data key");
-    assert_eq!(vault(store, &key).resolve(house.id, &[name("SHARED")]).await.unwrap().len(), 1);
+    assert_eq!(vault(store, &key).resolve(&claim(store, house.id).await, &[name("SHARED")]).await.unwrap().len(), 1);
 }
 
 pub(crate) async fn canary_is_absent_from_trace_logs(t: TestStore) {
@@ -336,22 +373,24 @@ pub(crate) async fn canary_is_absent_from_trace_logs(t: TestStore) {
     let (house, owner) = owner(store, "acme").await;
     let (old, new) = (MasterKey::generate(), MasterKey::generate());
     let vault = vault(store, &old);
-    vault.set(&owner, &name("CANARY"), value(CANARY), SetOptions::default()).await.unwrap();
-    vault.set(&owner, &name("CANARY"), value(&format!("{CANARY}-2")), SetOptions::default()).await.unwrap();
-    vault.resolve(house.id, &[name("CANARY")]).await.unwrap();
+    vault.set(&owner, &name("CANARY"), &value(CANARY), SetOptions::default()).await.unwrap();
+    vault.set(&owner, &name("CANARY"), &value(&format!("{CANARY}-2")), SetOptions::default()).await.unwrap();
+    vault.resolve(&claim(store, house.id).await, &[name("CANARY")]).await.unwrap();
     vault.rollback(&owner, &name("CANARY")).await.unwrap();
     vault.rotate_house_key(&owner).await.unwrap();
     let rotating = Vault::new(store.clone(), MasterKeys { current: new.clone(), previous: vec![old.clone()] });
-    rotating.rotate_master_key().await.unwrap();
+    rotating.rotate_master_key(&testkit::admin()).await.unwrap();
     // Failures too: a value over the limit that holds the canary, and a tampered row.
-    let too_big = Zeroizing::new(CANARY.repeat(64 * 1024 / CANARY.len() + 1));
-    let err = rotating.set(&owner, &name("CANARY"), too_big, SetOptions::default()).await.unwrap_err();
-    tracing::error!(%err, "logged the way a server would log it");
+    let too_big = SecretValue::new(CANARY.repeat(64 * 1024 / CANARY.len() + 1)).unwrap_err();
+    tracing::error!(err = %too_big, "logged the way a server would log it");
+    let forbidden = testkit::member(store, &house, "acme-peeker", Role::Reader).await.0;
+    let err = rotating.set(&forbidden, &name("CANARY"), &value(CANARY), SetOptions::default()).await.unwrap_err();
+    tracing::error!(%err, debug = ?err, "logged the way a server would log it");
     let (_, sealed) = store.sealed_secret_version(house.id, &name("CANARY"), 3).await.unwrap();
     let mut bad = sealed.ciphertext.clone();
     bad[0] ^= 1;
     t.tamper().overwrite_secret_version(house.id, &name("CANARY"), 3, &bad, &sealed.nonce).await;
-    let err = self::vault(store, &new).resolve(house.id, &[name("CANARY")]).await.unwrap_err();
+    let err = self::vault(store, &new).resolve(&claim(store, house.id).await, &[name("CANARY")]).await.unwrap_err();
     tracing::error!(%err, debug = ?err, "logged the way a server would log it");
 
     let logs = logs.lock().unwrap();
