@@ -1,6 +1,7 @@
 //! House rules checked over the source tree (rust-analyzer's tidy): every Rust file starts with
 //! module docs, no test is ignored or expects a panic, no stub is left, every crate has a
-//! README, and internal dependencies go through `[workspace.dependencies]`.
+//! README, internal dependencies go through `[workspace.dependencies]`, and no public service
+//! method takes a bare `HouseId` (it takes an `Actor`, which only authentication makes).
 
 use std::path::{Path, PathBuf};
 
@@ -19,7 +20,12 @@ fn check(root: &Path) -> Vec<String> {
         let rel = file.strip_prefix(root).unwrap_or(file).display().to_string();
         let Ok(text) = std::fs::read_to_string(file) else { continue };
         match file.extension().and_then(|e| e.to_str()) {
-            Some("rs") => check_rust(&rel, &text, &mut problems),
+            Some("rs") => {
+                check_rust(&rel, &text, &mut problems);
+                if is_service_file(&rel) {
+                    check_service(&rel, &text, &mut problems);
+                }
+            }
             Some("toml") if file.ends_with("Cargo.toml") => check_manifest(&rel, &text, &mut problems),
             _ => {}
         }
@@ -49,6 +55,41 @@ fn check_rust(rel: &str, text: &str, problems: &mut Vec<String>) {
             if line.contains(pattern) {
                 problems.push(format!("{rel}:{}: {why}", n + 1));
             }
+        }
+    }
+}
+
+/// The files that hold services: every method there that reaches a house's objects takes an
+/// `Actor` (or a job's `Claim`, or the operator's `Admin`).
+fn is_service_file(rel: &str) -> bool {
+    let rel = rel.replace('\\', "/");
+    rel == "crates/arbe-store/src/access.rs"
+        || ["crates/arbe-vault/src/", "crates/arbe-env/src/", "crates/arbe-dispatch/src/"]
+            .iter()
+            .any(|dir| rel.starts_with(dir) && !rel.ends_with("testkit.rs"))
+}
+
+/// A public function of a service file whose parameters hold a `HouseId` must also take the
+/// operator's `&Admin` or a verified `&Caller`, or be one of the authentication steps that turn
+/// a key and a house into an `Actor`.
+fn check_service(rel: &str, text: &str, problems: &mut Vec<String>) {
+    const AUTHENTICATION: &[&str] = &["authenticate", "authenticate_in", "actor"];
+    let lines: Vec<&str> = text.lines().collect();
+    for (n, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        let Some(rest) = trimmed.strip_prefix("pub async fn ").or_else(|| trimmed.strip_prefix("pub fn ")) else {
+            continue;
+        };
+        let name = rest.split(['(', '<']).next().unwrap_or_default();
+        let signature = lines[n..lines.len().min(n + 12)].join(" ");
+        let params = signature.split_once('(').map_or("", |(_, p)| p);
+        let params = params.split_once(") ->").or_else(|| params.split_once(") {")).map_or(params, |(p, _)| p);
+        let proven = params.contains("&Admin") || params.contains("&Caller") || AUTHENTICATION.contains(&name);
+        if params.contains("HouseId") && !proven {
+            problems.push(format!(
+                "{rel}:{}: public service method `{name}` takes a bare HouseId: take an `&Actor` (or a job's `&Claim`)",
+                n + 1
+            ));
         }
     }
 }
@@ -106,5 +147,20 @@ mod tests {
         let mut problems = Vec::new();
         check_manifest("c/Cargo.toml", "arbe-core = { path = \"../arbe-core\" }", &mut problems);
         assert_eq!(problems.len(), 1);
+    }
+
+    #[test]
+    fn tidy_flags_a_service_method_taking_a_bare_house_id() {
+        let mut problems = Vec::new();
+        let source = "//! x\nimpl S {\n    pub async fn list(\n        &self,\n        house: HouseId,\n    ) -> Vec<X> {\n    }\n    \
+                      pub async fn view(&self, actor: &Actor, id: HouseId) -> X {}\n    \
+                      pub fn quotas(&self, _: &Admin, house: HouseId) -> Q {}\n}\n";
+        check_service("crates/arbe-env/src/x.rs", source, &mut problems);
+        // An `Actor` beside a bare house id could still aim at another house: flagged too.
+        let lines: Vec<_> = problems.iter().map(|p| p.split(": public").next().unwrap()).collect();
+        assert_eq!(lines, ["crates/arbe-env/src/x.rs:3", "crates/arbe-env/src/x.rs:8"]);
+        assert!(
+            is_service_file("crates/arbe-dispatch/src/lib.rs") && !is_service_file("crates/arbe-store/src/jobs.rs")
+        );
     }
 }

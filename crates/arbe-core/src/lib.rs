@@ -14,6 +14,9 @@ pub mod sandbox;
 pub mod secret;
 pub mod thread;
 
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
 pub use agent::{Agent, ModelRef};
 pub use entry::{Entry, EntryBody, EntryKind, Ledger};
 pub use environment::{Environment, EnvironmentSnapshot, SecretBinding};

@@ -37,6 +37,8 @@ use crate::{
 const API_VERSION: &bollard::ClientVersion = &bollard::ClientVersion { major_version: 1, minor_version: 44 };
 /// Marks containers this runtime manages.
 const MANAGED_LABEL: &str = "arbe.managed";
+/// The house's cap on a sandbox's workspace, in bytes, when it is below the runtime's own.
+const WORKSPACE_LABEL: &str = "arbe.workspace-bytes";
 /// Where the workspace volume is mounted.
 const WORKSPACE: &str = "/workspace";
 /// Runs the command as the leader of its own process group (docker makes every exec a session
@@ -455,6 +457,9 @@ impl Runtime for DockerRuntime {
         labels.insert(HOUSE_LABEL.into(), spec.house_id.to_string());
         labels.insert(SANDBOX_LABEL.into(), spec.sandbox_id.to_string());
         labels.insert(MANAGED_LABEL.into(), "true".into());
+        if let Some(cap) = spec.resources.workspace_bytes {
+            labels.insert(WORKSPACE_LABEL.into(), cap.to_string());
+        }
         let volume = volume_name(&name);
         self.docker
             .create_volume(VolumeCreateRequest {
@@ -730,7 +735,12 @@ impl Runtime for DockerRuntime {
     async fn put_file(&self, id: &ExternalId, path: &str, contents: &[u8]) -> Result<()> {
         check_workspace_path(NAME, "put_file", path)?;
         let target = format!("{WORKSPACE}/{path}");
-        let max = self.config.workspace_max_bytes;
+        let house_cap = self.get(id).await?.labels.get(WORKSPACE_LABEL).and_then(|v| v.parse::<u64>().ok());
+        let max = match (self.config.workspace_max_bytes, house_cap) {
+            (0, Some(house)) => house,
+            (runtime, Some(house)) => runtime.min(house),
+            (runtime, None) => runtime,
+        };
         if max > 0 {
             let script = r#"du -sk /workspace | cut -f1; wc -c < "$0" 2>/dev/null || echo 0"#;
             let (_, out, _) = self
@@ -743,7 +753,7 @@ impl Runtime for DockerRuntime {
                 return Err(err(
                     "put_file",
                     ErrorKind::QuotaExceeded,
-                    format!("the workspace quota of {max} bytes would be exceeded"),
+                    format!("the workspace_bytes quota of {max} bytes would be exceeded"),
                 ));
             }
         }

@@ -36,6 +36,9 @@ pub struct LocalRuntime {
 struct Meta {
     state: SandboxState,
     labels: Labels,
+    /// The house's cap on this workspace, below the runtime's own.
+    #[serde(default)]
+    workspace_bytes: Option<u64>,
 }
 
 fn err(op: &'static str, kind: ErrorKind, message: impl Into<String>) -> RuntimeError {
@@ -146,6 +149,15 @@ impl Drop for GroupGuard<'_> {
     }
 }
 
+/// The tighter of the runtime's cap (0: none) and the house's (`None`: none); 0 is no cap.
+fn workspace_cap(runtime: u64, house: Option<u64>) -> u64 {
+    match (runtime, house) {
+        (0, Some(house)) => house,
+        (runtime, Some(house)) => runtime.min(house),
+        (runtime, None) => runtime,
+    }
+}
+
 fn dir_size(path: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(path) else { return 0 };
     entries
@@ -181,7 +193,7 @@ impl Runtime for LocalRuntime {
         pairs.push((HOUSE_LABEL.into(), spec.house_id.to_string()));
         pairs.push((SANDBOX_LABEL.into(), spec.sandbox_id.to_string()));
         let labels = Labels::parse(pairs).map_err(|e| err("provision", ErrorKind::InvalidInput, e.to_string()))?;
-        let meta = Meta { state: SandboxState::Started, labels };
+        let meta = Meta { state: SandboxState::Started, labels, workspace_bytes: spec.resources.workspace_bytes };
         Self::write_meta("provision", &meta_path, &meta).await?;
         Ok(Self::info(&id, meta))
     }
@@ -323,9 +335,9 @@ impl Runtime for LocalRuntime {
 
     async fn put_file(&self, id: &ExternalId, path: &str, contents: &[u8]) -> Result<()> {
         check_workspace_path(NAME, "put_file", path)?;
-        let (workspace, _, _) = self.meta("put_file", id).await?;
+        let (workspace, _, meta) = self.meta("put_file", id).await?;
         let target = workspace.join(path);
-        let max = self.config.workspace_max_bytes;
+        let max = workspace_cap(self.config.workspace_max_bytes, meta.workspace_bytes);
         if max > 0 {
             let existing = std::fs::metadata(&target).map(|m| m.len()).unwrap_or(0);
             let used = dir_size(&workspace);
@@ -333,7 +345,7 @@ impl Runtime for LocalRuntime {
                 return Err(err(
                     "put_file",
                     ErrorKind::QuotaExceeded,
-                    format!("the workspace quota of {max} bytes would be exceeded"),
+                    format!("the workspace_bytes quota of {max} bytes would be exceeded"),
                 ));
             }
         }

@@ -543,7 +543,7 @@ impl Runtime for SshRuntime {
                 return Err(err(
                     "put_file",
                     ErrorKind::QuotaExceeded,
-                    format!("the workspace quota of {max} bytes would be exceeded"),
+                    format!("the workspace_bytes quota of {max} bytes would be exceeded"),
                 ));
             }
         }

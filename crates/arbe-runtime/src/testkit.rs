@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use arbe_core::{ErrorKind, HouseId, Labels, Name, Resources, SandboxId, SandboxState};
+use arbe_core::{ErrorKind, HouseId, Labels, Name, Resources, SandboxId, SandboxState, testkit::assert_kind};
 
-use crate::{ExecRequest, ExternalId, HOUSE_LABEL, Runtime, RuntimeError, SandboxSpec, Stream};
+use crate::{ExecRequest, ExternalId, HOUSE_LABEL, Runtime, SandboxSpec, Stream};
 
 /// A spec for a fresh sandbox in a fresh house, with a small memory limit.
 pub fn spec() -> SandboxSpec {
@@ -67,14 +67,6 @@ async fn provision(rt: &dyn Runtime) -> ExternalId {
 
 async fn run(rt: &dyn Runtime, id: &ExternalId, req: ExecRequest) -> crate::ExecOutcome {
     rt.exec(id, req, &mut ()).await.expect("exec")
-}
-
-#[track_caller]
-fn assert_kind<T: std::fmt::Debug>(res: Result<T, RuntimeError>, kind: ErrorKind) {
-    match res {
-        Ok(v) => panic!("expected {kind}, got Ok({v:?})"),
-        Err(err) => assert_eq!(err.kind, kind, "{err}"),
-    }
 }
 
 /// Exit codes come back for shell strings and argv alike.

@@ -2,6 +2,8 @@
 //! scripted fake model server speaking OpenRouter's wire format over HTTP.
 
 mod cases;
+mod isolation;
+mod services;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -43,6 +45,19 @@ arbe_store::both_backends!(cases =>
     a_dispatch_whose_workers_keep_stopping_fails,
     cancel_during_a_delegate_ends_its_sub_thread_and_sandbox,
 );
+
+mod service_cases {
+    arbe_store::both_backends!(services =>
+        houses_members_and_keys_follow_the_rules,
+        threads_and_agents_validate_every_reference_up_front,
+        a_thread_whose_agent_was_deleted_fails_saying_so,
+        the_concurrent_dispatches_quota_refuses_a_post_and_writes_nothing,
+    );
+}
+
+mod isolation_cases {
+    arbe_store::both_backends!(isolation => another_house_reaches_nothing_through_any_service_or_store_method);
+}
 
 /// The value of the secret the environment binds; it must never appear in an entry.
 pub(crate) const CANARY: &str = "tok-canary-9f8e7d";

@@ -490,3 +490,83 @@ pub(crate) async fn ensure_sandbox_starts_a_stopped_sandbox_and_reprovisions_a_l
     assert_eq!(f.test.store.sandbox(f.house.id, env.sandbox_id).await.unwrap().state, SandboxState::Destroyed);
     assert_kind(f.envs.ensure_sandbox(&f.claim().await, env.sandbox_id).await, ErrorKind::NotFound);
 }
+
+pub(crate) async fn sandboxes_service_keeps_the_row_in_step_with_the_runtime(test: TestStore) {
+    let f = Fixture::new(test).await;
+    let boxes = f.envs.sandboxes();
+    let env = create(&f, "prod", vec![binding("DEPLOY_KEY", true), binding("NICE_KEY", false)]).await;
+    let by_id = SandboxRef::Id(env.sandbox_id);
+    let listed = boxes.list(&f.reader, None).await.unwrap();
+    assert_eq!(listed.iter().map(|s| (s.id, s.state)).collect::<Vec<_>>(), [(env.sandbox_id, SandboxState::Started)]);
+    let local = RuntimeName::parse("local").unwrap();
+    assert_eq!(boxes.list(&f.reader, Some(&local)).await.unwrap().len(), 1);
+    assert!(boxes.list(&f.reader, Some(&RuntimeName::parse("docker").unwrap())).await.unwrap().is_empty());
+    // Stopped behind arbe's back (the idle reaper, say): a view reads the runtime and records it.
+    let row = boxes.view(&f.reader, &by_id).await.unwrap();
+    let external = ExternalId(row.external_id.clone().unwrap());
+    f.local.stop(&external).await.unwrap();
+    assert_eq!(
+        boxes.view(&f.reader, &SandboxRef::parse(row.name.as_str()).unwrap()).await.unwrap().state,
+        SandboxState::Stopped
+    );
+    assert_eq!(f.test.store.sandbox(f.house.id, env.sandbox_id).await.unwrap().state, SandboxState::Stopped);
+    // Start and stop go to the runtime and the row together; ping runs `true` in a started box.
+    assert_eq!(boxes.start(&f.writer, &by_id).await.unwrap().state, SandboxState::Started);
+    assert_eq!(f.local.get(&external).await.unwrap().state, SandboxState::Started);
+    let ping = boxes.ping(&f.writer, &by_id).await.unwrap();
+    assert!(ping.round_trip.is_some() && ping.sandbox.state == SandboxState::Started);
+    assert_eq!(boxes.stop(&f.writer, &by_id).await.unwrap().state, SandboxState::Stopped);
+    assert_eq!(f.local.get(&external).await.unwrap().state, SandboxState::Stopped);
+    assert!(boxes.ping(&f.writer, &by_id).await.unwrap().round_trip.is_none(), "ping starts nothing");
+    // Diagnose: the runtime's checklist and the state; env: the names commands get, no values.
+    let d = boxes.diagnose(&f.reader, &by_id).await.unwrap();
+    assert_eq!((d.runtime.runtime, d.sandbox.state), ("local", SandboxState::Stopped));
+    let names: Vec<_> = boxes
+        .env_names(&f.reader, &by_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| (n.name.to_string(), n.required))
+        .collect();
+    assert_eq!(names, [("DEPLOY_KEY".to_owned(), true), ("NICE_KEY".to_owned(), false)]);
+    // Files go through the house's row; roles from the rule table.
+    boxes.put_file(&f.writer, &by_id, "notes.txt", b"hello").await.unwrap();
+    assert_eq!(boxes.get_file(&f.writer, &by_id, "notes.txt").await.unwrap(), b"hello");
+    assert_kind(boxes.stop(&f.reader, &by_id).await, ErrorKind::Forbidden);
+    assert_kind(boxes.destroy(&f.writer, &by_id).await, ErrorKind::Forbidden);
+    assert_eq!(boxes.destroy(&f.owner, &by_id).await.unwrap().state, SandboxState::Destroyed);
+    assert_kind(f.local.get(&external).await.map_err(EnvError::from), ErrorKind::NotFound);
+    assert_kind(boxes.start(&f.writer, &by_id).await, ErrorKind::InvalidInput);
+    // Another house's member finds nothing, by id or by name.
+    let stranger = arbe_store::testkit::house(&f.test.store, "other").await.owner;
+    assert_kind(boxes.view(&stranger, &by_id).await, ErrorKind::NotFound);
+    assert_kind(boxes.view(&stranger, &SandboxRef::parse(row.name.as_str()).unwrap()).await, ErrorKind::NotFound);
+    assert!(boxes.list(&stranger, None).await.unwrap().is_empty());
+}
+
+pub(crate) async fn quotas_cap_sandboxes_and_workspace_bytes(test: TestStore) {
+    use arbe_core::{Name, Quotas};
+    let quotas = Quotas { sandboxes: Some(1), workspace_bytes: Some(1000), ..Quotas::default() };
+    let store = arbe_store::testkit::reopen(&test, |config| config.quotas = quotas).await;
+    let f = Fixture::on(test, store).await;
+    let boxes = f.envs.sandboxes();
+    let first = boxes.create(&f.writer, Name::parse("first").unwrap(), None).await.unwrap();
+    // The workspace cap reached the runtime: a file over it is refused, naming the quota.
+    let by = SandboxRef::Id(first.id);
+    boxes.put_file(&f.writer, &by, "a", &[1; 600]).await.unwrap();
+    let err = assert_kind(boxes.put_file(&f.writer, &by, "b", &[1; 600]).await, ErrorKind::QuotaExceeded);
+    assert!(err.to_string().contains("workspace_bytes quota of 1000 bytes"), "{err}");
+    // One sandbox at most: a second is refused, by the service and by environment creation,
+    // and nothing is provisioned.
+    let err =
+        assert_kind(boxes.create(&f.writer, Name::parse("second").unwrap(), None).await, ErrorKind::QuotaExceeded);
+    assert_eq!(
+        err.to_string(),
+        "quota sandboxes reached: the house may have at most 1 sandboxes that are not destroyed"
+    );
+    let mut req = CreateEnvironment::new(env_name("prod"));
+    req.secrets = vec![];
+    assert_kind(f.envs.create(&f.writer, req).await, ErrorKind::QuotaExceeded);
+    assert!(f.envs.list(&f.reader).await.unwrap().is_empty());
+    assert_eq!(f.local.list(&arbe_core::Labels::default()).await.unwrap().len(), 1);
+}

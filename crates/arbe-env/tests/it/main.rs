@@ -7,7 +7,7 @@ mod github;
 
 use std::sync::Arc;
 
-use arbe_core::{Classify, ErrorKind, House, RuntimeName};
+use arbe_core::{House, RuntimeName};
 use arbe_env::{EnvConfig, Environments, GitHubApp, GitHubAppConfig, WorkerKeys};
 use arbe_runtime::RuntimeRegistry;
 use arbe_runtime_local::{LocalConfig, LocalRuntime};
@@ -36,6 +36,8 @@ arbe_store::both_backends!(cases =>
     model_key_prefers_the_house_then_the_worker,
     diagnose_lists_blockers_warnings_and_sources,
     ensure_sandbox_starts_a_stopped_sandbox_and_reprovisions_a_lost_one,
+    sandboxes_service_keeps_the_row_in_step_with_the_runtime,
+    quotas_cap_sandboxes_and_workspace_bytes,
 );
 
 pub(crate) const TEST_KEY: &str = include_str!("fixtures/github-app-test-key.pem");
@@ -60,8 +62,22 @@ impl Fixture {
         Self::with(test, None, WorkerKeys::none()).await
     }
 
+    /// The fixture over `store` (a second store on the test's database, with other settings).
+    pub(crate) async fn on(test: TestStore, store: arbe_store::Store) -> Self {
+        Self::build(test, store, None, WorkerKeys::none()).await
+    }
+
     pub(crate) async fn with(test: TestStore, github: Option<Arc<GitHubApp>>, worker_keys: WorkerKeys) -> Self {
         let store = test.store.clone();
+        Self::build(test, store, github, worker_keys).await
+    }
+
+    async fn build(
+        test: TestStore,
+        store: arbe_store::Store,
+        github: Option<Arc<GitHubApp>>,
+        worker_keys: WorkerKeys,
+    ) -> Self {
         let vault = Vault::new(store.clone(), MasterKeys::new(MasterKey::generate()));
         let workspaces = tempfile::tempdir().unwrap();
         let local = Arc::new(LocalRuntime::new(LocalConfig::new(workspaces.path())));
@@ -94,13 +110,4 @@ pub(crate) fn test_app(api_url: &str) -> GitHubApp {
     .unwrap()
 }
 
-#[track_caller]
-pub(crate) fn assert_kind<T: std::fmt::Debug>(res: arbe_env::Result<T>, kind: ErrorKind) -> arbe_env::EnvError {
-    match res {
-        Ok(v) => panic!("expected {kind}, got Ok({v:?})"),
-        Err(err) => {
-            assert_eq!(err.kind(), kind, "{err}");
-            err
-        }
-    }
-}
+pub(crate) use arbe_core::testkit::assert_kind;

@@ -47,7 +47,7 @@ async fn put_file_enforces_the_workspace_quota() {
     rt.put_file(&id, "a", &[1; 600]).await.unwrap();
     let err = rt.put_file(&id, "b", &[1; 600]).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::QuotaExceeded);
-    assert_eq!(err.to_string(), "local put_file: the workspace quota of 1000 bytes would be exceeded");
+    assert_eq!(err.to_string(), "local put_file: the workspace_bytes quota of 1000 bytes would be exceeded");
     assert!(rt.get_file(&id, "b").await.is_err(), "nothing was written");
     rt.put_file(&id, "a", &[2; 900]).await.unwrap();
 }

@@ -3,6 +3,7 @@
 use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
 use arbe_core::EnvironmentRef;
+use arbe_core::testkit::assert_kind;
 use arbe_core::{
     Audience, Classify, EntryBody, EnvironmentName, ErrorKind, House, JobId, JobState, Labels, Member, MemberId,
     ModelRef, Name, ParentRef, Resources, Role, RuntimeName, Sandbox, SandboxState, SecretBinding, SecretName,
@@ -71,14 +72,6 @@ fn new_secret(fx: &Fixture, name: &str, version: i64, byte: u8) -> NewSecretVers
 
 fn user_message(author: MemberId, text: &str) -> EntryBody {
     EntryBody::UserMessage { author_id: author, text: text.into() }
-}
-
-#[track_caller]
-fn assert_kind<T: std::fmt::Debug>(res: arbe_store::Result<T>, kind: ErrorKind) {
-    match res {
-        Ok(v) => panic!("expected {kind}, got Ok({v:?})"),
-        Err(err) => assert_eq!(err.kind(), kind, "{err}"),
-    }
 }
 
 pub(crate) async fn house_names_are_unique(t: TestStore) {

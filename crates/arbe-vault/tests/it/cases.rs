@@ -5,12 +5,13 @@ use std::{
     sync::{Arc, Mutex, OnceLock},
 };
 
-use arbe_core::{Audience, Classify, ErrorKind, House, HouseId, Role, SecretName, SecretValue};
+use arbe_core::testkit::assert_kind;
+use arbe_core::{Audience, ErrorKind, House, HouseId, Role, SecretName, SecretValue};
 use arbe_store::{
     Actor, Claim, Store,
     testkit::{self, TestStore},
 };
-use arbe_vault::{MasterKey, MasterKeys, ResolvedSecret, SetOptions, Vault, VaultError};
+use arbe_vault::{MasterKey, MasterKeys, ResolvedSecret, SetOptions, Vault};
 
 async fn owner(store: &Store, house: &str) -> (House, Actor) {
     let fx = testkit::house(store, house).await;
@@ -31,17 +32,6 @@ fn value(s: &str) -> SecretValue {
 
 fn values(resolved: &[ResolvedSecret]) -> Vec<(String, String)> {
     resolved.iter().map(|r| (r.meta.name.to_string(), r.value.expose().to_owned())).collect()
-}
-
-#[track_caller]
-fn assert_kind<T: std::fmt::Debug>(res: arbe_vault::Result<T>, kind: ErrorKind) -> VaultError {
-    match res {
-        Ok(v) => panic!("expected {kind}, got Ok({v:?})"),
-        Err(err) => {
-            assert_eq!(err.kind(), kind, "{err}");
-            err
-        }
-    }
 }
 
 fn vault(store: &Store, key: &MasterKey) -> Vault {
