@@ -1,7 +1,9 @@
 //! `cargo xtask sandbox-image`: builds the default sandbox image locally (no registry is
 //! reachable): a root filesystem of busybox (from Debian's `busybox-static`) with its applets and
 //! the `arbe-sandboxd` executor built statically, imported with `docker import` as
-//! `arbe-sandbox:latest` and labelled so the docker runtime runs commands through the executor.
+//! `arbe-sandbox:latest` and labelled so the docker runtime runs commands through the executor,
+//! and again as `arbe-sandbox:plain` without the label, so the runtime's exec-API path (what any
+//! other image gets) meets the same conformance suite.
 
 use std::{
     os::unix::fs::{PermissionsExt, symlink},
@@ -11,6 +13,8 @@ use std::{
 
 /// The tag the docker runtime uses by default.
 pub(crate) const TAG: &str = "arbe-sandbox:latest";
+/// The same root filesystem without the executor label.
+pub(crate) const PLAIN_TAG: &str = "arbe-sandbox:plain";
 /// Where the executor lives in the image (the runtime reads the `arbe.executor` label).
 const EXECUTOR: &str = "/usr/local/bin/arbe-sandboxd";
 
@@ -66,34 +70,43 @@ fn build(busybox: &Path, executor: &Path, root: &Path) -> Result<(), String> {
     std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").map_err(io("write /etc/passwd"))?;
     std::fs::write(root.join("etc/group"), "root:x:0:\n").map_err(io("write /etc/group"))?;
 
-    let mut tar = Command::new("tar")
+    let archive = root.with_extension("tar");
+    let tar = Command::new("tar")
         .args(["--numeric-owner", "--owner=0", "--group=0", "-C"])
         .arg(root)
-        .args(["-c", "."])
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(io("run tar"))?;
-    let import = Command::new("docker")
-        .args([
-            "import",
-            "--change",
-            "CMD [\"/bin/sh\"]",
-            "--change",
-            "WORKDIR /workspace",
-            "--change",
-            "ENV PATH=/usr/local/bin:/usr/bin:/bin",
-            "--change",
-            &format!("LABEL arbe.executor={EXECUTOR}"),
-            "-",
-            TAG,
-        ])
-        .stdin(tar.stdout.take().expect("piped"))
+        .args(["-c", "-f"])
+        .arg(&archive)
+        .arg(".")
         .status()
-        .map_err(io("run docker import"))?;
-    let tar_status = tar.wait().map_err(io("wait for tar"))?;
-    if !tar_status.success() || !import.success() {
-        return Err(format!("building {TAG} failed (tar: {tar_status}, docker import: {import})"));
+        .map_err(io("run tar"))?;
+    if !tar.success() {
+        return Err(format!("packing the root filesystem failed (tar: {tar})"));
     }
-    eprintln!("xtask: built {TAG}");
+    let label = format!("LABEL arbe.executor={EXECUTOR}");
+    let res = import(&archive, TAG, Some(&label)).and_then(|()| import(&archive, PLAIN_TAG, None));
+    let _ = std::fs::remove_file(&archive);
+    res?;
+    eprintln!("xtask: built {TAG} and {PLAIN_TAG}");
+    Ok(())
+}
+
+fn import(archive: &Path, tag: &str, label: Option<&str>) -> Result<(), String> {
+    let mut cmd = Command::new("docker");
+    cmd.args([
+        "import",
+        "--change",
+        "CMD [\"/bin/sh\"]",
+        "--change",
+        "WORKDIR /workspace",
+        "--change",
+        "ENV PATH=/usr/local/bin:/usr/bin:/bin",
+    ]);
+    if let Some(label) = label {
+        cmd.args(["--change", label]);
+    }
+    let status = cmd.arg(archive).arg(tag).stdout(Stdio::null()).status().map_err(io("run docker import"))?;
+    if !status.success() {
+        return Err(format!("building {tag} failed (docker import: {status})"));
+    }
     Ok(())
 }

@@ -127,6 +127,10 @@ pub(crate) struct Inner {
     pub(crate) running: Mutex<HashMap<JobId, (ThreadId, StopSignal)>>,
     /// Whether the PostgreSQL listener task was started.
     listening: std::sync::Once,
+    /// Whether the listener is connected (false on SQLite, and while it reconnects).
+    listening_now: watch::Sender<bool>,
+    /// How many other-process appends the listener has heard.
+    heard: std::sync::atomic::AtomicU64,
 }
 
 impl Inner {
@@ -141,7 +145,12 @@ impl Inner {
                     let listener = inner.store.entry_listener().await;
                     drop(inner);
                     let mut listener = match listener {
-                        Ok(Some(listener)) => listener,
+                        Ok(Some(listener)) => {
+                            if let Some(inner) = weak.upgrade() {
+                                inner.listening_now.send_replace(true);
+                            }
+                            listener
+                        }
                         Ok(None) => return,
                         Err(err) => {
                             tracing::warn!(error = %err, "cannot listen for entries; followers poll");
@@ -153,8 +162,12 @@ impl Inner {
                         let heard = listener.next().await;
                         let Some(inner) = weak.upgrade() else { return };
                         match heard {
-                            Ok(_) => inner.appended.notify_waiters(),
+                            Ok(_) => {
+                                inner.heard.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                inner.appended.notify_waiters();
+                            }
                             Err(err) => {
+                                inner.listening_now.send_replace(false);
                                 tracing::warn!(error = %err, "listening for entries failed; reconnecting");
                                 break;
                             }
@@ -183,6 +196,8 @@ impl Dispatcher {
                 appended: Notify::new(),
                 running: Mutex::default(),
                 listening: std::sync::Once::new(),
+                listening_now: watch::Sender::new(false),
+                heard: std::sync::atomic::AtomicU64::new(0),
             }),
         }
     }
@@ -290,6 +305,21 @@ impl Dispatcher {
                 }
             }
         })
+    }
+
+    /// Waits until this process listens for other processes' appends (PostgreSQL only; on
+    /// SQLite it never does, and followers poll). For tests: it replaces guessing with a sleep.
+    #[cfg(feature = "testkit")]
+    pub async fn until_listening(&self) {
+        self.inner.listen();
+        let mut now = self.inner.listening_now.subscribe();
+        let _ = now.wait_for(|listening| *listening).await;
+    }
+
+    /// How many other processes' appends this process's listener has heard (for tests).
+    #[cfg(feature = "testkit")]
+    pub fn appends_heard(&self) -> u64 {
+        self.inner.heard.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Starts this process's workers and the recovery sweep (which also runs once at once).

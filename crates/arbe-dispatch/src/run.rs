@@ -128,6 +128,7 @@ impl Run<'_> {
                 Ok(entries)
             }
             None => {
+                tracing::warn!(job = %self.job.id, "lost the lease: another worker owns this job now; writing nothing more");
                 self.stop_tx.send_replace(Stop::Lost);
                 Err(Halt::Stop(Stop::Lost))
             }

@@ -107,25 +107,30 @@ impl LocalRuntime {
     }
 }
 
-/// Sets the command's rlimits (CPU seconds, open files, file size) right after it starts; the
-/// processes it forks inherit them. Setting them in the child before exec would need unsafe
-/// code, which this workspace forbids; the window is microseconds, and this runtime isolates
-/// nothing anyway.
-fn apply_limits(pid: i32, config: &LocalConfig) {
-    use rustix::process::{Resource, Rlimit, prlimit};
-    let Some(pid) = rustix::process::Pid::from_raw(pid) else { return };
-    let limits = [
-        (Resource::Cpu, config.cpu_seconds),
-        (Resource::Nofile, config.open_files),
-        (Resource::Fsize, config.workspace_max_bytes),
-    ];
-    for (resource, value) in limits {
-        if value > 0 {
-            // A command that already exited has nothing left to limit.
-            let _ = prlimit(Some(pid), resource, Rlimit { current: Some(value), maximum: Some(value) });
-        }
+/// The program and arguments that run `argv` under the configured rlimits (CPU seconds, open
+/// files, file size). util-linux's `prlimit` sets them on itself and then execs `argv`, so they
+/// are in force before the command's first instruction and bind everything it forks; setting
+/// them from here after the spawn would leave a window (and a `pre_exec` hook needs unsafe code,
+/// which this workspace forbids).
+fn limited(config: &LocalConfig, argv: Vec<String>) -> Vec<String> {
+    let limits: Vec<String> =
+        [("--cpu", config.cpu_seconds), ("--nofile", config.open_files), ("--fsize", config.workspace_max_bytes)]
+            .into_iter()
+            .filter(|(_, value)| *value > 0)
+            .map(|(flag, value)| format!("{flag}={value}"))
+            .collect();
+    if limits.is_empty() {
+        return argv;
     }
+    let mut out = vec![PRLIMIT.to_owned()];
+    out.extend(limits);
+    out.push("--".to_owned());
+    out.extend(argv);
+    out
 }
+
+/// util-linux's prlimit (Debian's essential `util-linux` package).
+const PRLIMIT: &str = "/usr/bin/prlimit";
 
 fn kill_group(pgid: i32) {
     if let Some(pid) = rustix::process::Pid::from_raw(pgid) {
@@ -252,18 +257,13 @@ impl Runtime for LocalRuntime {
             None => workspace.clone(),
         };
         let config = &self.config;
-        let mut cmd = match &req.command {
-            Command::Shell(text) => {
-                let mut cmd = tokio::process::Command::new("bash");
-                cmd.args(["-lc", text]);
-                cmd
-            }
-            Command::Argv(argv) => {
-                let mut cmd = tokio::process::Command::new(&argv[0]);
-                cmd.args(&argv[1..]);
-                cmd
-            }
+        let argv = match &req.command {
+            Command::Shell(text) => vec!["bash".to_owned(), "-lc".to_owned(), text.clone()],
+            Command::Argv(argv) => argv.clone(),
         };
+        let argv = limited(config, argv);
+        let mut cmd = tokio::process::Command::new(&argv[0]);
+        cmd.args(&argv[1..]);
         cmd.current_dir(&cwd)
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
@@ -277,7 +277,6 @@ impl Runtime for LocalRuntime {
         let started = Instant::now();
         let mut child = cmd.spawn().map_err(|e| io("exec", "start the command", e))?;
         let pgid = child.id().map(|pid| pid as i32).unwrap_or(0);
-        apply_limits(pgid, config);
         self.running.lock().expect("running lock").entry(id.clone()).or_default().insert(pgid);
         let _guard = GroupGuard { pgid, id, running: &self.running };
 
@@ -382,6 +381,18 @@ impl Runtime for LocalRuntime {
         match tokio::process::Command::new("bash").args(["-c", "true"]).status().await {
             Ok(s) if s.success() => d.check("shell", CheckStatus::Ok, "bash runs"),
             _ => d.check("shell", CheckStatus::Blocker, "bash is not installed; commands need it"),
+        }
+        match tokio::process::Command::new(PRLIMIT).args(["--cpu=1", "--", "true"]).status().await {
+            Ok(s) if s.success() => d.check(
+                "limits",
+                CheckStatus::Ok,
+                "CPU time, open files and file size are capped per command (rlimits)",
+            ),
+            _ => d.check(
+                "limits",
+                CheckStatus::Blocker,
+                "util-linux's prlimit is missing; commands need it for their limits",
+            ),
         }
         d.check(
             "isolation",

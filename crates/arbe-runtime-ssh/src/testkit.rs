@@ -97,21 +97,25 @@ impl Sshd {
     }
 
     /// Kills every connection sshd is serving (its child processes), keeping the listener.
-    pub fn kill_connections(&self) {
+    pub fn kill_connections(&self) -> usize {
         let parent = self.child.id().to_string();
+        let mut killed = 0;
         for entry in std::fs::read_dir("/proc").unwrap().flatten() {
             let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
             let Some(after) = stat.rsplit_once(") ").map(|(_, rest)| rest) else { continue };
-            if after.split_whitespace().nth(1) == Some(parent.as_str()) {
-                let _ = Command::new("kill").arg("-9").arg(entry.file_name()).status();
+            if after.split_whitespace().nth(1) == Some(parent.as_str())
+                && Command::new("kill").arg("-9").arg(entry.file_name()).status().is_ok_and(|s| s.success())
+            {
+                killed += 1;
             }
         }
+        killed
     }
 }
 
 impl Drop for Sshd {
     fn drop(&mut self) {
-        self.kill_connections();
+        let _ = self.kill_connections();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

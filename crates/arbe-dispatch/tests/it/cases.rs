@@ -9,8 +9,9 @@ use serde_json::json;
 use tokio::sync::Notify;
 
 use arbe_llm::testkit::Reply;
+use arbe_testkit::eventually;
 
-use crate::{CANARY, Fixture, MODEL_KEY, all_text, fast_config, kinds, terminals};
+use crate::{CANARY, Fixture, MODEL_KEY, all_text, fast_config, kinds, takeover_config, terminals};
 
 fn run(cmd: &str) -> Reply {
     Reply::tools(vec![("run_command", json!({ "command": cmd }))])
@@ -41,14 +42,47 @@ fn output_text(entries: &[arbe_core::Entry]) -> String {
 
 /// The job closes just after its terminal entry is written: wait for it.
 async fn job_state(fx: &Fixture, job: arbe_core::JobId) -> JobState {
-    for _ in 0..200 {
-        let state = fx.test.store.job(fx.house.id, job).await.unwrap().state;
-        if state.is_terminal() {
-            return state;
+    eventually(&format!("job {job} to close"), Duration::from_secs(20), || async {
+        Some(fx.test.store.job(fx.house.id, job).await.unwrap().state).filter(|s| s.is_terminal())
+    })
+    .await
+}
+
+/// A marker unique to this test process and call, to put in a command line (`sleep 60.1234`).
+fn marker(seconds: u32) -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{seconds}.{}{n}", std::process::id() % 10_000)
+}
+
+/// How many processes on this machine (the local runtime's sandboxes are on it) have `needle`
+/// in their command line.
+fn processes_with(needle: &str) -> usize {
+    let mut n = 0;
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline"))
+            && String::from_utf8_lossy(&cmdline).replace('\0', " ").contains(needle)
+        {
+            n += 1;
         }
-        tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    panic!("job {job} never closed")
+    n
+}
+
+/// Waits until no process has `needle` in its command line; fails naming it.
+async fn none_left(needle: &str) {
+    eventually(&format!("the processes running `{needle}` to be killed"), Duration::from_secs(20), || async {
+        (processes_with(needle) == 0).then_some(())
+    })
+    .await;
+}
+
+/// Waits until the commands' output in `thread` contains `text`.
+async fn output_contains(fx: &Fixture, thread: &arbe_core::Thread, text: &str) {
+    eventually(&format!("the output `{text}`"), Duration::from_secs(20), || async {
+        output_text(&fx.entries(thread).await).contains(text).then_some(())
+    })
+    .await;
 }
 
 fn failure(entries: &[arbe_core::Entry]) -> (ErrorClass, String, Option<String>, Option<String>) {
@@ -114,7 +148,12 @@ pub(crate) async fn success_runs_commands_with_secrets_and_records_every_step(te
 
 pub(crate) async fn each_error_class_ends_failed_with_agent_failed(test: TestStore) {
     let cases = [
-        (401, json!({"error": {"code": 401, "message": "No auth credentials found"}}), ErrorClass::Auth),
+        // A provider that echoes the key it was sent: the stored failure must not carry it.
+        (
+            401,
+            json!({"error": {"code": 401, "message": format!("No auth credentials found for {MODEL_KEY}")}}),
+            ErrorClass::Auth,
+        ),
         (402, json!({"error": {"code": 402, "message": "Insufficient credits"}}), ErrorClass::Billing),
         (429, json!({"error": {"code": 429, "message": "Rate limit exceeded"}}), ErrorClass::Quota),
         (503, json!({"error": {"code": 503, "message": "No available providers"}}), ErrorClass::Network),
@@ -130,7 +169,10 @@ pub(crate) async fn each_error_class_ends_failed_with_agent_failed(test: TestSto
         let (got, message, provider, model) = failure(&entries);
         assert_eq!(got, *class, "HTTP {status}: {message}");
         assert_eq!((provider.as_deref(), model.as_deref()), (Some("openrouter"), Some("anthropic/claude-haiku-4.5")));
-        assert!(!message.contains(MODEL_KEY));
+        assert!(!message.contains(MODEL_KEY), "{message}");
+        if *status == 401 {
+            assert!(message.contains("No auth credentials found for [redacted"), "the echo was scrubbed: {message}");
+        }
         assert_eq!(job_state(&fx, job.id).await, JobState::Failed);
     }
     workers.shutdown(Duration::from_secs(5)).await;
@@ -215,8 +257,12 @@ pub(crate) async fn failing_and_invalid_tool_calls_are_reported_and_the_run_goes
 
 pub(crate) async fn command_timeout_kills_the_command_and_run_timeout_fails_the_run(test: TestStore) {
     let gate = Arc::new(Notify::new());
+    let sleep = marker(30);
     let script = vec![
-        Reply::tools(vec![("run_command", json!({"command": "sleep 30; echo late", "timeout_seconds": 1}))]),
+        Reply::tools(vec![(
+            "run_command",
+            json!({"command": format!("sleep {sleep}; echo late"), "timeout_seconds": 1}),
+        )]),
         Reply::text_answer("It timed out."),
         Reply::Gated(gate.clone(), Box::new(Reply::text_answer("never"))),
     ];
@@ -224,10 +270,10 @@ pub(crate) async fn command_timeout_kills_the_command_and_run_timeout_fails_the_
     let d = fx.dispatcher(fast_config("w"));
     let workers = d.start();
     let thread = fx.thread("work", &[]).await;
-    let started = std::time::Instant::now();
     let (_, job) = d.post(&fx.writer, thread.id, "sleep").await.unwrap();
     let entries = fx.wait_end(&d, &thread, job.id).await;
-    assert!(started.elapsed() < Duration::from_secs(25));
+    // The sleep is gone (it would last 30 s), not merely no longer waited for.
+    none_left(&format!("sleep {sleep}")).await;
     assert_eq!(terminals(&entries, job.id), [ThreadStatus::Succeeded]);
     let outputs = tool_outputs(&entries);
     assert!(outputs[0].4, "timed out: {:?}", outputs[0]);
@@ -246,8 +292,9 @@ pub(crate) async fn command_timeout_kills_the_command_and_run_timeout_fails_the_
 
 pub(crate) async fn cancel_stops_the_running_command_and_the_model_call(test: TestStore) {
     let gate = Arc::new(Notify::new());
+    let sleep = marker(60);
     let script = vec![
-        run("echo started; sleep 60; echo finished"),
+        run(&format!("echo started; sleep {sleep}; echo finished")),
         Reply::Gated(gate.clone(), Box::new(Reply::text_answer("x"))),
     ];
     let fx = Fixture::new(test, script).await;
@@ -255,26 +302,22 @@ pub(crate) async fn cancel_stops_the_running_command_and_the_model_call(test: Te
     let workers = d.start();
     let thread = fx.thread("work", &[]).await;
     let (_, job) = d.post(&fx.writer, thread.id, "long").await.unwrap();
-    // Wait until the command has started (its first output is recorded).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !output_text(&fx.entries(&thread).await).contains("started") {
-        assert!(tokio::time::Instant::now() < deadline, "the command never started");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let at = std::time::Instant::now();
+    // Wait until the command has started (its first output is recorded, its sleep runs).
+    output_contains(&fx, &thread, "started").await;
+    assert!(processes_with(&format!("sleep {sleep}")) >= 1, "the sleep runs before the cancel");
     assert_eq!(d.cancel(&fx.writer, thread.id).await.unwrap(), 1);
     let entries = fx.wait_end(&d, &thread, job.id).await;
-    assert!(at.elapsed() < Duration::from_secs(10), "cancel took {:?}", at.elapsed());
     assert_eq!(terminals(&entries, job.id), [ThreadStatus::Cancelled]);
+    // Killed, not merely abandoned: the sleep (60 s) is gone.
+    none_left(&format!("sleep {sleep}")).await;
     assert!(!output_text(&entries).contains("finished"));
     assert_eq!(job_state(&fx, job.id).await, JobState::Cancelled);
     // A cancel while the model is thinking stops the call.
     let (_, job) = d.post(&fx.writer, thread.id, "think").await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while fx.model.bodies().len() < 2 {
-        assert!(tokio::time::Instant::now() < deadline, "the model was never called");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("the second model call", Duration::from_secs(20), || async {
+        (fx.model.bodies().len() >= 2).then_some(())
+    })
+    .await;
     d.cancel(&fx.writer, thread.id).await.unwrap();
     let entries = fx.wait_end(&d, &thread, job.id).await;
     assert_eq!(terminals(&entries, job.id), [ThreadStatus::Cancelled]);
@@ -309,20 +352,22 @@ pub(crate) async fn cancel_of_a_queued_dispatch_ends_it_at_once(test: TestStore)
 }
 
 pub(crate) async fn worker_killed_mid_run_is_taken_over_without_loss_or_duplicates(test: TestStore) {
-    let script = vec![run("echo step-one"), run("echo begun; sleep 30; echo never"), Reply::text_answer("Recovered.")];
+    let sleep = marker(30);
+    let script = vec![
+        run("echo step-one"),
+        run(&format!("echo begun; sleep {sleep}; echo never")),
+        Reply::text_answer("Recovered."),
+    ];
     let fx = Fixture::new(test, script).await;
-    let a = fx.dispatcher(fast_config("a"));
+    let a = fx.dispatcher(takeover_config("a"));
     let workers_a = a.start();
     let thread = fx.thread("work", &[]).await;
     let (_, job) = a.post(&fx.writer, thread.id, "two steps").await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !output_text(&fx.entries(&thread).await).contains("begun") {
-        assert!(tokio::time::Instant::now() < deadline, "the second command never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    // The worker dies: no more writes, its lease lapses.
+    output_contains(&fx, &thread, "begun").await;
+    // The worker dies: no more writes, its lease lapses, and its command goes with it.
     workers_a.abort();
-    let b = fx.dispatcher(fast_config("b"));
+    none_left(&format!("sleep {sleep}")).await;
+    let b = fx.dispatcher(takeover_config("b"));
     let workers_b = b.start();
     let entries = fx.wait_end(&b, &thread, job.id).await;
     workers_b.shutdown(Duration::from_secs(5)).await;
@@ -473,14 +518,20 @@ pub(crate) async fn subscriptions_resume_from_a_sequence_number(test: TestStore)
     };
     let follower = fx.dispatcher(arbe_dispatch::DispatchConfig { poll, ..fast_config("f") });
     let last = fx.entries(&thread).await.last().unwrap().seq;
+    let postgres = fx.test.store.backend() == arbe_store::Backend::Postgres;
+    if postgres {
+        // Listening before the other process appends: no guess with a sleep.
+        follower.until_listening().await;
+    }
     let follow = follower.subscribe(&fx.writer, thread.id, last).await.unwrap();
     let waiting = tokio::spawn(async move { Box::pin(follow).next().await });
-    // Let the follower read once and start waiting before the other process appends.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!waiting.is_finished());
+    let heard_before = follower.appends_heard();
     let (posted, _) = d.post(&fx.writer, thread.id, "third").await.unwrap();
     let heard = tokio::time::timeout(Duration::from_secs(20), waiting).await.expect("woken").unwrap().unwrap().unwrap();
     assert_eq!(heard.seq, posted.seq);
+    if postgres {
+        assert!(follower.appends_heard() > heard_before, "the wake came through LISTEN/NOTIFY");
+    }
     // Another house cannot follow it.
     let stranger = arbe_store::testkit::house(&fx.test.store, "other").await.owner;
     let err = d.subscribe(&stranger, thread.id, 0).await.err().expect("another house's thread is not found");
@@ -557,17 +608,13 @@ pub(crate) async fn reused_or_missing_call_ids_are_made_unique(test: TestStore) 
 pub(crate) async fn a_dispatch_whose_workers_keep_stopping_fails(test: TestStore) {
     let script = vec![run("echo begun; sleep 30")];
     let fx = Fixture::new(test, script).await;
-    let a = fx.dispatcher(arbe_dispatch::DispatchConfig { max_attempts: 1, ..fast_config("a") });
+    let a = fx.dispatcher(arbe_dispatch::DispatchConfig { max_attempts: 1, ..takeover_config("a") });
     let workers_a = a.start();
     let thread = fx.thread("work", &[]).await;
     let (_, job) = a.post(&fx.writer, thread.id, "doomed").await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !output_text(&fx.entries(&thread).await).contains("begun") {
-        assert!(tokio::time::Instant::now() < deadline, "the command never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    output_contains(&fx, &thread, "begun").await;
     workers_a.abort();
-    let b = fx.dispatcher(arbe_dispatch::DispatchConfig { max_attempts: 1, ..fast_config("b") });
+    let b = fx.dispatcher(arbe_dispatch::DispatchConfig { max_attempts: 1, ..takeover_config("b") });
     let workers_b = b.start();
     let entries = fx.wait_end(&b, &thread, job.id).await;
     workers_b.shutdown(Duration::from_secs(5)).await;
@@ -582,26 +629,22 @@ pub(crate) async fn a_dispatch_whose_workers_keep_stopping_fails(test: TestStore
 }
 
 pub(crate) async fn cancel_during_a_delegate_ends_its_sub_thread_and_sandbox(test: TestStore) {
+    let sleep = marker(30);
     let script = vec![
         Reply::tools(vec![("delegate_task", json!({"task": "work for a long time"}))]),
-        run("echo sub-begun; sleep 30; echo sub-finished"),
+        run(&format!("echo sub-begun; sleep {sleep}; echo sub-finished")),
     ];
     let fx = Fixture::new(test, script).await;
     let d = fx.dispatcher(fast_config("w"));
     let workers = d.start();
     let thread = fx.thread("work", &[]).await;
     let (_, job) = d.post(&fx.writer, thread.id, "delegate and cancel").await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let sub = loop {
+    let sub = eventually("the helper's command to start", Duration::from_secs(20), || async {
         let children = fx.test.store.child_threads(fx.house.id, thread.id).await.unwrap();
-        if let Some(sub) = children.first()
-            && output_text(&fx.entries(sub).await).contains("sub-begun")
-        {
-            break sub.clone();
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the helper's command never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+        let sub = children.first()?;
+        output_text(&fx.entries(sub).await).contains("sub-begun").then(|| sub.clone())
+    })
+    .await;
     d.cancel(&fx.writer, thread.id).await.unwrap();
     let entries = fx.wait_end(&d, &thread, job.id).await;
     workers.shutdown(Duration::from_secs(5)).await;
@@ -611,7 +654,77 @@ pub(crate) async fn cancel_during_a_delegate_ends_its_sub_thread_and_sandbox(tes
     assert_eq!(terminals(&sub_entries, job.id), [ThreadStatus::Cancelled]);
     assert!(tool_outputs(&sub_entries).iter().all(|o| o.2), "{:?}", tool_outputs(&sub_entries));
     assert!(!output_text(&sub_entries).contains("sub-finished"));
+    none_left(&format!("sleep {sleep}")).await;
     let sub_box = sub.environment.as_ref().unwrap().sandbox_id;
     assert_eq!(fx.test.store.sandbox(fx.house.id, sub_box).await.unwrap().state, SandboxState::Destroyed);
     assert_eq!(fx.test.store.thread(fx.house.id, sub.id).await.unwrap().status, ThreadStatus::Cancelled);
+}
+
+pub(crate) async fn a_live_worker_that_lost_its_lease_writes_nothing_more(test: TestStore) {
+    let logs = arbe_testkit::LogCapture::install();
+    // Worker A renews its lease far too rarely: while its command runs, the lease lapses and
+    // worker B takes the job over. A is alive and its command finishes later: it must write
+    // nothing, and learn at its next write that the job is not its own.
+    let sleep = marker(3);
+    let script = vec![
+        run(&format!("echo a-begun; sleep {sleep}; echo a-finished; touch a-done")),
+        Reply::text_answer("B finished it."),
+    ];
+    let fx = Fixture::new(test, script).await;
+    let slow = arbe_dispatch::DispatchConfig {
+        lease: Duration::from_millis(800),
+        heartbeat: Duration::from_secs(600),
+        ..fast_config("a")
+    };
+    let a = fx.dispatcher(slow);
+    let workers_a = a.start();
+    let thread = fx.thread("work", &[]).await;
+    let (_, job) = a.post(&fx.writer, thread.id, "lose it").await.unwrap();
+    output_contains(&fx, &thread, "a-begun").await;
+    let b = fx.dispatcher(takeover_config("b"));
+    let workers_b = b.start();
+    let entries = fx.wait_end(&b, &thread, job.id).await;
+    assert_eq!(terminals(&entries, job.id), [ThreadStatus::Succeeded]);
+    // A's command runs to its end (the file appears), then A tries to write its result.
+    let sandbox = fx
+        .services
+        .sandboxes
+        .view(&fx.writer, &arbe_core::SandboxRef::Id(thread.environment.as_ref().unwrap().sandbox_id))
+        .await
+        .unwrap();
+    let external = arbe_runtime::ExternalId(sandbox.external_id.unwrap());
+    eventually("worker A's command to finish", Duration::from_secs(20), || async {
+        fx.local.get_file(&external, "a-done").await.ok()
+    })
+    .await;
+    eventually("worker A to find its lease lost", Duration::from_secs(20), || async {
+        logs.text().contains("lost the lease: another worker owns this job now; writing nothing more").then_some(())
+    })
+    .await;
+    workers_a.shutdown(Duration::from_secs(5)).await;
+    workers_b.shutdown(Duration::from_secs(5)).await;
+    let all = fx.entries(&thread).await;
+    assert!(!output_text(&all).contains("a-finished"), "the worker that lost its lease wrote after losing it");
+    assert_eq!(terminals(&all, job.id), [ThreadStatus::Succeeded], "exactly one terminal status");
+}
+
+pub(crate) async fn a_recorded_end_whose_job_was_never_closed_is_closed_not_rerun(test: TestStore) {
+    // A worker wrote the dispatch's terminal status and died before closing the job.
+    let fx = Fixture::new(test, vec![Reply::text_answer("must not be asked")]).await;
+    let thread = fx.thread("work", &[]).await;
+    let (_, job) = fx.services.dispatcher.post(&fx.writer, thread.id, "finished already").await.unwrap();
+    let store = &fx.test.store;
+    let dead = store.claim_job("dead", Duration::from_millis(1)).await.unwrap().unwrap();
+    assert_eq!(dead.id, job.id);
+    let running = EntryBody::Status { status: ThreadStatus::Running, job: Some(job.id), ledger: None };
+    let ended =
+        EntryBody::Status { status: ThreadStatus::Succeeded, job: Some(job.id), ledger: Some(Default::default()) };
+    store.append_job_entries(&dead, thread.id, vec![running, ended]).await.unwrap().unwrap();
+    // Its lease lapses; the next worker finds the recorded end and only closes the job.
+    let d = fx.dispatcher(takeover_config("next"));
+    let workers = d.start();
+    assert_eq!(job_state(&fx, job.id).await, JobState::Succeeded);
+    workers.shutdown(Duration::from_secs(5)).await;
+    assert!(fx.model.received().is_empty(), "nothing ran again");
+    assert_eq!(terminals(&fx.entries(&thread).await, job.id), [ThreadStatus::Succeeded]);
 }

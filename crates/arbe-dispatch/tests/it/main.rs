@@ -44,6 +44,8 @@ arbe_store::both_backends!(cases =>
     reused_or_missing_call_ids_are_made_unique,
     a_dispatch_whose_workers_keep_stopping_fails,
     cancel_during_a_delegate_ends_its_sub_thread_and_sandbox,
+    a_live_worker_that_lost_its_lease_writes_nothing_more,
+    a_recorded_end_whose_job_was_never_closed_is_closed_not_rerun,
 );
 
 mod service_cases {
@@ -75,11 +77,12 @@ pub(crate) struct Fixture {
     _workspaces: tempfile::TempDir,
 }
 
+/// Quick polls and flushes; a lease long enough that a busy database never loses it.
 pub(crate) fn fast_config(id: &str) -> DispatchConfig {
     DispatchConfig {
         worker_id: id.to_owned(),
         workers: 1,
-        lease: Duration::from_millis(1500),
+        lease: Duration::from_secs(30),
         heartbeat: Duration::from_millis(200),
         poll: Duration::from_millis(50),
         sweep_every: Duration::from_millis(200),
@@ -87,6 +90,11 @@ pub(crate) fn fast_config(id: &str) -> DispatchConfig {
         output_flush: Duration::from_millis(50),
         ..DispatchConfig::default()
     }
+}
+
+/// For the cases where a worker dies and another takes its job over: a short lease.
+pub(crate) fn takeover_config(id: &str) -> DispatchConfig {
+    DispatchConfig { lease: Duration::from_millis(1500), ..fast_config(id) }
 }
 
 impl Fixture {

@@ -22,7 +22,50 @@ async fn make() -> (Arc<dyn Runtime>, ()) {
     (Arc::new(runtime(DockerConfig::default()).await), ())
 }
 
-arbe_runtime::conformance_suite!(make);
+/// The label-less copy of the image: commands go through the Engine's exec API, the path any
+/// image without the executor takes.
+async fn make_plain() -> (Arc<dyn Runtime>, ()) {
+    let config = DockerConfig { image: "arbe-sandbox:plain".into(), ..DockerConfig::default() };
+    (Arc::new(runtime(config).await), ())
+}
+
+/// Through the executor.
+mod executor {
+    use super::*;
+    arbe_runtime::conformance_suite!(make, with: [out_of_memory_is_reported_as_such]);
+}
+
+/// Through the exec API.
+mod exec_api {
+    use super::*;
+    arbe_runtime::conformance_suite!(make_plain, with: [out_of_memory_is_reported_as_such]);
+}
+
+#[tokio::test]
+async fn declared_capabilities_are_pinned() {
+    let rt = runtime(DockerConfig::default()).await;
+    let want = arbe_runtime::Capabilities {
+        persistent_fs: true,
+        exec_streaming: true,
+        file_transfer: true,
+        oom_detection: true,
+        ..arbe_runtime::Capabilities::default()
+    };
+    assert_eq!(rt.capabilities(), want);
+}
+
+#[tokio::test]
+async fn the_plain_image_runs_commands_through_the_exec_api() {
+    // No `arbe.executor` label on the sandbox: the exec-API path is the one under test there.
+    let (rt, ()) = make_plain().await;
+    let info = rt.provision(&testkit::spec()).await.unwrap();
+    assert_eq!(info.labels.get("arbe.executor"), None);
+    let (default, ()) = make().await;
+    let executor = default.provision(&testkit::spec()).await.unwrap();
+    assert!(executor.labels.get("arbe.executor").is_some());
+    rt.destroy(&info.external_id).await.unwrap();
+    default.destroy(&executor.external_id).await.unwrap();
+}
 
 #[tokio::test]
 async fn a_missing_image_names_the_command_that_builds_it() {
@@ -91,18 +134,64 @@ async fn idle_reaper_stops_only_idle_sandboxes() {
     let idle = rt.provision(&testkit::spec()).await.unwrap().external_id;
     let busy = rt.provision(&testkit::spec()).await.unwrap().external_id;
     rt.exec(&idle, ExecRequest::shell("true"), &mut ()).await.unwrap();
+    // The busy sandbox runs a command for as long as the test needs; it has started once it
+    // printed.
+    let started = Arc::new(tokio::sync::Notify::new());
     let running = {
-        let (rt, busy) = (rt.clone(), busy.clone());
-        tokio::spawn(async move { rt.exec(&busy, ExecRequest::shell("sleep 3"), &mut ()).await })
+        let (rt, busy, started) = (rt.clone(), busy.clone(), started.clone());
+        tokio::spawn(async move {
+            let mut sink = |_: arbe_runtime::Stream, _: &[u8]| started.notify_one();
+            let req = ExecRequest::shell("echo started; sleep 600").timeout(Duration::from_secs(600));
+            rt.exec(&busy, req, &mut sink).await
+        })
     };
-    tokio::time::sleep(Duration::from_millis(1800)).await;
-    let stopped = rt.reap_idle().await.unwrap();
-    assert!(stopped.contains(&idle), "{stopped:?}");
-    assert!(!stopped.contains(&busy), "a sandbox running a command is never idle");
+    started.notified().await;
+    let stopped = arbe_testkit::eventually("the idle sandbox to be reaped", Duration::from_secs(30), || async {
+        let stopped = rt.reap_idle().await.unwrap();
+        assert!(!stopped.contains(&busy), "a sandbox running a command is never idle");
+        stopped.contains(&idle).then_some(stopped)
+    })
+    .await;
+    assert!(!stopped.contains(&busy));
     assert_eq!(rt.get(&idle).await.unwrap().state, arbe_core::SandboxState::Stopped);
-    assert!(running.await.unwrap().unwrap().success());
+    assert_eq!(rt.get(&busy).await.unwrap().state, arbe_core::SandboxState::Started);
+    running.abort();
     rt.destroy(&idle).await.unwrap();
     rt.destroy(&busy).await.unwrap();
+}
+
+/// `docker inspect` of a container's host config, as JSON.
+fn host_config(container: &str) -> serde_json::Value {
+    let out = std::process::Command::new("docker")
+        .args(["inspect", "--format", "{{json .HostConfig}}", container])
+        .output()
+        .expect("run docker inspect");
+    assert!(out.status.success(), "docker inspect failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("JSON host config")
+}
+
+#[tokio::test]
+async fn the_engine_holds_the_limits_of_spec_3() {
+    let config = DockerConfig { memory_mb: 256, cpus: 0.5, pids_limit: 64, ..DockerConfig::default() };
+    let rt = runtime(config).await;
+    let id = rt.provision(&testkit::spec()).await.unwrap().external_id;
+    let host = host_config(&id.0);
+    // The spec's 128 MiB override wins over the config's 256; swap equals memory (none).
+    assert_eq!(host["Memory"], 128 * 1024 * 1024);
+    assert_eq!(host["MemorySwap"], 128 * 1024 * 1024);
+    assert_eq!(host["NanoCpus"], 500_000_000);
+    assert_eq!(host["PidsLimit"], 64);
+    assert_eq!(host["Init"], true);
+    assert_eq!(host["NetworkMode"], "none");
+    assert_eq!(host["CapDrop"], serde_json::json!(["ALL"]));
+    assert_eq!(host["SecurityOpt"], serde_json::json!(["no-new-privileges"]));
+    assert_eq!(host["LogConfig"]["Type"], "none", "the executor's output travels over the attach stream only");
+    // The kernel holds the sandbox to them: its cgroup's limits, read from inside (v2, else v1).
+    let script = "cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max; \
+                  cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes";
+    let out = rt.exec(&id, ExecRequest::shell(script), &mut ()).await.unwrap();
+    assert_eq!(out.stdout_text(), format!("64\n{}\n", 128 * 1024 * 1024), "{out:?}");
+    rt.destroy(&id).await.unwrap();
 }
 
 #[tokio::test]

@@ -6,22 +6,36 @@ use arbe_core::ErrorKind;
 use arbe_runtime::{CheckStatus, ExecRequest, Runtime, testkit};
 use arbe_runtime_local::{LocalConfig, LocalRuntime};
 
-fn root() -> std::path::PathBuf {
-    // One root per test process, left for the OS to clean with the temp dir.
-    let dir = tempfile::Builder::new().prefix("arbe-local-").tempdir().unwrap();
-    dir.keep()
+/// A workspaces root, removed when the test drops it.
+fn root() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("arbe-local-").tempdir().unwrap()
 }
 
-async fn make() -> (Arc<dyn Runtime>, ()) {
-    (Arc::new(LocalRuntime::new(LocalConfig::new(root()))), ())
+async fn make() -> (Arc<dyn Runtime>, tempfile::TempDir) {
+    let dir = root();
+    (Arc::new(LocalRuntime::new(LocalConfig::new(dir.path()))), dir)
 }
 
 arbe_runtime::conformance_suite!(make);
 
+#[test]
+fn declared_capabilities_are_pinned() {
+    let dir = root();
+    let rt = LocalRuntime::new(LocalConfig::new(dir.path()));
+    let want = arbe_runtime::Capabilities {
+        persistent_fs: true,
+        exec_streaming: true,
+        file_transfer: true,
+        ..arbe_runtime::Capabilities::default()
+    };
+    assert_eq!(rt.capabilities(), want);
+}
+
 #[tokio::test]
 async fn workspaces_are_private_folders_and_destroy_removes_them() {
-    let root = root();
-    let rt = LocalRuntime::new(LocalConfig::new(&root));
+    let dir = root();
+    let root = dir.path();
+    let rt = LocalRuntime::new(LocalConfig::new(root));
     let spec = testkit::spec();
     let id = rt.provision(&spec).await.unwrap().external_id;
     let folder = root.join(spec.house_id.to_string()).join(spec.sandbox_id.to_string());
@@ -42,7 +56,8 @@ async fn workspaces_are_private_folders_and_destroy_removes_them() {
 
 #[tokio::test]
 async fn put_file_enforces_the_workspace_quota() {
-    let rt = LocalRuntime::new(LocalConfig { workspace_max_bytes: 1000, ..LocalConfig::new(root()) });
+    let dir = root();
+    let rt = LocalRuntime::new(LocalConfig { workspace_max_bytes: 1000, ..LocalConfig::new(dir.path()) });
     let id = rt.provision(&testkit::spec()).await.unwrap().external_id;
     rt.put_file(&id, "a", &[1; 600]).await.unwrap();
     let err = rt.put_file(&id, "b", &[1; 600]).await.unwrap_err();
@@ -54,7 +69,8 @@ async fn put_file_enforces_the_workspace_quota() {
 
 #[tokio::test]
 async fn diagnose_says_it_isolates_nothing() {
-    let rt = LocalRuntime::new(LocalConfig::new(root()));
+    let dir = root();
+    let rt = LocalRuntime::new(LocalConfig::new(dir.path()));
     let diagnosis = rt.diagnose().await;
     let isolation = diagnosis.checks.iter().find(|c| c.name == "isolation").unwrap();
     assert_eq!(isolation.status, CheckStatus::Warning);
@@ -63,27 +79,51 @@ async fn diagnose_says_it_isolates_nothing() {
 
 #[tokio::test]
 async fn stop_kills_running_commands() {
-    let rt = Arc::new(LocalRuntime::new(LocalConfig::new(root())));
+    let dir = root();
+    let rt = Arc::new(LocalRuntime::new(LocalConfig::new(dir.path())));
     let id = rt.provision(&testkit::spec()).await.unwrap().external_id;
+    let started = Arc::new(tokio::sync::Notify::new());
     let running = {
-        let (rt, id) = (rt.clone(), id.clone());
+        let (rt, id, started) = (rt.clone(), id.clone(), started.clone());
         tokio::spawn(async move {
-            rt.exec(&id, ExecRequest::shell("sleep 20").timeout(Duration::from_secs(60)), &mut ()).await
+            let mut sink = |_: arbe_runtime::Stream, _: &[u8]| started.notify_one();
+            let req = ExecRequest::shell("echo started; sleep 20").timeout(Duration::from_secs(60));
+            rt.exec(&id, req, &mut sink).await
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The command is running once it has printed.
+    started.notified().await;
     rt.stop(&id).await.unwrap();
     let out = running.await.unwrap().unwrap();
     assert_eq!(out.signal, Some(9), "{out:?}");
     assert!(!out.timed_out);
 }
 
-#[tokio::test]
-async fn commands_run_under_the_configured_rlimits() {
-    let rt = LocalRuntime::new(LocalConfig { cpu_seconds: 77, open_files: 333, ..LocalConfig::new(root()) });
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rlimits_bind_a_command_from_its_first_instruction() {
+    // The command reads its limits before anything else, and forks at once: limits applied
+    // after the spawn would miss it whenever the child runs before the parent gets to them.
+    // Many at once, so the scheduler interleaves spawns and children.
+    let dir = root();
+    let rt =
+        Arc::new(LocalRuntime::new(LocalConfig { cpu_seconds: 77, open_files: 333, ..LocalConfig::new(dir.path()) }));
     let id = rt.provision(&testkit::spec()).await.unwrap().external_id;
-    // The limits apply to what the command starts, too.
-    let out = rt.exec(&id, ExecRequest::shell("sleep 0.2; sh -c 'ulimit -t; ulimit -n'"), &mut ()).await.unwrap();
-    assert_eq!(out.stdout_text(), "77\n333\n");
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..300 {
+        let (rt, id) = (rt.clone(), id.clone());
+        let argv = if i % 2 == 0 {
+            ExecRequest::argv(["sh", "-c", "ulimit -t; ulimit -n"])
+        } else {
+            ExecRequest::shell("sh -c 'ulimit -t; ulimit -n'")
+        };
+        tasks.spawn(async move { rt.exec(&id, argv, &mut ()).await.unwrap().stdout_text() });
+        if tasks.len() >= 16 {
+            let out = tasks.join_next().await.unwrap().unwrap();
+            assert_eq!(out, "77\n333\n");
+        }
+    }
+    while let Some(out) = tasks.join_next().await {
+        assert_eq!(out.unwrap(), "77\n333\n");
+    }
     rt.destroy(&id).await.unwrap();
 }

@@ -22,14 +22,27 @@ async fn make() -> (Arc<dyn Runtime>, Sshd) {
 arbe_runtime::conformance_suite!(make);
 
 #[tokio::test]
+async fn declared_capabilities_are_pinned() {
+    let (rt, _sshd) = make().await;
+    let want = arbe_runtime::Capabilities {
+        persistent_fs: true,
+        exec_streaming: true,
+        file_transfer: true,
+        ..arbe_runtime::Capabilities::default()
+    };
+    assert_eq!(rt.capabilities(), want);
+}
+
+#[tokio::test]
 async fn reconnects_after_the_connection_drops() {
+    let logs = arbe_testkit::LogCapture::install();
     let (rt, sshd) = make().await;
     let id = rt.provision(&testkit::spec()).await.unwrap().external_id;
     assert!(rt.exec(&id, ExecRequest::shell("echo one"), &mut ()).await.unwrap().success());
-    sshd.kill_connections();
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(sshd.kill_connections() >= 1, "the session's server side was found and killed");
     let out = rt.exec(&id, ExecRequest::shell("echo two"), &mut ()).await.unwrap();
     assert_eq!(out.stdout_text(), "two\n");
+    assert!(logs.text().contains("the ssh session dropped; reconnecting"), "the second command reconnected");
     rt.destroy(&id).await.unwrap();
 }
 
