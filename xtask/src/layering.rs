@@ -1,5 +1,8 @@
 //! The layering check (SPEC §1): a crate may depend only on crates of a strictly lower layer,
-//! and a runtime adapter only on arbe-core and arbe-runtime.
+//! a runtime adapter only on arbe-core and arbe-runtime, nothing above arbe-runtime names an
+//! adapter (adapters arrive as `Arc<dyn Runtime>`, wired by the binaries and tests), arbe-core
+//! uses no async runtime, database or web crate, and arbe-sandboxd (it runs inside sandboxes)
+//! depends on no arbe crate.
 
 use std::{path::Path, process::Command};
 
@@ -32,6 +35,14 @@ const LAYERS: &[(&str, u8)] = &[
 const UNLAYERED: &[&str] = &["xtask"];
 
 const ADAPTER_MAY_USE: &[&str] = &["arbe-core", "arbe-runtime"];
+
+/// Library crates above the runtime trait: they hold `Arc<dyn Runtime>` and never name an
+/// adapter. The binaries (server, CLI) and the test crate wire adapters in.
+const NEVER_NAME_AN_ADAPTER: &[&str] = &["arbe-vault", "arbe-env", "arbe-dispatch", "arbe-client"];
+
+/// What arbe-core (no I/O, layer 0) must not use.
+const CORE_MAY_NOT_USE: &[&str] =
+    &["tokio", "async-std", "sqlx", "axum", "hyper", "reqwest", "bollard", "russh", "tower", "tower-http"];
 
 pub(crate) fn run(root: &Path) -> Result<(), String> {
     let metadata = metadata(root)?;
@@ -73,6 +84,18 @@ fn check(metadata: &Value) -> Vec<String> {
             let dep_name = dep["name"].as_str().unwrap_or_default();
             // Dev-dependencies may reach anywhere: tests wire real pieces together.
             let kind = dep["kind"].as_str();
+            let normal = matches!(kind, None | Some("build"));
+            if name == "arbe-core" && normal && CORE_MAY_NOT_USE.contains(&dep_name) {
+                violations.push(format!("arbe-core does no I/O: it may not depend on {dep_name}"));
+            }
+            if name == "arbe-sandboxd" && normal && dep_name.starts_with("arbe-") {
+                violations.push(format!("arbe-sandboxd runs inside sandboxes: it may not depend on {dep_name}"));
+            }
+            if NEVER_NAME_AN_ADAPTER.contains(&name) && normal && dep_name.starts_with("arbe-runtime-") {
+                violations.push(format!(
+                    "{name} names the adapter {dep_name}: take `Arc<dyn Runtime>` from a registry the binary builds"
+                ));
+            }
             if !dep_name.starts_with("arbe-") || !matches!(kind, None | Some("build")) {
                 continue;
             }
@@ -119,15 +142,23 @@ mod tests {
             package("arbe-vault", &[("arbe-store", None), ("arbe-env", Some("dev"))]),
             package("arbe-mystery", &[]),
             package("arbe-env", &[("arbe-build-helper", Some("build"))]),
+            package("arbe-dispatch", &[("arbe-runtime-docker", None), ("arbe-runtime-local", Some("dev"))]),
+            package("arbe-sandboxd", &[("arbe-core", None)]),
+            package("arbe-testkit", &[("tokio", None)]),
         ]});
+        let mut metadata = metadata;
+        metadata["packages"][0]["dependencies"].as_array_mut().unwrap().push(json!({"name": "tokio", "kind": null}));
         assert_eq!(
             check(&metadata),
             [
                 "wrong-way: arbe-core (L0) -> arbe-store (L1)",
+                "arbe-core does no I/O: it may not depend on tokio",
                 "wrong-way: arbe-store (L1) -> arbe-runtime (L1)",
                 "adapter reaches past runtime: arbe-runtime-docker -> arbe-store (adapters may use only arbe-core and arbe-runtime)",
                 "unknown crate arbe-mystery: add it to LAYERS in xtask/src/layering.rs",
                 "arbe-env depends on unknown crate arbe-build-helper: add it to LAYERS",
+                "arbe-dispatch names the adapter arbe-runtime-docker: take `Arc<dyn Runtime>` from a registry the binary builds",
+                "arbe-sandboxd runs inside sandboxes: it may not depend on arbe-core",
             ]
         );
     }

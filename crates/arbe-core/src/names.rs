@@ -310,6 +310,39 @@ mod tests {
     }
 
     #[test]
+    fn no_parser_echoes_its_input() {
+        // What a confused user might paste where a name belongs.
+        for canary in ["sk-or-v1-CANARYcanary-0042", "ghp_CANARYcanary0042 x", "CANARY/../../canary\n"] {
+            let errors: Vec<String> = [
+                SecretName::parse(canary).err(),
+                EnvironmentName::parse(canary).err(),
+                Name::parse(canary).err(),
+                RuntimeName::parse(canary).err(),
+                RepoRef::parse(&format!("ftp://{canary}")).err(),
+                Labels::parse([(canary, "v")]).err(),
+                Labels::parse([("k", format!("{canary}\u{7}"))]).err(),
+                crate::ModelRef::parse(canary).err(),
+                crate::ParentRef::parse(&format!("{canary} #")).err(),
+                crate::HouseId::parse(canary).err(),
+                crate::Role::parse(canary).err(),
+                crate::Audience::parse(canary).err(),
+                crate::EnvironmentRef::parse(canary).err(),
+                crate::SandboxRef::parse(canary).err(),
+                crate::AgentRef::parse(canary).err(),
+            ]
+            .into_iter()
+            .flatten()
+            .map(|err| err.to_string())
+            .collect();
+            // Most refuse it (a canary may happen to be a valid name); none that do repeats it.
+            assert!(errors.len() >= 10, "{errors:?}");
+            for err in errors {
+                assert!(!err.to_ascii_lowercase().contains("canary"), "an error echoed its input: {err}");
+            }
+        }
+    }
+
+    #[test]
     fn invalid_input_never_echoes_the_value() {
         let err = SecretName::parse("sk-or-v1-canary-value").unwrap_err();
         assert!(!err.to_string().contains("canary"));

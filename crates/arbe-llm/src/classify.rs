@@ -102,8 +102,19 @@ pub fn classify_transport_error(provider: &str, model: &str, err: &reqwest::Erro
 
 /// The wait a response asks for: `retry-after-ms`, else `retry-after` in seconds.
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let header = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<f64>().ok();
-    let wait = header("retry-after-ms").map(|ms| ms / 1000.0).or_else(|| header("retry-after"))?;
+    retry_after_at(headers, chrono::Utc::now())
+}
+
+/// [`retry_after`] as of `now`: seconds (`retry-after-ms`, `retry-after`) or an HTTP date
+/// (`retry-after: Wed, 21 Oct 2026 07:28:00 GMT`), capped at an hour.
+fn retry_after_at(headers: &reqwest::header::HeaderMap, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let text = |name: &str| headers.get(name)?.to_str().ok().map(str::trim);
+    let seconds = |name: &str| text(name)?.parse::<f64>().ok();
+    let date = || {
+        let at = chrono::DateTime::parse_from_rfc2822(text("retry-after")?).ok()?;
+        Some((at.with_timezone(&chrono::Utc) - now).num_milliseconds().max(0) as f64 / 1000.0)
+    };
+    let wait = seconds("retry-after-ms").map(|ms| ms / 1000.0).or_else(|| seconds("retry-after")).or_else(date)?;
     (wait.is_finite() && wait >= 0.0).then(|| Duration::from_secs_f64(wait.min(3600.0)))
 }
 
@@ -114,6 +125,23 @@ mod tests {
     fn check(status: Option<u16>, body: &str) -> (ErrorClass, bool) {
         let f = classify_provider_error("p", "m", status, body, Some(Duration::from_secs(2)));
         (f.class, f.retryable)
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_milliseconds_and_http_dates() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-10-21T07:28:00Z").unwrap().with_timezone(&chrono::Utc);
+        let at = |pairs: &[(&'static str, &str)]| {
+            let mut headers = reqwest::header::HeaderMap::new();
+            for (name, value) in pairs {
+                headers.insert(*name, value.parse().unwrap());
+            }
+            retry_after_at(&headers, now)
+        };
+        assert_eq!(at(&[("retry-after", "7")]), Some(Duration::from_secs(7)));
+        assert_eq!(at(&[("retry-after-ms", "250"), ("retry-after", "7")]), Some(Duration::from_millis(250)));
+        assert_eq!(at(&[("retry-after", "Wed, 21 Oct 2026 07:28:30 GMT")]), Some(Duration::from_secs(30)));
+        assert_eq!(at(&[("retry-after", "Wed, 21 Oct 2026 07:00:00 GMT")]), Some(Duration::ZERO), "a past date");
+        assert_eq!(at(&[("retry-after", "soon")]), None);
     }
 
     #[test]

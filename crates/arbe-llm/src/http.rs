@@ -25,8 +25,16 @@ impl Target<'_> {
         failure
     }
 
+    /// A classified failure from an error body. The key is scrubbed from the raw body before
+    /// anything reads or cuts it, so a key echoed near the message cap cannot survive in part.
     pub(crate) fn fail(&self, status: Option<u16>, body: &str, wait: Option<std::time::Duration>) -> LlmError {
-        LlmError::Provider(self.scrub(classify_provider_error(self.provider, self.model, status, body, wait)))
+        let body = match self.key {
+            Some(key) if body.contains(key.expose()) => {
+                std::borrow::Cow::Owned(body.replace(key.expose(), "[redacted]"))
+            }
+            _ => std::borrow::Cow::Borrowed(body),
+        };
+        LlmError::Provider(self.scrub(classify_provider_error(self.provider, self.model, status, &body, wait)))
     }
 
     pub(crate) fn transport(&self, err: &reqwest::Error) -> LlmError {
@@ -68,8 +76,25 @@ pub(crate) async fn send(target: Target<'_>, request: reqwest::RequestBuilder) -
         return Ok(response);
     }
     let wait = retry_after(response.headers());
-    let body = response.text().await.unwrap_or_default();
+    let body = capped_text(response, ERROR_BODY_MAX).await;
     Err(target.fail(Some(status.as_u16()), &body, wait))
+}
+
+/// The most of an error body that is read: a provider (or anything claiming to be one) cannot
+/// make the control plane buffer more.
+const ERROR_BODY_MAX: usize = 64 * 1024;
+
+/// Up to `max` bytes of a body, as text.
+async fn capped_text(response: reqwest::Response, max: usize) -> String {
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Some(Ok(chunk)) = stream.next().await {
+        body.extend_from_slice(&chunk[..chunk.len().min(max - body.len())]);
+        if body.len() >= max {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&body).into_owned()
 }
 
 /// Reads a whole JSON body.

@@ -48,31 +48,51 @@ impl Sshd {
         std::fs::set_permissions(d.join("authorized_keys"), std::fs::Permissions::from_mode(0o600)).unwrap();
         // sshd insists on its privilege-separation folder.
         let _ = std::fs::create_dir_all("/run/sshd");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let config = format!(
-            "Port {port}\nListenAddress 127.0.0.1\nHostKey {0}/host\nPidFile {0}/sshd.pid\nAuthorizedKeysFile {0}/authorized_keys\n\
-             PermitRootLogin prohibit-password\nPubkeyAuthentication yes\nPasswordAuthentication no\n\
-             KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nUseDNS no\nPrintMotd no\nLogLevel ERROR\n\
-             MaxSessions 100\nMaxStartups 100\nSetEnv SHLVL=1\n",
-            d.display()
-        );
-        std::fs::write(d.join("sshd_config"), config).unwrap();
-        let child = Command::new(sshd)
-            .args(["-D", "-e", "-f"])
-            .arg(d.join("sshd_config"))
-            .stdin(Stdio::null())
-            .stderr(std::fs::File::create(d.join("sshd.log")).unwrap())
-            .spawn()
-            .expect("start sshd");
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        // A free port is picked by binding and releasing it, so another process may take it
+        // before sshd binds: then sshd exits, and the next attempt picks another.
+        let mut attempt = 0;
+        let (port, child) = loop {
+            attempt += 1;
+            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let config = format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {0}/host\nPidFile {0}/sshd.pid\nAuthorizedKeysFile {0}/authorized_keys\n\
+                 PermitRootLogin prohibit-password\nPubkeyAuthentication yes\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nUseDNS no\nPrintMotd no\nLogLevel ERROR\n\
+                 MaxSessions 100\nMaxStartups 100\nSetEnv SHLVL=1\n",
+                d.display()
+            );
+            std::fs::write(d.join("sshd_config"), config).unwrap();
+            let mut child = Command::new(sshd)
+                .args(["-D", "-e", "-f"])
+                .arg(d.join("sshd_config"))
+                .stdin(Stdio::null())
+                .stderr(std::fs::File::create(d.join("sshd.log")).unwrap())
+                .spawn()
+                .expect("start sshd");
+            let started = Instant::now();
+            let listening = loop {
+                if child.try_wait().unwrap().is_some() {
+                    break false;
+                }
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    break true;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "sshd did not listen: {}",
+                    std::fs::read_to_string(d.join("sshd.log")).unwrap_or_default()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            if listening {
+                break (port, child);
+            }
             assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "sshd did not listen: {}",
+                attempt < 5,
+                "sshd exited at start five times: {}",
                 std::fs::read_to_string(d.join("sshd.log")).unwrap_or_default()
             );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        };
         let host_pub = std::fs::read_to_string(d.join("host.pub")).unwrap();
         let mut parts = host_pub.split_whitespace();
         let (algo, key) = (parts.next().unwrap(), parts.next().unwrap());

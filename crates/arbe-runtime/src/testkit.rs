@@ -37,6 +37,7 @@ macro_rules! conformance_suite {
         $crate::conformance_suite!($make =>
             exit_codes_are_reported,
             env_vars_are_per_command,
+            env_values_never_reach_a_command_line_or_disk,
             timeout_kills_the_whole_process_tree,
             dropping_an_exec_kills_the_whole_process_tree,
             binary_output_is_kept_exactly,
@@ -116,6 +117,26 @@ pub async fn env_vars_are_per_command(rt: &dyn Runtime) {
     assert_eq!(out.stdout_text(), "v a'l\"ue");
     let out = run(rt, &id, ExecRequest::shell("printf '%s' \"${ARBE_SECRET_X-unset}\"")).await;
     assert_eq!(out.stdout_text(), "unset");
+    rt.destroy(&id).await.unwrap();
+}
+
+/// A variable's value is in the command's environment only: not on any process's command line
+/// while it runs, and not in any file of the workspace or `/tmp` afterwards.
+pub async fn env_values_never_reach_a_command_line_or_disk(rt: &dyn Runtime) {
+    let id = provision(rt).await;
+    let canary = format!("sk-canary-{}", SandboxId::new().as_uuid().simple());
+    let scan = "for f in /proc/[0-9]*/cmdline; do tr '\\000' ' ' < \"$f\"; echo; done 2>/dev/null \
+                | grep -c 'sk-canary-[0-9a-f]' || true";
+    let out = run(rt, &id, ExecRequest::shell(scan).env("ARBE_CANARY_TOKEN", canary.as_str())).await;
+    assert_eq!(out.stdout_text().trim(), "0", "a command line carried the value");
+    // The command saw it.
+    let out =
+        run(rt, &id, ExecRequest::shell("printf %s \"$ARBE_CANARY_TOKEN\"").env("ARBE_CANARY_TOKEN", canary.as_str()))
+            .await;
+    assert_eq!(out.stdout_text(), canary);
+    let grep = format!("grep -rl '{canary}' . /tmp 2>/dev/null | head -n 5; true");
+    let out = run(rt, &id, ExecRequest::shell(grep)).await;
+    assert_eq!(out.stdout_text(), "", "a file held the value");
     rt.destroy(&id).await.unwrap();
 }
 

@@ -121,6 +121,26 @@ fn start(out: &Out, id: u32, payload: &[u8], running: &Running) -> Result<(), St
     Ok(())
 }
 
+/// SIGKILLs process group `pgid` through kill(2) itself: no `kill` program from the sandbox's
+/// PATH (which a command could replace, and whose procps version reads `kill -9 -N` as "every
+/// process"). Groups 0 and 1 (this one's own, and init's) are never signalled.
+fn kill_group(pgid: u32) {
+    let Ok(pgid) = i32::try_from(pgid) else { return };
+    if pgid <= 1 {
+        return;
+    }
+    #[allow(unsafe_code)]
+    // SAFETY: kill(2) takes two integers and reads or writes no memory of this process; a
+    // negative pid names a process group, and `pgid > 1` keeps it from meaning "every process"
+    // (-1) or "this process's group" (0).
+    unsafe {
+        unsafe extern "C" {
+            fn kill(pid: i32, sig: i32) -> i32;
+        }
+        let _ = kill(-pgid, 9);
+    }
+}
+
 fn main() {
     let out: Out = Arc::new(Mutex::new(io::stdout()));
     let running: Running = Arc::default();
@@ -157,7 +177,7 @@ fn main() {
             b'K' => {
                 let pgid = running.lock().unwrap_or_else(|e| e.into_inner()).get(&id).map(|job| job.pgid);
                 if let Some(pgid) = pgid {
-                    let _ = Command::new("kill").args(["-9", &format!("-{pgid}")]).status();
+                    kill_group(pgid);
                 }
             }
             _ => {}

@@ -16,6 +16,33 @@ pub struct TestStore {
     /// The database's URL, for a second store on the same database (a second "process").
     pub url: String,
     _dir: Option<tempfile::TempDir>,
+    _database: Option<PgDatabase>,
+}
+
+/// A PostgreSQL test database, dropped (best effort) with its `TestStore`, so a developer's own
+/// server does not fill up with them; a SQLite file goes with its temporary folder.
+#[derive(Debug)]
+struct PgDatabase {
+    server: String,
+    name: String,
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let (server, name) = (self.server.clone(), self.name.clone());
+        // A thread of its own: this may run inside a runtime that is shutting down.
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            runtime.block_on(async move {
+                if let Ok(mut admin) = PgConnection::connect(&server).await {
+                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await;
+                    let _ = admin.close().await;
+                }
+            });
+        })
+        .join();
+    }
 }
 
 /// Runs each listed `async fn(TestStore)` of module `$cases` (at the crate root) as two tests,
@@ -44,6 +71,24 @@ macro_rules! both_backends {
     };
 }
 
+/// Runs each listed `async fn(TestStore)` of module `$cases` on PostgreSQL only, as
+/// `postgres_only::<case>`: for what only PostgreSQL has (LISTEN/NOTIFY), rather than a case
+/// that returns early, and passes, on SQLite.
+#[macro_export]
+#[allow(clippy::crate_in_macro_def)]
+macro_rules! postgres_only {
+    ($cases:ident => $($case:ident),* $(,)?) => {
+        mod postgres_only {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    crate::$cases::$case($crate::testkit::postgres().await).await
+                }
+            )*
+        }
+    };
+}
+
 /// A store on a new SQLite file in a temporary folder.
 pub async fn sqlite() -> TestStore {
     sqlite_with(|_| {}).await
@@ -56,7 +101,7 @@ pub async fn sqlite_with(adjust: impl FnOnce(&mut StoreConfig)) -> TestStore {
     let mut config = StoreConfig::new(&url);
     adjust(&mut config);
     let store = Store::connect(&config).await.expect("open a fresh SQLite store");
-    TestStore { store, url, _dir: Some(dir) }
+    TestStore { store, url, _dir: Some(dir), _database: None }
 }
 
 /// A second store on the same database (a second process, as far as the database can tell),
@@ -80,31 +125,42 @@ pub fn pg_server_url() -> String {
 
 /// A store on a new, empty PostgreSQL database on the server at `ARBE_TEST_PG_URL`.
 pub async fn postgres() -> TestStore {
-    let url = new_pg_database().await;
+    let (url, database) = new_pg_database().await;
     let store = Store::connect(&StoreConfig::new(&url)).await.expect("open a fresh PostgreSQL store");
-    TestStore { store, url, _dir: None }
+    TestStore { store, url, _dir: None, _database: Some(database) }
 }
 
-async fn new_pg_database() -> String {
+async fn new_pg_database() -> (String, PgDatabase) {
     let server = pg_server_url();
     let name = format!("arbe_test_{}", uuid::Uuid::now_v7().simple());
     let mut admin = PgConnection::connect(&server).await.expect("connect to ARBE_TEST_PG_URL");
     let create = format!("CREATE DATABASE {name}");
     sqlx::raw_sql(sqlx::AssertSqlSafe(create)).execute(&mut admin).await.expect("create a test database");
     admin.close().await.ok();
-    replace_database(&server, &name)
+    (replace_database(&server, &name), PgDatabase { server, name })
+}
+
+/// What keeps a test database alive: its folder (SQLite), or its name to drop (PostgreSQL).
+#[derive(Debug)]
+pub struct DatabaseGuard {
+    _dir: Option<tempfile::TempDir>,
+    _database: Option<PgDatabase>,
 }
 
 /// A new database on `backend` brought up to migration `version` only (no store opened on
-/// it), for tests that prove a later migration carries old rows over. Keep the folder alive
+/// it), for tests that prove a later migration carries old rows over. Keep the guard alive
 /// while the database is used.
-pub async fn database_at_version(backend: Backend, version: i64) -> (String, Option<tempfile::TempDir>) {
-    let (url, dir) = match backend {
+pub async fn database_at_version(backend: Backend, version: i64) -> (String, DatabaseGuard) {
+    let (url, guard) = match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().expect("create a temporary folder");
-            (format!("sqlite://{}?mode=rwc", dir.path().join("arbe.db").display()), Some(dir))
+            let url = format!("sqlite://{}?mode=rwc", dir.path().join("arbe.db").display());
+            (url, DatabaseGuard { _dir: Some(dir), _database: None })
         }
-        Backend::Postgres => (new_pg_database().await, None),
+        Backend::Postgres => {
+            let (url, database) = new_pg_database().await;
+            (url, DatabaseGuard { _dir: None, _database: Some(database) })
+        }
     };
     match backend {
         Backend::Sqlite => {
@@ -122,7 +178,7 @@ pub async fn database_at_version(backend: Backend, version: i64) -> (String, Opt
             pool.close().await;
         }
     }
-    (url, dir)
+    (url, guard)
 }
 
 /// Runs raw SQL against the database at `url` (rows of an older schema, say).

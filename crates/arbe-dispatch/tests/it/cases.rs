@@ -98,6 +98,7 @@ fn failure(entries: &[arbe_core::Entry]) -> (ErrorClass, String, Option<String>,
 }
 
 pub(crate) async fn success_runs_commands_with_secrets_and_records_every_step(test: TestStore) {
+    let logs = arbe_testkit::LogCapture::install();
     let script = vec![
         run("echo hello; test \"$DEPLOY_TOKEN\" = tok-canary-9f8e7d && echo has-token; echo $DEPLOY_TOKEN"),
         Reply::text_answer("Done: the token works."),
@@ -144,6 +145,10 @@ pub(crate) async fn success_runs_commands_with_secrets_and_records_every_step(te
     assert_eq!(job_state(&fx, job.id).await, JobState::Succeeded);
     let thread = fx.test.store.thread(fx.house.id, thread.id).await.unwrap();
     assert_eq!(thread.status, ThreadStatus::Succeeded);
+    // Every log line of the whole dispatch, at trace level: no value, no model key.
+    assert!(logs.text().contains("sandbox provisioned"), "the capture saw the run's own events");
+    logs.assert_absent(CANARY, "the bound secret's value");
+    logs.assert_absent(MODEL_KEY, "the model key");
 }
 
 pub(crate) async fn each_error_class_ends_failed_with_agent_failed(test: TestStore) {

@@ -5,6 +5,7 @@ mod cassette;
 mod example;
 mod openai;
 mod retry;
+mod strict;
 
 use arbe_core::SecretValue;
 use arbe_llm::{ChatRequest, Message, ProviderConfig, ProviderKind, ToolSpec};

@@ -278,6 +278,14 @@ pub(crate) async fn thread_snapshot_survives_environment_edit_delete_and_purge(t
     assert_eq!(read.model_override.unwrap().as_str(), "anthropic/claude-haiku-4-5");
 }
 
+/// Waits until the sweep requeues the one job whose 1 ms lease ran out.
+async fn requeued(store: &Store) {
+    arbe_testkit::eventually("the expired lease to be swept", Duration::from_secs(10), || async {
+        (store.requeue_expired_jobs().await.unwrap() == 1).then_some(())
+    })
+    .await;
+}
+
 async fn thread_for(store: &Store, fx: &Fixture) -> arbe_core::Thread {
     store
         .create_thread(NewThread {
@@ -364,8 +372,38 @@ pub(crate) async fn entries_are_append_only(t: TestStore) {
         sqlx::query("UPDATE entries SET kind = 'tampered'").execute(&mut conn).await.unwrap_err()
     };
     assert!(err.to_string().contains("entries are append-only"), "{err}");
+    // Nor may one be deleted, and a second entry with a taken sequence number is refused.
+    let (delete, duplicate) = (
+        "DELETE FROM entries",
+        "INSERT INTO entries (id, thread_id, seq, kind, body, created_at) \
+         SELECT $1, thread_id, seq, kind, body, created_at FROM entries",
+    );
+    let (delete_err, duplicate_err) = if t.url.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(&t.url).await.unwrap();
+        let d = sqlx::query(delete).execute(&mut conn).await.unwrap_err();
+        let u = sqlx::query(duplicate).bind(uuid::Uuid::now_v7()).execute(&mut conn).await.unwrap_err();
+        (d, u)
+    } else {
+        let mut conn = sqlx::PgConnection::connect(&t.url).await.unwrap();
+        let d = sqlx::query(delete).execute(&mut conn).await.unwrap_err();
+        let u = sqlx::query(duplicate).bind(uuid::Uuid::now_v7()).execute(&mut conn).await.unwrap_err();
+        (d, u)
+    };
+    assert!(delete_err.to_string().contains("entries are append-only"), "{delete_err}");
+    assert!(duplicate_err.as_database_error().is_some_and(|e| e.is_unique_violation()), "{duplicate_err}");
     let read = store.entries(fx.house.id, thread.id, 0, 10).await.unwrap();
     assert_eq!(read, vec![entry]);
+    // Deleting the whole thread still takes its entries with it.
+    let drop_thread = "DELETE FROM threads";
+    if t.url.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(&t.url).await.unwrap();
+        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut conn).await.unwrap();
+        sqlx::query(drop_thread).execute(&mut conn).await.unwrap();
+    } else {
+        let mut conn = sqlx::PgConnection::connect(&t.url).await.unwrap();
+        sqlx::query(drop_thread).execute(&mut conn).await.unwrap();
+    }
+    assert_kind(store.entries(fx.house.id, thread.id, 0, 10).await, ErrorKind::NotFound);
 }
 
 pub(crate) async fn entries_resume_after_a_sequence_number(t: TestStore) {
@@ -449,8 +487,7 @@ pub(crate) async fn expired_lease_is_requeued_and_old_owner_loses_it(t: TestStor
     let job = store.enqueue_job(fx.house.id, thread.id, 1).await.unwrap();
     let claimed = store.claim_job("dies", Duration::from_millis(1)).await.unwrap().unwrap();
     assert_eq!(claimed.id, job.id);
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    assert_eq!(store.requeue_expired_jobs().await.unwrap(), 1);
+    requeued(&store).await;
     let taken = store.claim_job("survivor", Duration::from_secs(30)).await.unwrap().unwrap();
     assert_eq!((taken.id, taken.attempts), (job.id, 2));
     // The first worker comes back: its lease is gone and it may not finish the job.
@@ -527,8 +564,7 @@ pub(crate) async fn job_entries_are_written_only_while_the_lease_is_held(t: Test
     let first = store.append_job_entry(&w1, thread.id, body("w1 holds it")).await.unwrap();
     assert_eq!(first.unwrap().seq, 1);
     // The lease runs out; the sweep requeues the job and w2 takes it over.
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    assert_eq!(store.requeue_expired_jobs().await.unwrap(), 1);
+    requeued(&store).await;
     let w2 = store.claim_job("w2", Duration::from_secs(30)).await.unwrap().unwrap();
     assert_eq!(w2.id, job.id);
     assert_eq!(store.append_job_entry(&w1, thread.id, body("too late")).await.unwrap(), None);
@@ -599,14 +635,11 @@ async fn futures_claims(store: &Store, n: usize) -> Vec<Option<JobId>> {
     out
 }
 
-pub(crate) async fn appends_wake_listeners_on_postgres(t: TestStore) {
+pub(crate) async fn appends_wake_listeners(t: TestStore) {
     let store = t.store.clone();
     let fx = fixture(&store, "acme").await;
     let thread = thread_for(&store, &fx).await;
-    let Some(mut listener) = store.entry_listener().await.unwrap() else {
-        assert_eq!(store.backend(), arbe_store::Backend::Sqlite, "PostgreSQL stores have a listener");
-        return;
-    };
+    let mut listener = store.entry_listener().await.unwrap().expect("a PostgreSQL store has a listener");
     // An append through another store (another process) reaches this one's listener.
     let other = Store::connect(&StoreConfig::new(&t.url)).await.unwrap();
     other.append_entry(fx.house.id, thread.id, EntryBody::Warning { message: "hi".into() }).await.unwrap();
@@ -617,8 +650,7 @@ pub(crate) async fn appends_wake_listeners_on_postgres(t: TestStore) {
     let second = thread_for(&store, &fx).await;
     other.enqueue_job(fx.house.id, thread.id, 1).await.unwrap();
     let claim = other.claim_job("w", Duration::from_millis(1)).await.unwrap().unwrap();
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    assert_eq!(other.requeue_expired_jobs().await.unwrap(), 1);
+    requeued(&other).await;
     let lost = other.append_job_entry(&claim, thread.id, EntryBody::Warning { message: "x".into() });
     assert!(lost.await.unwrap().is_none());
     other.append_entry(fx.house.id, second.id, EntryBody::Warning { message: "again".into() }).await.unwrap();

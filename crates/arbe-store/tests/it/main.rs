@@ -26,9 +26,10 @@ arbe_store::both_backends!(cases =>
     idle_sandboxes_lists_only_started_and_stale,
     job_entries_are_written_only_while_the_lease_is_held,
     a_thread_runs_one_job_at_a_time,
-    appends_wake_listeners_on_postgres,
     thread_status_follows_its_latest_status_entry,
     migration_carries_members_and_keys_over_to_users,
     a_user_in_two_houses_acts_in_each_with_that_role,
     quotas_cap_sandboxes_and_concurrent_dispatches,
 );
+
+arbe_store::postgres_only!(cases => appends_wake_listeners);
