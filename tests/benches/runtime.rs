@@ -1,11 +1,17 @@
-//! `cargo xtask bench runtime`: each adapter's command latency beside the reference a user would
-//! otherwise reach for, measured in the same run (p50 and p99; the ratio compares p50s).
+//! `cargo xtask bench runtime`: each adapter's command latency beside a reference measured in
+//! the same run, like for like (p50 and p99; the ratio compares p50s; nearest-rank percentiles).
 //!
-//! - docker adapter `exec true` vs `docker exec <c> true` (target ≤ 0.3×)
-//! - docker provision-to-first-exec vs `docker run --rm <img> true` (target ≤ 1.0×)
-//! - ssh adapter `exec true` vs a fresh `ssh host true` (≤ 0.1×) and vs OpenSSH through a
-//!   ControlMaster socket (≤ 1.0×)
-//! - local adapter `exec true` vs `sh -c true` spawned from Rust (≤ 1.5×)
+//! - local `exec true` (argv) vs `sh -c true` spawned from Rust (≤ 1.5×), and the shell path the
+//!   agents use (`bash -lc`, under prlimit) vs `bash -lc true` spawned from Rust (≤ 1.5×)
+//! - docker `exec true` through the executor vs the Engine's exec API driven by the same adapter
+//!   in process (an image without the executor) (≤ 0.3×); the `docker exec` CLI is printed too,
+//!   for scale
+//! - docker provision + first exec + destroy vs `docker run --rm <img> true` (≤ 1.0×), teardown
+//!   included on both sides
+//! - ssh `exec true` vs a fresh `ssh host true` (≤ 0.1×) and vs OpenSSH through a ControlMaster
+//!   socket (≤ 1.0×), and the shell path vs the same through the ControlMaster (≤ 1.0×)
+//!
+//! A full run exits non-zero when a target is missed; `cargo test --benches` runs a smoke run.
 
 #![allow(clippy::print_stdout, missing_docs)]
 
@@ -15,7 +21,7 @@ use arbe_runtime::{ExecRequest, Runtime, testkit};
 use arbe_runtime_docker::{DockerConfig, DockerRuntime};
 use arbe_runtime_local::{LocalConfig, LocalRuntime};
 use arbe_runtime_ssh::{SshRuntime, testkit::Sshd};
-use arbe_tests::{Samples, header, report};
+use arbe_testkit::bench::{Samples, Verdicts, scale};
 
 fn run(cmd: &mut Command) {
     let status = cmd.output().expect("spawn a reference command").status;
@@ -24,65 +30,94 @@ fn run(cmd: &mut Command) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    println!("{}", header());
-    local().await;
-    docker().await;
-    ssh().await;
+    let mut verdicts = Verdicts::new();
+    println!("{}", Verdicts::header());
+    local(&mut verdicts).await;
+    docker(&mut verdicts).await;
+    ssh(&mut verdicts).await;
+    verdicts.finish();
 }
 
-async fn exec_true(rt: &dyn Runtime, id: &arbe_runtime::ExternalId) {
-    let out = rt.exec(id, ExecRequest::argv(["true"]), &mut ()).await.expect("exec true");
-    assert!(out.success());
+async fn exec(rt: &dyn Runtime, id: &arbe_runtime::ExternalId, req: ExecRequest) {
+    let out = rt.exec(id, req, &mut ()).await.expect("exec");
+    assert!(out.success(), "{out:?}");
 }
 
-async fn local() {
+async fn local(verdicts: &mut Verdicts) {
     let root = tempfile::tempdir().unwrap();
     let rt = LocalRuntime::new(LocalConfig::new(root.path()));
     let id = rt.provision(&testkit::spec()).await.unwrap().external_id;
-    exec_true(&rt, &id).await;
-    let ours = Samples::collect(300, || exec_true(&rt, &id)).await;
-    let reference = Samples::collect(300, || async { run(Command::new("sh").args(["-c", "true"])) }).await;
-    println!("{}", report("local exec true vs sh -c true", &ours, &reference, 1.5));
+    exec(&rt, &id, ExecRequest::argv(["true"])).await;
+    let n = scale(300, 5);
+    let ours = Samples::collect(n, || exec(&rt, &id, ExecRequest::argv(["true"]))).await;
+    let reference = Samples::collect(n, || async { run(Command::new("sh").args(["-c", "true"])) }).await;
+    println!("{}", verdicts.compare("local exec true vs sh -c true", &ours, &reference, 1.5));
+    let ours = Samples::collect(n, || exec(&rt, &id, ExecRequest::shell("true"))).await;
+    // Like for like: the sandbox's bare environment (PATH and HOME only), so no profile of
+    // this machine's user is read on either side.
+    let workspace = root.path().join("bench-home");
+    std::fs::create_dir_all(&workspace).unwrap();
+    let reference = Samples::collect(n, || async {
+        run(Command::new("bash")
+            .args(["-lc", "true"])
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("HOME", &workspace)
+            .current_dir(&workspace))
+    })
+    .await;
+    println!("{}", verdicts.compare("local shell `true` (bash -lc) vs bash -lc true", &ours, &reference, 1.5));
     rt.destroy(&id).await.unwrap();
 }
 
-async fn docker() {
+async fn docker(verdicts: &mut Verdicts) {
     let rt = Arc::new(DockerRuntime::new(DockerConfig::default()).expect("docker runtime"));
+    let plain = DockerRuntime::new(DockerConfig { image: "arbe-sandbox:plain".into(), ..DockerConfig::default() })
+        .expect("docker runtime");
     let id = rt
         .provision(&testkit::spec())
         .await
         .expect("provision (is the image built? cargo xtask sandbox-image)")
         .external_id;
-    exec_true(&*rt, &id).await;
-    let ours = Samples::collect(50, || exec_true(&*rt, &id)).await;
-    let reference = Samples::collect(50, || async { run(Command::new("docker").args(["exec", &id.0, "true"])) }).await;
-    println!("{}", report("docker exec true vs docker exec CLI", &ours, &reference, 0.3));
+    let plain_id = plain.provision(&testkit::spec()).await.expect("provision the plain image").external_id;
+    exec(&*rt, &id, ExecRequest::argv(["true"])).await;
+    exec(&plain, &plain_id, ExecRequest::argv(["true"])).await;
+    let n = scale(50, 3);
+    let ours = Samples::collect(n, || exec(&*rt, &id, ExecRequest::argv(["true"]))).await;
+    let api = Samples::collect(n, || exec(&plain, &plain_id, ExecRequest::argv(["true"]))).await;
+    println!("{}", verdicts.compare("docker exec true: executor vs Engine exec API", &ours, &api, 0.3));
+    let cli = Samples::collect(n, || async { run(Command::new("docker").args(["exec", &id.0, "true"])) }).await;
+    println!("{:<52} {:>10.2?} {:>10.2?} (for scale: the docker exec CLI)", "docker exec CLI", cli.p50(), cli.p99());
+    let shell = Samples::collect(n, || exec(&*rt, &id, ExecRequest::shell("true"))).await;
+    let shell_api = Samples::collect(n, || exec(&plain, &plain_id, ExecRequest::shell("true"))).await;
+    println!("{}", verdicts.compare("docker shell `true`: executor vs Engine exec API", &shell, &shell_api, 0.3));
     rt.destroy(&id).await.unwrap();
+    plain.destroy(&plain_id).await.unwrap();
 
-    let ours = Samples::collect(10, || {
+    // Provision, first command and teardown, against `docker run --rm`, which also removes.
+    let n = scale(10, 1);
+    let ours = Samples::collect(n, || {
         let rt = rt.clone();
         async move {
             let id = rt.provision(&testkit::spec()).await.unwrap().external_id;
-            exec_true(&*rt, &id).await;
-            // Teardown is not part of what is measured, but it runs in the loop; keep it out of
-            // the sample by destroying in the background.
-            tokio::spawn(async move { rt.destroy(&id).await.unwrap() });
+            exec(&*rt, &id, ExecRequest::argv(["true"])).await;
+            rt.destroy(&id).await.unwrap();
         }
     })
     .await;
     let image = DockerConfig::default().image;
     let reference =
-        Samples::collect(10, || async { run(Command::new("docker").args(["run", "--rm", &image, "true"])) }).await;
-    println!("{}", report("docker provision+first exec vs docker run --rm", &ours, &reference, 1.0));
-    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        Samples::collect(n, || async { run(Command::new("docker").args(["run", "--rm", &image, "true"])) }).await;
+    println!("{}", verdicts.compare("docker provision+exec+destroy vs docker run --rm", &ours, &reference, 1.0));
 }
 
-async fn ssh() {
+async fn ssh(verdicts: &mut Verdicts) {
     let sshd = Sshd::start();
     let rt = SshRuntime::new(sshd.config()).unwrap();
     let id = rt.provision(&testkit::spec()).await.unwrap().external_id;
-    exec_true(&rt, &id).await;
-    let ours = Samples::collect(100, || exec_true(&rt, &id)).await;
+    exec(&rt, &id, ExecRequest::argv(["true"])).await;
+    let n = scale(100, 3);
+    let ours = Samples::collect(n, || exec(&rt, &id, ExecRequest::argv(["true"]))).await;
 
     let dir = sshd.dir.path();
     let key = dir.join("client");
@@ -98,13 +133,13 @@ async fn ssh() {
         ),
     )
     .unwrap();
-    let ssh = |extra: &[&str]| {
+    let ssh = |extra: &[&str], command: &str| {
         let mut cmd = Command::new("ssh");
-        cmd.arg("-F").arg(&config).args(extra).args(["arbe-bench", "true"]);
+        cmd.arg("-F").arg(&config).args(extra).args(["arbe-bench", command]);
         cmd
     };
-    let fresh = Samples::collect(10, || async { run(&mut ssh(&[])) }).await;
-    println!("{}", report("ssh exec true vs fresh ssh host true", &ours, &fresh, 0.1));
+    let fresh = Samples::collect(scale(10, 1), || async { run(&mut ssh(&[], "true")) }).await;
+    println!("{}", verdicts.compare("ssh exec true vs fresh ssh host true", &ours, &fresh, 0.1));
 
     let socket = dir.join("cm.sock");
     let control = format!("ControlPath={}", socket.display());
@@ -118,8 +153,11 @@ async fn ssh() {
         "-fN",
         "arbe-bench",
     ]));
-    let multiplexed = Samples::collect(100, || async { run(&mut ssh(&["-o", &control])) }).await;
-    println!("{}", report("ssh exec true vs ssh through ControlMaster", &ours, &multiplexed, 1.0));
+    let multiplexed = Samples::collect(n, || async { run(&mut ssh(&["-o", &control], "true")) }).await;
+    println!("{}", verdicts.compare("ssh exec true vs ssh through ControlMaster", &ours, &multiplexed, 1.0));
+    let shell = Samples::collect(n, || exec(&rt, &id, ExecRequest::shell("true"))).await;
+    let shell_ref = Samples::collect(n, || async { run(&mut ssh(&["-o", &control], "sh -c true")) }).await;
+    println!("{}", verdicts.compare("ssh shell `true` vs sh -c true through ControlMaster", &shell, &shell_ref, 1.0));
     let _ = Command::new("ssh").arg("-F").arg(&config).args(["-o", &control, "-O", "exit", "arbe-bench"]).output();
     rt.destroy(&id).await.unwrap();
 }

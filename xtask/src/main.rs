@@ -25,7 +25,8 @@ tasks:
   layering              check that crates depend only on lower layers (SPEC §1)
   tidy                  check module docs, no ignored or should_panic tests, workspace deps
   sandbox-image         build the default docker sandbox image (arbe-sandbox:latest) locally
-  bench <area>          run a benchmark with a throwaway PostgreSQL; areas: store, vault, runtime, dispatch
+  bench <area>          run a benchmark (targets judged; non-zero exit on a miss) with a throwaway,
+                        durable PostgreSQL; areas: store, vault, runtime, dispatch, all
 ";
 
 fn main() -> ExitCode {
@@ -108,12 +109,29 @@ fn test(args: &[String]) -> Result<(), String> {
     let mut cmd = cargo();
     cmd.args(["nextest", "run", "--workspace", "--locked", "--no-fail-fast"]).args(args);
     cmd.env(pg::URL_VAR, pg.url()).env(pg::BIN_VAR, pg.bin());
-    let res = run(&mut cmd);
+    let res = run(&mut cmd).and_then(|()| {
+        // Every benchmark once, in the test profile: a smoke run proves it runs and prints
+        // (targets are judged by `cargo xtask bench <area>`).
+        if args.is_empty() {
+            run(cargo()
+                .args(["test", "--locked"])
+                .args(BENCHES.iter().flat_map(|(package, _)| ["-p", package]))
+                .args(BENCHES.iter().flat_map(|(_, bench)| ["--bench", bench]))
+                .env(pg::URL_VAR, pg.url())
+                .env(pg::BIN_VAR, pg.bin()))
+        } else {
+            Ok(())
+        }
+    });
     drop(pg);
     res?;
     // nextest does not run doctests.
     run(cargo().args(["test", "--workspace", "--locked", "--doc"]))
 }
+
+/// Every benchmark: its package and target.
+const BENCHES: &[(&str, &str)] =
+    &[("arbe-store", "store"), ("arbe-vault", "vault"), ("arbe-dispatch", "dispatch"), ("arbe-tests", "runtime")];
 
 /// Builds the sandbox image when the engine answers and the image is missing or predates the
 /// executor. Without an engine the docker tests fail on their own, saying so.
@@ -135,25 +153,41 @@ fn ensure_sandbox_image() -> Result<(), String> {
     if current && plain { Ok(()) } else { sandbox_image::run() }
 }
 
+/// Benchmark areas: (area, package, bench target).
+const BENCH_AREAS: [(&str, &str, &str); 4] = [
+    ("store", "arbe-store", "store"),
+    ("vault", "arbe-vault", "vault"),
+    ("runtime", "arbe-tests", "runtime"),
+    ("dispatch", "arbe-dispatch", "dispatch"),
+];
+
 fn bench(area: Option<&str>) -> Result<(), String> {
-    let (package, bench) = match area {
-        Some("store") => ("arbe-store", "store"),
-        Some("vault") => ("arbe-vault", "vault"),
-        Some("dispatch") => ("arbe-dispatch", "dispatch"),
-        Some("runtime") => {
-            ensure_sandbox_image()?;
-            ("arbe-tests", "runtime")
-        }
-        Some(other) => {
-            return Err(format!("unknown bench area `{other}`: must be store, vault, runtime or dispatch"));
-        }
+    let areas: Vec<_> = match area {
+        Some("all") => BENCH_AREAS.to_vec(),
+        Some(name) => match BENCH_AREAS.iter().find(|(area, ..)| *area == name) {
+            Some(found) => vec![*found],
+            None => {
+                return Err(format!("unknown bench area `{name}`: must be store, vault, runtime, dispatch or all"));
+            }
+        },
         None => return Err(format!("bench needs an area\n{USAGE}")),
     };
-    let pg = pg::Postgres::start()?;
-    let res = run(cargo()
-        .args(["bench", "--locked", "-p", package, "--bench", bench])
-        .env(pg::URL_VAR, pg.url())
-        .env(pg::BIN_VAR, pg.bin()));
+    if areas.iter().any(|(area, ..)| *area == "runtime") {
+        ensure_sandbox_image()?;
+    }
+    // Durable, as a deployment runs it: commits reach the disk.
+    let pg = pg::Postgres::start_durable()?;
+    let mut failed = Vec::new();
+    for (area, package, bench) in areas {
+        eprintln!("==> bench {area}");
+        let res = run(cargo()
+            .args(["bench", "--locked", "-p", package, "--bench", bench])
+            .env(pg::URL_VAR, pg.url())
+            .env(pg::BIN_VAR, pg.bin()));
+        if res.is_err() {
+            failed.push(area);
+        }
+    }
     drop(pg);
-    res
+    if failed.is_empty() { Ok(()) } else { Err(format!("benchmarks missed a target or failed: {}", failed.join(", "))) }
 }

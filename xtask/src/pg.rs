@@ -17,7 +17,17 @@ pub(crate) struct Postgres {
 }
 
 impl Postgres {
+    /// A cluster tuned for tests: nothing is flushed to disk (fsync off).
     pub(crate) fn start() -> Result<Self, String> {
+        Self::start_with(false)
+    }
+
+    /// A cluster that flushes commits to disk as a deployment would, for benchmarks.
+    pub(crate) fn start_durable() -> Result<Self, String> {
+        Self::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Result<Self, String> {
         if let Ok(url) = std::env::var(URL_VAR) {
             return Err(format!(
                 "{URL_VAR} is already set ({url}); unset it, or run `cargo nextest run` directly against that server"
@@ -32,7 +42,7 @@ impl Postgres {
             check(Command::new("chown").arg(user).arg(&dir), "chown the data folder")?;
         }
         let port = free_port()?;
-        let pg = Self { bin, dir, run_as, port };
+        let mut pg = Self { bin, dir, run_as, port };
         let data = pg.dir.join("data");
         pg.check(
             pg.command("initdb").arg("-D").arg(&data).args([
@@ -45,20 +55,32 @@ impl Postgres {
             ]),
             "initdb",
         )?;
-        let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c synchronous_commit=off \
-             -c full_page_writes=off -c max_connections=300",
-            pg.dir.display()
-        );
-        pg.check(
-            pg.command("pg_ctl")
-                .arg("-D")
-                .arg(&data)
-                .arg("-l")
-                .arg(pg.dir.join("server.log"))
-                .args(["-w", "-t", "60", "-o", &options, "start"]),
-            "pg_ctl start",
-        )?;
+        let tuning = if durable { "" } else { "-c fsync=off -c synchronous_commit=off -c full_page_writes=off" };
+        // A free port is picked by binding and releasing it; should another process take it
+        // first, the start fails and the next attempt picks another.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let options = format!(
+                "-c listen_addresses=127.0.0.1 -p {} -k {} {tuning} -c max_connections=300",
+                pg.port,
+                pg.dir.display()
+            );
+            let started = pg.check(
+                pg.command("pg_ctl")
+                    .arg("-D")
+                    .arg(&data)
+                    .arg("-l")
+                    .arg(pg.dir.join("server.log"))
+                    .args(["-w", "-t", "60", "-o", &options, "start"]),
+                "pg_ctl start",
+            );
+            match started {
+                Ok(()) => break,
+                Err(err) if attempt >= 3 => return Err(err),
+                Err(_) => pg.port = free_port()?,
+            }
+        }
         eprintln!("xtask: PostgreSQL running at {} (data in {})", pg.url(), pg.dir.display());
         Ok(pg)
     }

@@ -121,10 +121,20 @@ impl Sshd {
         let parent = self.child.id().to_string();
         let mut killed = 0;
         for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            // Only positive process ids: `kill -9 -1` would signal every process there is.
+            let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok()).filter(|&pid| pid > 1)
+            else {
+                continue;
+            };
             let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
             let Some(after) = stat.rsplit_once(") ").map(|(_, rest)| rest) else { continue };
+            // The connection may end on its own between the scan and the signal: stay quiet then.
             if after.split_whitespace().nth(1) == Some(parent.as_str())
-                && Command::new("kill").arg("-9").arg(entry.file_name()).status().is_ok_and(|s| s.success())
+                && Command::new("kill")
+                    .args(["-s", "KILL", "--", &pid.to_string()])
+                    .stderr(std::process::Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
             {
                 killed += 1;
             }

@@ -121,7 +121,7 @@ fn a_broken_start_frame_is_refused_and_the_executor_goes_on() {
     assert_eq!(ex.collect(3).2, "F:bad argc");
     ex.send(b'S', 4, &[0xff, 0xfe, 0]);
     assert_eq!(ex.collect(4).2, "F:the start frame is not UTF-8");
-    ex.send(b'S', 5, b"/tmp\03\0sh");
+    ex.send(b'S', 5, b"/tmp\x003\x00sh");
     assert_eq!(ex.collect(5).2, "F:the start frame is cut short");
     ex.run(6, &["/no/such/program"], &[]);
     assert!(ex.collect(6).2.starts_with("F:/no/such/program:"));

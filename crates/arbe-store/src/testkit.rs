@@ -307,7 +307,53 @@ impl TestStore {
     }
 }
 
+impl<'a> Tamper<'a> {
+    /// Raw access to `store`'s rows.
+    pub fn of(store: &'a Store) -> Self {
+        Tamper(store)
+    }
+}
+
 impl Tamper<'_> {
+    /// Creates the table [`Tamper::plain_insert`] writes to.
+    pub async fn prepare_plain_inserts(&self) {
+        crate::on!(&self.0.write, |pool| {
+            let create = match &self.0.write {
+                crate::Pool::Sqlite(_) => {
+                    "CREATE TABLE IF NOT EXISTS bench_reference (id BLOB PRIMARY KEY, body TEXT NOT NULL, created_at TEXT NOT NULL)"
+                }
+                crate::Pool::Postgres(_) => {
+                    "CREATE TABLE IF NOT EXISTS bench_reference (id UUID PRIMARY KEY, body JSONB NOT NULL, created_at TIMESTAMPTZ NOT NULL)"
+                }
+            };
+            sqlx::query(create).execute(pool).await.map(|res| res.rows_affected())
+        })
+        .expect("create the reference table");
+    }
+
+    /// Inserts one row with an entry's payload and none of its rules (no sequence number, no
+    /// fence, no trigger), through the store's own writer pool: the reference the store
+    /// benchmark compares appends with.
+    pub async fn plain_insert(&self, body: &str) {
+        let json = serde_json::json!({"kind": "user.message", "text": body}).to_string();
+        crate::on!(&self.0.write, |pool| {
+            let insert = match &self.0.write {
+                crate::Pool::Sqlite(_) => "INSERT INTO bench_reference (id, body, created_at) VALUES ($1, $2, $3)",
+                crate::Pool::Postgres(_) => {
+                    "INSERT INTO bench_reference (id, body, created_at) VALUES ($1, $2::jsonb, $3)"
+                }
+            };
+            sqlx::query(insert)
+                .bind(uuid::Uuid::now_v7())
+                .bind(&json)
+                .bind(crate::now())
+                .execute(pool)
+                .await
+                .map(|res| res.rows_affected())
+        })
+        .expect("insert a reference row");
+    }
+
     /// Overwrites the ciphertext and nonce of one stored secret version.
     pub async fn overwrite_secret_version(
         &self,

@@ -1,4 +1,5 @@
 #![doc = include_str!("../README.md")]
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::{
     future::Future,
@@ -105,6 +106,8 @@ impl Write for SharedWriter {
         Ok(())
     }
 }
+
+pub mod bench;
 
 /// The `p`-th percentile (0–100) of `samples` by the nearest-rank method: the smallest sample
 /// at or below which `p` percent of the samples lie. Sorts `samples`. Every benchmark prints
