@@ -95,11 +95,15 @@ pub enum Action {
     ManageMembers,
     /// Rotate the house's data key (re-encrypts its secrets).
     RotateKeys,
+    /// Connect or disconnect a GitHub App installation.
+    ConnectGitHub,
+    /// Read the audit trail.
+    ReadAudit,
 }
 
 impl Action {
     /// Every action, for tables and tests.
-    pub const ALL: [Action; 13] = [
+    pub const ALL: [Action; 15] = [
         Self::Read,
         Self::SetSecret,
         Self::DeleteSecret,
@@ -113,6 +117,8 @@ impl Action {
         Self::DeleteAgent,
         Self::ManageMembers,
         Self::RotateKeys,
+        Self::ConnectGitHub,
+        Self::ReadAudit,
     ];
 
     /// What the action does, in words (`delete secrets`), for error messages.
@@ -131,6 +137,8 @@ impl Action {
             Self::DeleteAgent => "delete agents",
             Self::ManageMembers => "manage members",
             Self::RotateKeys => "rotate the house key",
+            Self::ConnectGitHub => "connect GitHub installations",
+            Self::ReadAudit => "read the audit trail",
         }
     }
 
@@ -152,7 +160,9 @@ impl Action {
             | Self::DestroySandbox
             | Self::DeleteAgent
             | Self::ManageMembers
-            | Self::RotateKeys => Role::Owner,
+            | Self::RotateKeys
+            | Self::ConnectGitHub
+            | Self::ReadAudit => Role::Owner,
         }
     }
 }
@@ -319,6 +329,26 @@ impl Classify for QuotaExceeded {
     fn kind(&self) -> ErrorKind {
         ErrorKind::QuotaExceeded
     }
+}
+
+/// A GitHub App installation connected to a house: an owner proved, with their GitHub user
+/// token, that they can reach it. Only connected installations may be named on the house's
+/// environments, and dispatch mints tokens only for them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitHubConnection {
+    /// The house.
+    pub house_id: HouseId,
+    /// The installation's id on GitHub.
+    pub installation_id: i64,
+    /// The account (organisation or user) the App is installed on: every repository a token
+    /// is minted for must belong to it.
+    pub account_login: String,
+    /// The GitHub user who proved access.
+    pub github_login: String,
+    /// The arbe user who connected it, while that user exists.
+    pub connected_by: Option<UserId>,
+    /// When.
+    pub connected_at: DateTime<Utc>,
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod agent;
+pub mod audit;
 pub mod entry;
 pub mod env_vars;
 pub mod environment;
@@ -18,10 +19,13 @@ pub mod thread;
 pub mod testkit;
 
 pub use agent::{Agent, ModelRef};
+pub use audit::{AuditAction, AuditEvent};
 pub use entry::{Entry, EntryBody, EntryKind, Ledger};
 pub use environment::{Environment, EnvironmentSnapshot, SecretBinding};
 pub use error::{Classify, ErrorClass, ErrorKind, InvalidInput};
-pub use house::{Action, ApiKeyMeta, Forbidden, House, Member, QuotaExceeded, QuotaKind, Quotas, Role, User};
+pub use house::{
+    Action, ApiKeyMeta, Forbidden, GitHubConnection, House, Member, QuotaExceeded, QuotaKind, Quotas, Role, User,
+};
 pub use ids::{
     AgentId, ApiKeyId, EntryId, EnvironmentId, HouseId, JobId, MemberId, SandboxId, SecretId, ThreadId, UserId,
 };
@@ -29,5 +33,5 @@ pub use job::{DispatchJob, JobState};
 pub use names::{EnvironmentName, Labels, Name, RepoRef, RuntimeName, SecretName};
 pub use refs::{AgentRef, EnvironmentRef, SandboxRef};
 pub use sandbox::{Resources, Sandbox, SandboxState};
-pub use secret::{Audience, SecretMeta, SecretValue};
+pub use secret::{Audience, PrivateSecret, SecretMeta, SecretValue};
 pub use thread::{ParentRef, Thread, ThreadStatus};

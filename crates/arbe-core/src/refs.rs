@@ -4,7 +4,7 @@
 use crate::{
     error::InvalidInput,
     ids::{AgentId, EnvironmentId, SandboxId},
-    names::{EnvironmentName, Name},
+    names::{EnvironmentName, Name, RuntimeName},
 };
 
 /// An environment by id or by name (compared without regard to case).
@@ -26,16 +26,36 @@ impl EnvironmentRef {
     }
 }
 
-/// A sandbox by id or by name.
+/// A sandbox by id, by name, or by the id its runtime gave it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SandboxRef {
     /// By id.
     Id(SandboxId),
     /// By name.
     Name(Name),
+    /// By its runtime's own id (`arbe sandbox stop <id> --runtime docker`). It finds only a
+    /// sandbox the house's records say the house owns on that runtime.
+    External {
+        /// The runtime.
+        runtime: RuntimeName,
+        /// The runtime's id.
+        id: String,
+    },
 }
 
 impl SandboxRef {
+    /// The sandbox that `runtime` calls `id`. The id must be 1 to 256 characters with no
+    /// whitespace or control characters.
+    pub fn external(runtime: RuntimeName, id: &str) -> Result<Self, InvalidInput> {
+        if id.is_empty() || id.len() > 256 || id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(InvalidInput::new(
+                "sandbox",
+                "must be the runtime's id for it: 1 to 256 characters with no whitespace",
+            ));
+        }
+        Ok(Self::External { runtime, id: id.to_owned() })
+    }
+
     /// A UUID is an id; anything else must be a valid sandbox name.
     pub fn parse(s: &str) -> Result<Self, InvalidInput> {
         match SandboxId::parse(s) {

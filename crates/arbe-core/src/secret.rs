@@ -68,6 +68,32 @@ pub struct SecretMeta {
     pub rotated_at: Option<DateTime<Utc>>,
 }
 
+impl SecretMeta {
+    /// Whether `member` may rotate, bind, or have dispatches resolve this secret in their own
+    /// name: anyone in the house when it is shared, else only its author. The one place this
+    /// rule lives (SPEC §2: a non-shared secret is its author's alone).
+    pub fn usable_by(&self, member: MemberId) -> bool {
+        self.shared || self.author_id == member
+    }
+}
+
+/// A member reached for another member's non-shared secret.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "secret {name} is private to the member who created it: only they can rotate it, change its \
+     sharing or audience, bind it, or have a dispatch use it"
+)]
+pub struct PrivateSecret {
+    /// The secret.
+    pub name: SecretName,
+}
+
+impl crate::Classify for PrivateSecret {
+    fn kind(&self) -> crate::ErrorKind {
+        crate::ErrorKind::Forbidden
+    }
+}
+
 /// A secret's plaintext, held only in memory and wiped on drop.
 ///
 /// `Debug` and `Display` print `[redacted]`, there is no `Serialize`, and the bytes are read

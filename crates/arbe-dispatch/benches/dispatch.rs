@@ -18,7 +18,7 @@ use arbe_core::{
     Audience, EnvironmentName, EnvironmentRef, HouseId, JobId, Labels, ParentRef, RuntimeName, SecretValue,
 };
 use arbe_dispatch::{CreateThread, DispatchConfig, OneProvider, Services, ServicesConfig};
-use arbe_env::{CreateEnvironment, EnvConfig, WorkerKeys};
+use arbe_env::{CreateEnvironment, EnvConfig};
 use arbe_llm::{ChatRequest, ChatResponse, FnProvider, Message, StopReason, ToolCall, Usage};
 use arbe_runtime::{
     Capabilities, Diagnosis, ExecOutcome, ExecRequest, ExternalId, OutputSink, Result, Runtime, RuntimeRegistry,
@@ -122,11 +122,7 @@ async fn setup(store: Store, dir: &std::path::Path) -> Bench {
         ServicesConfig {
             master_keys: MasterKeys::new(MasterKey::generate()),
             runtimes,
-            env: EnvConfig {
-                default_runtime: RuntimeName::parse("local").unwrap(),
-                github: None,
-                worker_keys: WorkerKeys::none(),
-            },
+            env: EnvConfig::new(RuntimeName::parse("local").unwrap()),
             dispatch: DispatchConfig { workers, poll: Duration::from_millis(100), ..DispatchConfig::default() },
             models: Arc::new(OneProvider(Arc::new(FnProvider::new("script", script)))),
             admin_token: None,

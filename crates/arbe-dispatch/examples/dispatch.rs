@@ -13,7 +13,7 @@ use arbe_core::{
     SecretValue,
 };
 use arbe_dispatch::{CreateThread, DispatchConfig, OneProvider, Services, ServicesConfig};
-use arbe_env::{CreateEnvironment, EnvConfig, WorkerKeys};
+use arbe_env::{CreateEnvironment, EnvConfig};
 use arbe_llm::{ChatRequest, ChatResponse, FnProvider, Message, StopReason, ToolCall, Usage};
 use arbe_runtime::RuntimeRegistry;
 use arbe_runtime_local::{LocalConfig, LocalRuntime};
@@ -54,11 +54,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ServicesConfig {
             master_keys: MasterKeys::new(MasterKey::generate()),
             runtimes,
-            env: EnvConfig {
-                default_runtime: RuntimeName::parse("local")?,
-                github: None,
-                worker_keys: WorkerKeys::none(),
-            },
+            env: EnvConfig::new(RuntimeName::parse("local")?),
             dispatch: DispatchConfig::default(),
             models: Arc::new(OneProvider(Arc::new(FnProvider::new("script", script)))),
             admin_token: Some(AdminToken::new(&admin_token)),

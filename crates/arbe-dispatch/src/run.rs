@@ -263,15 +263,29 @@ impl Run<'_> {
                 (Some(resolution), Some(sandbox))
             }
         };
-        for agent in self.agents(&thread).await? {
+        let outcome = self.run_agents(&thread, sandbox.as_ref(), resolution.as_ref()).await;
+        if let Some(resolution) = &resolution {
+            // However the run ended, the token minted for it stops working now.
+            self.inner.envs.release(resolution).await;
+        }
+        outcome
+    }
+
+    async fn run_agents(
+        &self,
+        thread: &Thread,
+        sandbox: Option<&ReadySandbox>,
+        resolution: Option<&Resolution>,
+    ) -> Result<(), Halt> {
+        for agent in self.agents(thread).await? {
             let model = thread.model_override.clone().unwrap_or_else(|| agent.model.clone());
             let at = Place {
-                thread: &thread,
+                thread,
                 thread_id: thread.id,
                 agent: &agent,
                 model: &model,
-                sandbox: sandbox.as_ref(),
-                resolution: resolution.as_ref(),
+                sandbox,
+                resolution,
                 may_delegate: true,
             };
             self.run_agent(at).await?;
@@ -324,10 +338,9 @@ impl Run<'_> {
 
     /// One agent's model turns until it answers without calling a tool.
     pub(crate) async fn run_agent(&self, at: Place<'_>) -> Result<(), Halt> {
-        let Place { thread, thread_id, agent, model, sandbox, may_delegate, .. } = at;
-        let author = thread.environment.as_ref().map(|env| env.author_id);
+        let Place { thread_id, agent, model, sandbox, may_delegate, .. } = at;
         let key = self
-            .guarded(self.inner.envs.model_key(&self.job, model, author))
+            .guarded(self.inner.envs.model_key(&self.job, model))
             .await?
             .map_err(|err| Halt::fail(ErrorClass::Unknown, err.to_string()))?;
         let provider_name = key.model.provider.name().to_owned();

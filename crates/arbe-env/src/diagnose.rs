@@ -30,6 +30,42 @@ impl EnvDiagnosis {
 }
 
 impl Environments {
+    /// Whether a token could be minted from installation `id` for `repos`: connected to the
+    /// house, every repo of its account, and known to GitHub and not suspended (read with the
+    /// app's JWT: no token is minted).
+    async fn diagnose_installation(
+        &self,
+        house: arbe_core::HouseId,
+        app: &crate::GitHubApp,
+        id: i64,
+        repos: &[arbe_core::RepoRef],
+    ) -> (CheckStatus, String) {
+        let connection = match self.store.github_connection(house, id).await {
+            Ok(connection) => connection,
+            Err(arbe_store::StoreError::NotFound { .. }) => {
+                return (CheckStatus::Blocker, crate::EnvError::GitHubNotConnected { installation: id }.to_string());
+            }
+            Err(err) => return (CheckStatus::Blocker, err.to_string()),
+        };
+        if let Err(err) = app.check_repos(&connection, repos) {
+            return (CheckStatus::Blocker, err.to_string());
+        }
+        match app.installation(id).await {
+            Ok(installation) if installation.suspended_at.is_some() => {
+                (CheckStatus::Blocker, format!("installation {id} is suspended on GitHub"))
+            }
+            Ok(_) => (
+                CheckStatus::Ok,
+                format!(
+                    "installation {id} ({}): a token for {} repo(s) is minted at dispatch and revoked after",
+                    connection.account_login,
+                    repos.len()
+                ),
+            ),
+            Err(err) => (CheckStatus::Blocker, err.to_string()),
+        }
+    }
+
     /// Checks everything a dispatch in the environment needs: the runtime configured and
     /// answering, the sandbox reachable, every binding resolvable, the key for `model` (the
     /// agent's or the thread's) and where it comes from, and the GitHub App. Needs a reader.
@@ -51,9 +87,12 @@ impl Environments {
                 out.push(sandbox_line, CheckStatus::Blocker, "cannot be reached without its runtime");
             }
             Ok(adapter) => {
-                match adapter.ping().await {
-                    Ok(()) => out.push(runtime_line, CheckStatus::Ok, "configured and answering"),
-                    Err(err) => out.push(runtime_line, CheckStatus::Blocker, format!("does not answer: {err}")),
+                match (self.check_isolation(house, &*adapter).await, adapter.ping().await) {
+                    (Err(err), _) => out.push(runtime_line, CheckStatus::Blocker, err.to_string()),
+                    (Ok(()), Ok(())) => out.push(runtime_line, CheckStatus::Ok, "configured and answering"),
+                    (Ok(()), Err(err)) => {
+                        out.push(runtime_line, CheckStatus::Blocker, format!("does not answer: {err}"))
+                    }
                 }
                 let (status, detail) = match (&sandbox.state, sandbox.external_id.clone()) {
                     (SandboxState::Destroyed, _) => {
@@ -84,7 +123,8 @@ impl Environments {
             let missing = if binding.required { CheckStatus::Blocker } else { CheckStatus::Warning };
             let how = if binding.required { "required" } else { "optional" };
             let secret = metas.iter().find(|meta| meta.name == binding.name);
-            match BindingProblem::of(secret, env.author_id) {
+            // As it would resolve for a dispatch the caller posts.
+            match BindingProblem::of(secret, Some(actor.member_id())) {
                 Some(problem) => out.push(
                     line,
                     missing,
@@ -97,22 +137,29 @@ impl Environments {
             }
         }
 
-        // The model's key: where it would come from, never its value.
-        match self.model_key_source(house, model, Some(env.author_id)).await {
+        // The model's key: whose it would be, never its value or where a key file lives.
+        match self.model_key_source(house, model, actor.member_id()).await {
             Err(err) => out.push(format!("model {model}"), CheckStatus::Blocker, err.to_string()),
             Ok(key) => match key {
                 (None, _) => out.push(format!("model {model}"), CheckStatus::Ok, "its provider needs no key"),
                 (Some(var), Some(source)) => {
                     out.push(format!("model key {var}"), CheckStatus::Ok, format!("for {model}, from the {source}"))
                 }
-                (Some(var), None) => out.push(
-                    format!("model key {var}"),
-                    CheckStatus::Blocker,
-                    format!(
-                        "{model} needs {var}: not in the house, the worker's environment or ~/.arbe/keys/; \
-                         printf '%s' \"$KEY\" | arbe secret set {var} --shared"
-                    ),
-                ),
+                (Some(var), None) => {
+                    let operator = if self.config.operator_keys.serve(house) {
+                        "nor does the operator have one (worker environment or ~/.arbe/keys/)"
+                    } else {
+                        "and the operator's own keys do not serve this house"
+                    };
+                    out.push(
+                        format!("model key {var}"),
+                        CheckStatus::Blocker,
+                        format!(
+                            "{model} needs {var}: the house holds none you can use, {operator}; \
+                             printf '%s' \"$KEY\" | arbe secret set {var} --shared"
+                        ),
+                    )
+                }
             },
         }
 
@@ -141,11 +188,10 @@ impl Environments {
                 CheckStatus::Warning,
                 "no allowed repos to scope a token to: no GITHUB_TOKEN is minted",
             ),
-            (Some(id), Some(_)) => out.push(
-                "github app",
-                CheckStatus::Ok,
-                format!("installation {id}: a token for {} repo(s) is minted at dispatch", env.allowed_repos.len()),
-            ),
+            (Some(id), Some(app)) => {
+                let (status, detail) = self.diagnose_installation(house, app, id, &env.allowed_repos).await;
+                out.push("github app", status, detail);
+            }
         }
         Ok(out)
     }

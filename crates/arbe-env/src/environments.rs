@@ -2,13 +2,13 @@
 //! list, partial update, bind and unbind secrets, soft delete.
 
 use arbe_core::{
-    Action, Environment, EnvironmentName, EnvironmentRef, InvalidInput, Name, RepoRef, RuntimeName, SandboxRef,
-    SecretBinding, SecretName,
+    Action, AuditAction, Environment, EnvironmentName, EnvironmentRef, HouseId, InvalidInput, Name, PrivateSecret,
+    RepoRef, RuntimeName, SandboxRef, SecretBinding, SecretName,
     environment::{BindOutcome, bind_secret},
 };
-use arbe_store::{Actor, NewEnvironment};
+use arbe_store::{Actor, AuditActor, NewEnvironment, StoreError};
 
-use crate::{Environments, Result};
+use crate::{EnvError, Environments, Result};
 
 /// An environment to create (`arbe env create`, `POST /api/environments`).
 #[derive(Clone, Debug)]
@@ -62,13 +62,6 @@ pub struct EnvironmentPatch {
     pub secret_bindings: Option<Vec<SecretBinding>>,
 }
 
-fn check_installation(id: Option<i64>) -> std::result::Result<(), InvalidInput> {
-    match id {
-        Some(id) if id <= 0 => Err(InvalidInput::new("github_installation_id", "must be a positive integer")),
-        _ => Ok(()),
-    }
-}
-
 fn check_bindings(bindings: &[SecretBinding]) -> std::result::Result<(), InvalidInput> {
     for (i, b) in bindings.iter().enumerate() {
         if bindings[..i].iter().any(|earlier| earlier.name == b.name) {
@@ -103,6 +96,56 @@ fn with_default(
 }
 
 impl Environments {
+    /// Checks an environment's installation: connected to the house, and every allowed repo
+    /// of its account. Without a GitHub App nothing can be checked (and nothing is minted).
+    async fn check_installation(&self, house: HouseId, id: Option<i64>, repos: &[RepoRef]) -> Result<()> {
+        let Some(id) = id else { return Ok(()) };
+        if id <= 0 {
+            return Err(InvalidInput::new("github_installation_id", "must be a positive integer").into());
+        }
+        let connection = match self.store.github_connection(house, id).await {
+            Ok(connection) => connection,
+            Err(StoreError::NotFound { .. }) => return Err(EnvError::GitHubNotConnected { installation: id }),
+            Err(err) => return Err(err.into()),
+        };
+        if let Some(app) = self.config.github.as_deref()
+            && !repos.is_empty()
+        {
+            app.check_repos(&connection, repos)?;
+        }
+        Ok(())
+    }
+
+    /// Refuses a change of bindings that adds, removes or flips a binding of another member's
+    /// non-shared secret: such a secret is bound only in its author's name.
+    async fn check_private_bindings(
+        &self,
+        actor: &Actor,
+        before: &[SecretBinding],
+        after: &[SecretBinding],
+    ) -> Result<()> {
+        let changed = |b: &SecretBinding, other: &[SecretBinding]| !other.iter().any(|o| o == b);
+        let touched: Vec<&SecretName> = after
+            .iter()
+            .filter(|b| changed(b, before))
+            .chain(before.iter().filter(|b| changed(b, after)))
+            .map(|b| &b.name)
+            .collect();
+        if touched.is_empty() {
+            return Ok(());
+        }
+        for meta in self.store.list_secrets(actor.house_id()).await? {
+            if touched.contains(&&meta.name) && !meta.usable_by(actor.member_id()) {
+                return Err(PrivateSecret { name: meta.name }.into());
+            }
+        }
+        Ok(())
+    }
+
+    async fn audit(&self, actor: &Actor, action: AuditAction, target: &str) {
+        self.store.audit(Some(actor.house_id()), None, AuditActor::Member(actor), action, target).await;
+    }
+
     /// Creates an environment. Without a sandbox, provisions one on the environment's runtime
     /// (named `<env>-<short id>`). Needs a writer. Bad input changes nothing: every rule is
     /// checked, and the name looked up, before anything is provisioned.
@@ -110,8 +153,9 @@ impl Environments {
         actor.require(Action::WriteEnvironment)?;
         let house = actor.house_id();
         check_bindings(&req.secrets)?;
-        check_installation(req.github_installation_id)?;
         let allowed_repos = with_default(req.allowed_repos, req.repo.as_ref())?;
+        self.check_installation(house, req.github_installation_id, &allowed_repos).await?;
+        self.check_private_bindings(actor, &[], &req.secrets).await?;
         self.store.environment_name_free(house, &req.name).await?;
         let mut provisioned = None;
         let (sandbox_id, runtime) = match &req.sandbox {
@@ -168,6 +212,7 @@ impl Environments {
             }
         };
         tracing::info!(house = %house, environment = %env.id, runtime = %env.runtime, "environment created");
+        self.audit(actor, AuditAction::EnvironmentCreated, env.name.as_str()).await;
         Ok(env)
     }
 
@@ -187,6 +232,9 @@ impl Environments {
     pub async fn update(&self, actor: &Actor, by: &EnvironmentRef, patch: EnvironmentPatch) -> Result<Environment> {
         actor.require(Action::WriteEnvironment)?;
         let mut env = self.store.environment(actor.house_id(), by).await?;
+        let before = env.secret_bindings.clone();
+        let scope_changed =
+            patch.github_installation_id.is_some() || patch.allowed_repos.is_some() || patch.default_repo.is_some();
         if let Some(name) = patch.name {
             env.name = name;
         }
@@ -203,14 +251,19 @@ impl Environments {
         }
         env.allowed_repos = with_default(std::mem::take(&mut env.allowed_repos), env.default_repo.as_ref())?;
         if let Some(id) = patch.github_installation_id {
-            check_installation(id)?;
             env.github_installation_id = id;
+        }
+        if scope_changed {
+            self.check_installation(actor.house_id(), env.github_installation_id, &env.allowed_repos).await?;
         }
         if let Some(bindings) = patch.secret_bindings {
             check_bindings(&bindings)?;
+            self.check_private_bindings(actor, &before, &bindings).await?;
             env.secret_bindings = bindings;
         }
-        Ok(self.store.update_environment(&env).await?)
+        let env = self.store.update_environment(&env).await?;
+        self.audit(actor, AuditAction::EnvironmentUpdated, env.name.as_str()).await;
+        Ok(env)
     }
 
     /// Adds a binding, or flips its `required` flag (seed 001: the same flag again is a no-op).
@@ -224,11 +277,16 @@ impl Environments {
     ) -> Result<(Environment, BindOutcome)> {
         actor.require(Action::WriteEnvironment)?;
         let mut env = self.store.environment(actor.house_id(), by).await?;
+        let before = env.secret_bindings.clone();
+        let target = format!("{} in {}", name, env.name);
         let outcome = bind_secret(&mut env.secret_bindings, name, required);
         if outcome == BindOutcome::Unchanged {
             return Ok((env, outcome));
         }
-        Ok((self.store.update_environment(&env).await?, outcome))
+        self.check_private_bindings(actor, &before, &env.secret_bindings).await?;
+        let env = self.store.update_environment(&env).await?;
+        self.audit(actor, AuditAction::SecretBound, &target).await;
+        Ok((env, outcome))
     }
 
     /// Removes a binding; `false` when there was none (nothing changes). Needs a writer.
@@ -240,12 +298,15 @@ impl Environments {
     ) -> Result<(Environment, bool)> {
         actor.require(Action::WriteEnvironment)?;
         let mut env = self.store.environment(actor.house_id(), by).await?;
-        let before = env.secret_bindings.len();
+        let before = env.secret_bindings.clone();
         env.secret_bindings.retain(|b| b.name != *name);
-        if env.secret_bindings.len() == before {
+        if env.secret_bindings.len() == before.len() {
             return Ok((env, false));
         }
-        Ok((self.store.update_environment(&env).await?, true))
+        self.check_private_bindings(actor, &before, &env.secret_bindings).await?;
+        let env = self.store.update_environment(&env).await?;
+        self.audit(actor, AuditAction::SecretUnbound, &format!("{} in {}", name, env.name)).await;
+        Ok((env, true))
     }
 
     /// Soft-deletes an environment: hidden from lookups and lists, its name free again,
@@ -255,6 +316,7 @@ impl Environments {
         let env = self.store.environment(actor.house_id(), by).await?;
         self.store.delete_environment(actor.house_id(), env.id).await?;
         tracing::info!(house = %actor.house_id(), environment = %env.id, "environment deleted");
+        self.audit(actor, AuditAction::EnvironmentDeleted, env.name.as_str()).await;
         Ok(())
     }
 

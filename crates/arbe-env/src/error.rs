@@ -12,18 +12,19 @@ pub enum BindingProblem {
     Missing,
     /// The secret has audience `capability`: the control plane uses it, sandboxes never see it.
     CapabilityOnly,
-    /// The secret is not shared and belongs to another member than the environment's author.
+    /// The secret is not shared, and the dispatch was not posted by its author.
     NotShared,
 }
 
 impl BindingProblem {
-    /// Why a secret cannot be injected into a sandbox of an environment authored by `author`
-    /// (`None`: it can). The one place this rule lives.
-    pub fn of(secret: Option<&arbe_core::SecretMeta>, author: arbe_core::MemberId) -> Option<Self> {
+    /// Why a secret cannot be injected into a sandbox for a dispatch posted by `poster`
+    /// (`None`: it can). A non-shared secret serves only its author's own dispatches
+    /// ([`arbe_core::SecretMeta::usable_by`]).
+    pub fn of(secret: Option<&arbe_core::SecretMeta>, poster: Option<arbe_core::MemberId>) -> Option<Self> {
         match secret {
             None => Some(Self::Missing),
             Some(meta) if meta.audience == arbe_core::Audience::Capability => Some(Self::CapabilityOnly),
-            Some(meta) if !meta.shared && meta.author_id != author => Some(Self::NotShared),
+            Some(meta) if !poster.is_some_and(|poster| meta.usable_by(poster)) => Some(Self::NotShared),
             Some(_) => None,
         }
     }
@@ -33,7 +34,7 @@ impl BindingProblem {
         match self {
             Self::Missing => format!("printf '%s' \"$VALUE\" | arbe secret set {name}"),
             Self::CapabilityOnly => "set it again with --audience environment".into(),
-            Self::NotShared => "set it again with --shared".into(),
+            Self::NotShared => "its author can share it: arbe secret set --shared".into(),
         }
     }
 
@@ -42,7 +43,7 @@ impl BindingProblem {
         match self {
             Self::Missing => "is not set in the house",
             Self::CapabilityOnly => "has audience capability and is never injected into sandboxes",
-            Self::NotShared => "is not shared and belongs to another member than the environment's author",
+            Self::NotShared => "is private to another member: only dispatches its author posts can use it",
         }
     }
 }
@@ -73,6 +74,35 @@ pub enum EnvError {
         /// The repository (a canonical URL; never carries credentials).
         repo: String,
     },
+    /// The runtime does not keep houses apart, and using it here would let one house reach
+    /// another.
+    #[error("runtime {runtime} cannot be used here: {rule}")]
+    NotIsolated {
+        /// The runtime.
+        runtime: &'static str,
+        /// Why not.
+        rule: String,
+    },
+    /// The environment names a GitHub installation its house has not connected.
+    #[error(
+        "GitHub installation {installation} is not connected to this house: an owner connects it through the GitHub \
+         App's install flow (arbe github connect)"
+    )]
+    GitHubNotConnected {
+        /// The installation.
+        installation: i64,
+    },
+    /// The signed-in GitHub user cannot reach the installation.
+    #[error("GitHub user {login} cannot reach installation {installation} of the app")]
+    GitHubNotReachable {
+        /// The installation.
+        installation: i64,
+        /// The GitHub user.
+        login: String,
+    },
+    /// The member reached for another member's non-shared secret.
+    #[error(transparent)]
+    Private(#[from] arbe_core::PrivateSecret),
     /// No GitHub App is configured.
     #[error("the GitHub App is not configured: set GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY on the server")]
     GitHubNotConfigured,
@@ -122,9 +152,10 @@ impl Classify for EnvError {
     fn kind(&self) -> ErrorKind {
         match self {
             Self::Invalid(_) | Self::UnresolvedSecrets { .. } | Self::RepoNotAllowed { .. } => ErrorKind::InvalidInput,
-            Self::Forbidden(_) => ErrorKind::Forbidden,
+            Self::Forbidden(_) | Self::Private(_) | Self::GitHubNotReachable { .. } => ErrorKind::Forbidden,
+            Self::GitHubNotConnected { .. } => ErrorKind::InvalidInput,
             Self::GitHubNotConfigured => ErrorKind::Unsupported,
-            Self::GitHubConfig { .. } => ErrorKind::Misconfigured,
+            Self::GitHubConfig { .. } | Self::NotIsolated { .. } => ErrorKind::Misconfigured,
             Self::GitHub { status, .. } => match status {
                 None => ErrorKind::Unavailable,
                 Some(401) => ErrorKind::Unauthenticated,

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod connect;
 mod diagnose;
 mod environments;
 mod error;
@@ -12,17 +13,18 @@ use std::sync::Arc;
 
 use arbe_core::RuntimeName;
 use arbe_runtime::RuntimeRegistry;
-use arbe_store::{Actor, Store};
+use arbe_store::Store;
 use arbe_vault::Vault;
 
 pub use diagnose::EnvDiagnosis;
 pub use environments::{CreateEnvironment, EnvironmentPatch};
 pub use error::{BindingProblem, EnvError, Result};
 pub use github::{
-    GITHUB_API_URL, GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY, GitHubApp, GitHubAppConfig, Installation,
-    InstallationAccount, InstallationToken,
+    ConnectStart, GITHUB_API_URL, GITHUB_APP_CLIENT_ID, GITHUB_APP_CLIENT_SECRET, GITHUB_APP_ID,
+    GITHUB_APP_PRIVATE_KEY, GITHUB_APP_SLUG, GITHUB_WEB_URL, GitHubApp, GitHubAppConfig, GitHubOAuthClient, GitHubUser,
+    Installation, InstallationAccount, InstallationRepo, InstallationToken,
 };
-pub use keys::{ModelKey, WorkerKeys};
+pub use keys::{KeyOrigin, ModelKey, OperatorKeys, WorkerKeys};
 pub use resolve::Resolution;
 pub use sandboxes::{EnvVarName, ReadySandbox, SandboxDiagnosis, SandboxPing, Sandboxes};
 
@@ -41,6 +43,15 @@ pub struct EnvConfig {
     /// Where model keys come from besides house secrets: the worker's environment and
     /// `~/.arbe/keys/`.
     pub worker_keys: WorkerKeys,
+    /// Which houses those operator keys serve (every house by default).
+    pub operator_keys: OperatorKeys,
+}
+
+impl EnvConfig {
+    /// `default_runtime`, no GitHub App, no worker keys.
+    pub fn new(default_runtime: RuntimeName) -> Self {
+        Self { default_runtime, github: None, worker_keys: WorkerKeys::none(), operator_keys: OperatorKeys::default() }
+    }
 }
 
 /// Environments of houses: seed 001's operations, resolution at dispatch, sandboxes reached on
@@ -64,19 +75,21 @@ impl Environments {
         Sandboxes::new(self.clone())
     }
 
+    /// The same service with another policy for the operator's own model keys.
+    pub fn with_operator_keys(&self, operator_keys: OperatorKeys) -> Self {
+        let mut copy = self.clone();
+        copy.config.operator_keys = operator_keys;
+        copy
+    }
+
     /// The runtime an environment gets when its creator names neither a runtime nor a sandbox.
     pub fn default_runtime(&self) -> &RuntimeName {
         &self.config.default_runtime
     }
 
+    /// The GitHub App; [`EnvError::GitHubNotConfigured`] (kind `Unsupported`, HTTP 501) when
+    /// there is none.
     fn github(&self) -> Result<&GitHubApp> {
         self.config.github.as_deref().ok_or(EnvError::GitHubNotConfigured)
-    }
-
-    /// The installations of the GitHub App; [`EnvError::GitHubNotConfigured`] (kind
-    /// `Unsupported`, HTTP 501) when there is none.
-    pub async fn github_installations(&self, actor: &Actor) -> Result<Vec<Installation>> {
-        actor.require(arbe_core::Action::Read)?;
-        self.github()?.list_installations().await
     }
 }

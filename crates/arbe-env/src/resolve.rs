@@ -1,12 +1,14 @@
 //! Resolution at dispatch: an environment snapshot's bindings become values, checked against
-//! audience and sharing, plus a GitHub installation token when the App is configured.
+//! audience and sharing (a non-shared secret serves only dispatches its author posted), plus a
+//! GitHub installation token from a connected installation when the App is configured, revoked
+//! by [`Environments::release`] when the dispatch ends.
 
 use std::fmt;
 
 use arbe_core::{EnvironmentName, EnvironmentSnapshot, RepoRef, SecretName, SecretValue};
 use arbe_store::Claim;
 
-use crate::{BindingProblem, EnvError, Environments, Result};
+use crate::{BindingProblem, EnvError, Environments, InstallationToken, Result};
 
 /// The name the installation token is injected under.
 const GITHUB_TOKEN: &str = "GITHUB_TOKEN";
@@ -24,6 +26,8 @@ pub struct Resolution {
     pub warnings: Vec<String>,
     /// The only repositories a dispatch may clone or push.
     pub allowed_repos: Vec<RepoRef>,
+    /// The installation token minted for this dispatch, revoked by [`Environments::release`].
+    pub github_token: Option<InstallationToken>,
 }
 
 impl fmt::Debug for Resolution {
@@ -33,6 +37,7 @@ impl fmt::Debug for Resolution {
             .field("vars", &self.secret_names())
             .field("warnings", &self.warnings)
             .field("allowed_repos", &self.allowed_repos)
+            .field("github_token", &self.github_token.as_ref().map(|t| t.expires_at))
             .finish()
     }
 }
@@ -59,19 +64,22 @@ impl Environments {
     ///
     /// Every required binding must resolve, else the error names each one that does not and
     /// why; an optional one that does not is a warning. A `capability` secret is never
-    /// returned for injection, and a non-shared secret only for environments of its author.
-    /// With an installation id and a configured GitHub App, a token scoped to the allowed repos
-    /// is minted and injected as `GITHUB_TOKEN` (replacing a bound secret of that name); with
-    /// no App configured this is skipped with one info log line.
+    /// returned for injection, and a non-shared secret only when its author posted the entry
+    /// the dispatch answers. With an installation id and a configured GitHub App, the house
+    /// must have connected that installation; a token scoped to the allowed repos (all of the
+    /// installation's account) and the configured permissions is minted and injected as
+    /// `GITHUB_TOKEN` (replacing a bound secret of that name). With no App configured this is
+    /// skipped with one info log line.
     pub async fn resolve(&self, claim: &Claim, env: &EnvironmentSnapshot) -> Result<Resolution> {
         let names: Vec<SecretName> = env.secret_bindings.iter().map(|b| b.name.clone()).collect();
+        let poster = self.store.job_poster(claim).await?;
         let mut found = self.vault.resolve(claim, &names).await?;
         let mut vars = Vec::with_capacity(names.len() + 1);
         let mut warnings = Vec::new();
         let mut problems = Vec::new();
         for binding in &env.secret_bindings {
             let secret = found.iter().position(|s| s.meta.name == binding.name).map(|i| found.swap_remove(i));
-            let problem = BindingProblem::of(secret.as_ref().map(|s| &s.meta), env.author_id);
+            let problem = BindingProblem::of(secret.as_ref().map(|s| &s.meta), poster);
             if let (None, Some(secret)) = (problem, secret) {
                 vars.push((binding.name.clone(), secret.value));
             }
@@ -88,6 +96,7 @@ impl Environments {
         if !problems.is_empty() {
             return Err(EnvError::UnresolvedSecrets { environment: env.name.clone(), problems });
         }
+        let mut github_token = None;
         if let Some(installation) = env.github_installation_id {
             match self.config.github.as_deref() {
                 None => tracing::info!(
@@ -99,13 +108,37 @@ impl Environments {
                     env.name
                 )),
                 Some(app) => {
-                    let token = app.installation_token(installation, &env.allowed_repos).await?;
+                    let connection = match self.store.github_connection(claim.house_id(), installation).await {
+                        Ok(connection) => connection,
+                        Err(arbe_store::StoreError::NotFound { .. }) => {
+                            return Err(EnvError::GitHubNotConnected { installation });
+                        }
+                        Err(err) => return Err(err.into()),
+                    };
+                    let token = app.installation_token(&connection, &env.allowed_repos).await?;
                     let name = SecretName::parse(GITHUB_TOKEN)?;
                     vars.retain(|(n, _)| *n != name);
-                    vars.push((name, token.token));
+                    vars.push((name, token.token.clone()));
+                    github_token = Some(token);
                 }
             }
         }
-        Ok(Resolution { environment: env.name.clone(), vars, warnings, allowed_repos: env.allowed_repos.clone() })
+        Ok(Resolution {
+            environment: env.name.clone(),
+            vars,
+            warnings,
+            allowed_repos: env.allowed_repos.clone(),
+            github_token,
+        })
+    }
+
+    /// Ends what a dispatch's resolution holds: revokes its installation token. A failure is
+    /// logged (the token expires within the hour anyway), never returned.
+    pub async fn release(&self, resolution: &Resolution) {
+        if let (Some(token), Some(app)) = (&resolution.github_token, self.config.github.as_deref())
+            && let Err(err) = app.revoke(token).await
+        {
+            tracing::warn!(installation_id = token.installation_id, error = %err, "could not revoke a GitHub installation token");
+        }
     }
 }

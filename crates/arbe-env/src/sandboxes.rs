@@ -10,10 +10,10 @@ use arbe_core::{
     Action, ErrorKind, HouseId, InvalidInput, Labels, Name, Resources, RuntimeName, Sandbox, SandboxId, SandboxRef,
     SandboxState, SecretName,
 };
-use arbe_runtime::{Diagnosis, ExecRequest, ExternalId, Runtime, SandboxSpec};
+use arbe_runtime::{Diagnosis, ExecRequest, ExternalId, Isolation, Runtime, SandboxSpec};
 use arbe_store::{Actor, Claim, NewSandbox};
 
-use crate::{Environments, Result};
+use crate::{EnvError, Environments, Result};
 
 /// A sandbox that is started and ready for commands.
 #[derive(Clone, Debug)]
@@ -205,6 +205,14 @@ impl Environments {
         Ok(match by {
             SandboxRef::Id(id) => self.store.sandbox(house, *id).await?,
             SandboxRef::Name(name) => self.store.sandbox_by_name(house, name.as_str()).await?,
+            // Looked up in the house's own rows: another house's runtime id finds nothing.
+            SandboxRef::External { runtime, id } => {
+                let row = self.store.sandbox_by_external_id(house, id).await?;
+                if row.runtime != *runtime {
+                    return Err(arbe_store::StoreError::NotFound { what: "sandbox" }.into());
+                }
+                row
+            }
         })
     }
 
@@ -242,6 +250,41 @@ impl Environments {
         row
     }
 
+    /// Refuses a runtime that does not keep houses apart when another house could be reached
+    /// through it: one that runs on the control plane's host ([`Isolation::Host`]) while the
+    /// deployment has more than one house, one that shares an account between sandboxes
+    /// ([`Isolation::SharedAccount`]) when another house has a sandbox on it. Checked before
+    /// anything is provisioned or started, so a refused call changes nothing.
+    pub(crate) async fn check_isolation(&self, house: HouseId, runtime: &dyn Runtime) -> Result<()> {
+        match runtime.capabilities().isolation {
+            Isolation::Sandbox => Ok(()),
+            Isolation::Host => {
+                let houses = self.store.count_houses().await?;
+                if houses > 1 {
+                    return Err(EnvError::NotIsolated {
+                        runtime: runtime.name(),
+                        rule: format!(
+                            "it runs commands on the server's host as the server's user, where they could read \
+                             every house's secrets, so it serves a deployment with one house only (this one has {houses})"
+                        ),
+                    });
+                }
+                Ok(())
+            }
+            Isolation::SharedAccount => {
+                if self.store.runtime_used_by_another_house(house, runtime.name()).await? {
+                    return Err(EnvError::NotIsolated {
+                        runtime: runtime.name(),
+                        rule: "its sandboxes share one account on the host, and another house already has \
+                               sandboxes there: one house per host configuration"
+                            .to_owned(),
+                    });
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// Records a sandbox called `name` on `runtime` and provisions it there, with the house's
     /// `workspace_bytes` quota as its workspace cap. When provisioning fails the row is left in
     /// state `error` and the runtime's error is returned.
@@ -252,6 +295,7 @@ impl Environments {
         name: Name,
     ) -> Result<ReadySandbox> {
         let adapter = self.runtimes.get(runtime.as_str())?;
+        self.check_isolation(house, &*adapter).await?;
         let workspace_bytes = self.store.house_quotas(house).await?.workspace_bytes;
         let mut sandbox = self
             .store
@@ -298,6 +342,7 @@ impl Environments {
     /// when stopped, and marked active so the idle reaper leaves it alone.
     async fn ensure_row(&self, mut sandbox: Sandbox) -> Result<ReadySandbox> {
         let adapter = self.runtimes.get(sandbox.runtime.as_str())?;
+        self.check_isolation(sandbox.house_id, &*adapter).await?;
         if sandbox.state == SandboxState::Destroyed {
             return Err(arbe_store::StoreError::NotFound { what: "sandbox (it was destroyed)" }.into());
         }

@@ -442,6 +442,7 @@ impl Runtime for DockerRuntime {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities {
+            isolation: arbe_runtime::Isolation::Sandbox,
             persistent_fs: true,
             exec_streaming: true,
             file_transfer: true,

@@ -414,7 +414,13 @@ impl Runtime for SshRuntime {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { persistent_fs: true, exec_streaming: true, file_transfer: true, ..Capabilities::default() }
+        Capabilities {
+            isolation: arbe_runtime::Isolation::SharedAccount,
+            persistent_fs: true,
+            exec_streaming: true,
+            file_transfer: true,
+            ..Capabilities::default()
+        }
     }
 
     async fn provision(&self, spec: &SandboxSpec) -> Result<SandboxInfo> {

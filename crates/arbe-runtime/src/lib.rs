@@ -13,6 +13,6 @@ pub use exec::{
 };
 pub use registry::RuntimeRegistry;
 pub use runtime::{
-    Capabilities, Check, CheckStatus, Diagnosis, ExternalId, HOUSE_LABEL, Runtime, SANDBOX_LABEL, SandboxInfo,
-    SandboxSpec,
+    Capabilities, Check, CheckStatus, Diagnosis, ExternalId, HOUSE_LABEL, Isolation, Runtime, SANDBOX_LABEL,
+    SandboxInfo, SandboxSpec,
 };

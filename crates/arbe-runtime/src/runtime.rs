@@ -57,10 +57,27 @@ pub struct SandboxInfo {
     pub labels: Labels,
 }
 
+/// How far a runtime keeps its sandboxes apart from each other and from the control plane.
+/// arbe-env enforces what it implies before provisioning or starting a sandbox.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Isolation {
+    /// Commands run on the control plane's host as its user: they can read its configuration,
+    /// its database and every house's secrets. Only a deployment serving one house may use it.
+    #[default]
+    Host,
+    /// Sandboxes share one account on another machine: one house's commands can read another's
+    /// workspaces and processes. Only one house may have sandboxes on it.
+    SharedAccount,
+    /// Each sandbox is its own container or machine, apart from the control plane.
+    Sandbox,
+}
+
 /// What an adapter can do beyond the basics. Callers check before calling an optional method,
 /// and the conformance suite picks its tests from the same flags.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Capabilities {
+    /// How far sandboxes are kept apart (the default is the least: `Host`).
+    pub isolation: Isolation,
     /// GPUs can be attached.
     pub gpu: bool,
     /// The sandbox can be snapshotted.

@@ -15,14 +15,14 @@
 use std::fmt;
 
 use arbe_core::{
-    Action, ApiKeyId, ApiKeyMeta, Forbidden, House, HouseId, Member, MemberId, Name, Quotas, Role, SecretValue, User,
-    UserId,
+    Action, ApiKeyId, ApiKeyMeta, AuditAction, AuditEvent, Forbidden, House, HouseId, Member, MemberId, Name, Quotas,
+    Role, SecretValue, User, UserId,
 };
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::{Result, Store, StoreError};
+use crate::{AuditActor, Result, Store, StoreError};
 
 const KEY_PREFIX: &str = "arbe_";
 /// Bytes of randomness in a key's secret part and in an admin token.
@@ -303,6 +303,10 @@ impl Access {
         let user = self.store.user_by_name(user.as_str()).await?;
         let member = self.store.add_member(actor.house_id(), user.id, role).await?;
         tracing::info!(house = %actor.house_id(), member = %member.id, %role, "member added");
+        let target = format!("{} as {role}", member.name);
+        self.store
+            .audit(Some(actor.house_id()), None, AuditActor::Member(actor), AuditAction::MemberAdded, &target)
+            .await;
         Ok(member)
     }
 
@@ -311,20 +315,26 @@ impl Access {
         actor.require(Action::ManageMembers)?;
         let member = self.store.set_member_role(actor.house_id(), member, role).await?;
         tracing::info!(house = %actor.house_id(), member = %member.id, %role, "member role changed");
+        let target = format!("{} to {role}", member.name);
+        let by = AuditActor::Member(actor);
+        self.store.audit(Some(actor.house_id()), None, by, AuditAction::MemberRoleChanged, &target).await;
         Ok(member)
     }
 
     /// Ends a membership; the house keeps at least one owner. Needs an owner.
     pub async fn remove_member(&self, actor: &Actor, member: MemberId) -> Result<()> {
         actor.require(Action::ManageMembers)?;
+        let name = self.store.member(actor.house_id(), member).await?.name;
         self.store.remove_member(actor.house_id(), member).await?;
         tracing::info!(house = %actor.house_id(), member = %member, "member removed");
+        let by = AuditActor::Member(actor);
+        self.store.audit(Some(actor.house_id()), None, by, AuditAction::MemberRemoved, name.as_str()).await;
         Ok(())
     }
 
     /// A new API key of the caller's own; the key is in the answer and nowhere else.
     pub async fn create_key(&self, caller: &Caller, label: &str) -> Result<NewApiKey> {
-        self.make_key(caller.user.id, label).await
+        self.make_key(caller.user.id, label, AuditActor::User(&caller.user)).await
     }
 
     /// The caller's keys, revoked ones included.
@@ -336,13 +346,16 @@ impl Access {
     pub async fn revoke_key(&self, caller: &Caller, id: ApiKeyId) -> Result<()> {
         self.store.revoke_api_key(caller.user.id, id).await?;
         tracing::info!(user = %caller.user.id, key = %id, "api key revoked");
+        let by = AuditActor::User(&caller.user);
+        self.store.audit(None, Some(caller.user.id), by, AuditAction::ApiKeyRevoked, &format!("key {id}")).await;
         Ok(())
     }
 
-    async fn make_key(&self, user: UserId, label: &str) -> Result<NewApiKey> {
+    async fn make_key(&self, user: UserId, label: &str, by: AuditActor<'_>) -> Result<NewApiKey> {
         let (id, key, hash) = ApiKeySecret::generate();
         let meta = self.store.create_api_key(user, id, label, &hash).await?;
         tracing::info!(%user, key = %id, "api key created");
+        self.store.audit(None, Some(user), by, AuditAction::ApiKeyCreated, &format!("key {id}")).await;
         Ok(NewApiKey { meta, key })
     }
 
@@ -370,7 +383,7 @@ impl Access {
 
     /// Creates an API key for `user` (its first one, say).
     pub async fn admin_create_key(&self, _: &Admin, user: UserId, label: &str) -> Result<NewApiKey> {
-        self.make_key(user, label).await
+        self.make_key(user, label, AuditActor::Operator).await
     }
 
     /// Creates a user called `user`, a house called `house` it owns, and its first API key: what
@@ -385,7 +398,17 @@ impl Access {
 
     /// Revokes any user's key.
     pub async fn admin_revoke_key(&self, _: &Admin, user: UserId, id: ApiKeyId) -> Result<()> {
-        self.store.revoke_api_key(user, id).await
+        self.store.revoke_api_key(user, id).await?;
+        let target = format!("key {id}");
+        self.store.audit(None, Some(user), AuditActor::Operator, AuditAction::ApiKeyRevoked, &target).await;
+        Ok(())
+    }
+
+    /// The house's audit trail, oldest first, after `after` (a `seq`), at most `limit` events.
+    /// Needs an owner.
+    pub async fn audit(&self, actor: &Actor, after: Option<i64>, limit: u32) -> Result<Vec<AuditEvent>> {
+        actor.require(Action::ReadAudit)?;
+        self.store.list_audit(actor.house_id(), after, limit).await
     }
 
     /// Sets a house's quota overrides (`None` fields take the operator's default).

@@ -144,54 +144,83 @@ macro_rules! lock_house {
 }
 pub(crate) use lock_house;
 
+/// On PostgreSQL, serialises house creation for the single-house rule (a transaction-scoped
+/// advisory lock; the key is arbitrary but fixed). SQLite's single writer needs nothing.
+macro_rules! single_house_lock {
+    (postgres, $tx:expr) => {
+        sqlx::query("SELECT pg_advisory_xact_lock(7305126)").execute($tx).await?
+    };
+    (sqlite, $tx:expr) => {{
+        let _ = &$tx;
+    }};
+}
+
 impl Store {
-    /// Creates a house. Names are unique.
+    /// Creates a house. Names are unique; with [`StoreConfig::single_house`] a second house is
+    /// refused.
+    ///
+    /// [`StoreConfig::single_house`]: crate::StoreConfig::single_house
     pub async fn create_house(&self, name: &Name) -> Result<House> {
-        let house = House { id: HouseId::new(), name: name.clone(), created_at: now() };
-        on!(&self.write, |pool| {
-            sqlx::query("INSERT INTO houses (id, name, created_at) VALUES ($1, $2, $3)")
-                .bind(house.id.as_uuid())
-                .bind(house.name.as_str())
-                .bind(house.created_at)
-                .execute(pool)
-                .await
-                .map(|res| res.rows_affected())
-        })
-        .map_err(StoreError::unique("house", "a house with this name already exists"))?;
-        Ok(house)
+        self.insert_house(name, None).await.map(|(house, _)| house)
     }
 
     /// Creates a house and gives `owner` its first membership, as owner, in one transaction.
     pub async fn create_house_with_owner(&self, name: &Name, owner: UserId) -> Result<(House, Member)> {
-        let house = House { id: HouseId::new(), name: name.clone(), created_at: now() };
-        let member = MemberId::new();
-        on!(&self.write, |pool| {
-            let mut tx = pool.begin().await?;
-            sqlx::query("INSERT INTO houses (id, name, created_at) VALUES ($1, $2, $3)")
-                .bind(house.id.as_uuid())
-                .bind(house.name.as_str())
-                .bind(house.created_at)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::unique("house", "a house with this name already exists"))?;
-            let n = sqlx::query(
-                "INSERT INTO members (id, house_id, user_id, role, created_at) \
-                 SELECT $1, $2, id, 'owner', $4 FROM users WHERE id = $3",
-            )
-            .bind(member.as_uuid())
-            .bind(house.id.as_uuid())
-            .bind(owner.as_uuid())
-            .bind(house.created_at)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if n == 0 {
-                return Err(StoreError::NotFound { what: "user" });
-            }
-            tx.commit().await?;
-            Ok::<_, StoreError>(())
-        })?;
+        let (house, member) = self.insert_house(name, Some(owner)).await?;
+        let member = member.ok_or(StoreError::NotFound { what: "user" })?;
         Ok((house.clone(), self.member(house.id, member).await?))
+    }
+
+    async fn insert_house(&self, name: &Name, owner: Option<UserId>) -> Result<(House, Option<MemberId>)> {
+        let house = House { id: HouseId::new(), name: name.clone(), created_at: now() };
+        let member = owner.map(|_| MemberId::new());
+        let single = self.single_house;
+        macro_rules! body {
+            ($backend:ident, $pool:expr) => {{
+                let mut tx = $pool.begin().await?;
+                if single {
+                    // One creator at a time, so two cannot both see an empty table.
+                    single_house_lock!($backend, &mut *tx);
+                    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM houses").fetch_one(&mut *tx).await?;
+                    if n > 0 {
+                        return Err(StoreError::Conflict {
+                            what: "house",
+                            rule: "this deployment serves one house only: the operator turned on the unisolated \
+                                   local runtime (ARBE_LOCAL_RUNTIME=trusted), which must not be shared between houses",
+                        });
+                    }
+                }
+                sqlx::query("INSERT INTO houses (id, name, created_at) VALUES ($1, $2, $3)")
+                    .bind(house.id.as_uuid())
+                    .bind(house.name.as_str())
+                    .bind(house.created_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::unique("house", "a house with this name already exists"))?;
+                if let (Some(owner), Some(member)) = (owner, member) {
+                    let n = sqlx::query(
+                        "INSERT INTO members (id, house_id, user_id, role, created_at) \
+                         SELECT $1, $2, id, 'owner', $4 FROM users WHERE id = $3",
+                    )
+                    .bind(member.as_uuid())
+                    .bind(house.id.as_uuid())
+                    .bind(owner.as_uuid())
+                    .bind(house.created_at)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if n == 0 {
+                        return Err(StoreError::NotFound { what: "user" });
+                    }
+                }
+                tx.commit().await?;
+            }};
+        }
+        match &self.write {
+            crate::Pool::Sqlite(pool) => body!(sqlite, pool),
+            crate::Pool::Postgres(pool) => body!(postgres, pool),
+        }
+        Ok((house, member))
     }
 
     /// A house by id.

@@ -42,6 +42,19 @@ impl Claim {
     }
 }
 
+impl Store {
+    /// The member who posted the entry the claimed job answers, when it is a user message:
+    /// non-shared secrets resolve for a dispatch only in their author's name.
+    pub async fn job_poster(&self, claim: &Claim) -> Result<Option<arbe_core::MemberId>> {
+        let job = claim.job();
+        let entries = self.entries(job.house_id, job.thread_id, job.trigger_seq - 1, 1).await?;
+        Ok(entries.into_iter().find(|e| e.seq == job.trigger_seq).and_then(|e| match e.body {
+            EntryBody::UserMessage { author_id, .. } => Some(author_id),
+            _ => None,
+        }))
+    }
+}
+
 impl std::ops::Deref for Claim {
     type Target = DispatchJob;
     fn deref(&self) -> &DispatchJob {

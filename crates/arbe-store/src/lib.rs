@@ -2,8 +2,10 @@
 
 mod access;
 mod agents;
+mod audit;
 mod environments;
 mod error;
+mod github;
 mod identity;
 mod jobs;
 mod keys;
@@ -26,6 +28,7 @@ use sqlx::{
 
 pub use access::{Access, Actor, Admin, AdminToken, ApiKeySecret, Bootstrap, Caller, NewApiKey};
 pub use agents::{AgentPatch, NewAgent};
+pub use audit::{AuditActor, MAX_AUDIT_PAGE, OPERATOR};
 pub use environments::NewEnvironment;
 pub use error::{Result, StoreError};
 pub use identity::MAX_LABEL_CHARS;
@@ -46,12 +49,15 @@ pub struct StoreConfig {
     pub max_connections: u32,
     /// The quotas of every house without its own overrides (none capped by default).
     pub quotas: Quotas,
+    /// Serve one house only: creating a second is refused. Set when the operator turned on the
+    /// unisolated local runtime (`ARBE_LOCAL_RUNTIME=trusted`), which only one house may use.
+    pub single_house: bool,
 }
 
 impl StoreConfig {
     /// A config for `url` with the default pool size and no quotas.
     pub fn new(url: impl Into<String>) -> Self {
-        Self { url: url.into(), max_connections: 8, quotas: Quotas::default() }
+        Self { url: url.into(), max_connections: 8, quotas: Quotas::default(), single_house: false }
     }
 }
 
@@ -68,6 +74,7 @@ impl std::fmt::Debug for StoreConfig {
             .field("url", &url)
             .field("max_connections", &self.max_connections)
             .field("quotas", &self.quotas)
+            .field("single_house", &self.single_house)
             .finish()
     }
 }
@@ -111,6 +118,8 @@ pub struct Store {
     read: Pool,
     /// Quotas of houses without overrides of their own.
     default_quotas: Quotas,
+    /// Refuse a second house ([`StoreConfig::single_house`]).
+    single_house: bool,
 }
 
 impl Store {
@@ -124,7 +133,12 @@ impl Store {
                 .acquire_timeout(Duration::from_secs(10))
                 .connect(&config.url)
                 .await?;
-            Self { write: Pool::Postgres(pool.clone()), read: Pool::Postgres(pool), default_quotas: config.quotas }
+            Self {
+                write: Pool::Postgres(pool.clone()),
+                read: Pool::Postgres(pool),
+                default_quotas: config.quotas,
+                single_house: config.single_house,
+            }
         } else {
             return Err(StoreError::Invalid(arbe_core::InvalidInput::new(
                 "database url",
@@ -156,6 +170,7 @@ impl Store {
                 write: Pool::Sqlite(pool.clone()),
                 read: Pool::Sqlite(pool),
                 default_quotas: config.quotas,
+                single_house: config.single_house,
             });
         }
         // WAL lets readers run beside the single writer; NORMAL syncs at checkpoints, which
@@ -165,7 +180,12 @@ impl Store {
         let write = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
         let read =
             SqlitePoolOptions::new().max_connections(config.max_connections.max(1)).connect_with(options).await?;
-        Ok(Self { write: Pool::Sqlite(write), read: Pool::Sqlite(read), default_quotas: config.quotas })
+        Ok(Self {
+            write: Pool::Sqlite(write),
+            read: Pool::Sqlite(read),
+            default_quotas: config.quotas,
+            single_house: config.single_house,
+        })
     }
 
     async fn migrate(&self) -> Result<()> {

@@ -189,6 +189,21 @@ impl Store {
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
+    /// Whether a house other than `house` has a sandbox on `runtime` that is not destroyed (a
+    /// runtime that shares one account between sandboxes serves one house only).
+    pub async fn runtime_used_by_another_house(&self, house: HouseId, runtime: &str) -> Result<bool> {
+        let n: i64 = on!(&self.read, |pool| {
+            sqlx::query_scalar(
+                "SELECT count(*) FROM sandboxes WHERE house_id <> $1 AND runtime = $2 AND state <> 'destroyed'",
+            )
+            .bind(house.as_uuid())
+            .bind(runtime)
+            .fetch_one(pool)
+            .await
+        })?;
+        Ok(n > 0)
+    }
+
     /// Records a state change, and the runtime's id once it is known.
     pub async fn set_sandbox_state(
         &self,

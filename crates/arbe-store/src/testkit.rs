@@ -230,6 +230,28 @@ pub async fn claim(store: &Store, house: arbe_core::HouseId) -> Claim {
     claim
 }
 
+/// A claim on the job that a user message `actor` posts to a new thread of its house starts:
+/// what a worker holds while it answers that member (non-shared secrets resolve only for their
+/// author's own dispatches).
+pub async fn claim_posted_by(store: &Store, actor: &Actor) -> Claim {
+    let thread = store
+        .create_thread(NewThread {
+            house_id: actor.house_id(),
+            author_id: actor.member_id(),
+            parent: arbe_core::ParentRef::parse("testkit").expect("a valid channel"),
+            environment: None,
+            model_override: None,
+            agent_ids: vec![],
+        })
+        .await
+        .expect("create a thread");
+    let body = arbe_core::EntryBody::UserMessage { author_id: actor.member_id(), text: "go".into() };
+    let (_, job) = store.append_and_enqueue(actor.house_id(), thread.id, body).await.expect("post and queue");
+    let claim = store.claim_job("testkit", std::time::Duration::from_secs(600)).await.expect("claim").expect("a job");
+    assert_eq!(claim.id, job.id, "another queued job was older than this one");
+    claim
+}
+
 /// A house with an owner, a writer and a reader, each acting through an API key of its own.
 #[derive(Clone, Debug)]
 pub struct HouseFixture {
@@ -315,6 +337,14 @@ impl<'a> Tamper<'a> {
 }
 
 impl Tamper<'_> {
+    /// Runs one statement through the store's writer, answering the database's error in words
+    /// (for rules the schema itself enforces, such as append-only tables).
+    pub async fn execute(&self, sql: &str) -> std::result::Result<u64, String> {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        crate::on!(&self.0.write, |pool| sqlx::query(sql).execute(pool).await.map(|res| res.rows_affected()))
+            .map_err(|err| err.to_string())
+    }
+
     /// Creates the table [`Tamper::plain_insert`] writes to.
     pub async fn prepare_plain_inserts(&self) {
         crate::on!(&self.0.write, |pool| {

@@ -1,7 +1,7 @@
 //! The vault's error type. No variant carries a secret value; decryption failures carry which
 //! row failed and nothing about why.
 
-use arbe_core::{Classify, ErrorKind, Forbidden, InvalidInput, SecretName};
+use arbe_core::{Classify, ErrorKind, Forbidden, InvalidInput, PrivateSecret, SecretName};
 use arbe_store::StoreError;
 
 /// What went wrong in the vault.
@@ -14,6 +14,9 @@ pub enum VaultError {
     /// The member's role does not allow the action.
     #[error(transparent)]
     Forbidden(#[from] Forbidden),
+    /// The secret is another member's non-shared secret.
+    #[error(transparent)]
+    Private(#[from] PrivateSecret),
     /// A secret's ciphertext did not authenticate: it was tampered with, copied from another
     /// row or house, or sealed under a different key.
     #[error(
@@ -69,7 +72,7 @@ impl Classify for VaultError {
     fn kind(&self) -> ErrorKind {
         match self {
             Self::Invalid(_) => ErrorKind::InvalidInput,
-            Self::Forbidden(_) => ErrorKind::Forbidden,
+            Self::Forbidden(_) | Self::Private(_) => ErrorKind::Forbidden,
             Self::SecretTampered { .. } | Self::HouseKeyTampered { .. } | Self::MissingHouseKey { .. } => {
                 ErrorKind::Internal
             }

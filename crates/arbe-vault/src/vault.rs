@@ -6,8 +6,10 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use arbe_core::{Action, Audience, HouseId, InvalidInput, SecretMeta, SecretName, SecretValue};
-use arbe_store::{Actor, Admin, Claim, NewSecretVersion, SealedSecret, Store, StoreError, WrappedHouseKey};
+use arbe_core::{
+    Action, Audience, AuditAction, HouseId, InvalidInput, PrivateSecret, Role, SecretMeta, SecretName, SecretValue,
+};
+use arbe_store::{Actor, Admin, AuditActor, Claim, NewSecretVersion, SealedSecret, Store, StoreError, WrappedHouseKey};
 use zeroize::Zeroizing;
 
 use crate::{
@@ -59,6 +61,25 @@ const REWRAP_BATCH: u32 = 100;
 /// Attempts at a `set` that races another writer of the same secret.
 const SET_ATTEMPTS: usize = 32;
 
+/// Whether `actor` may set a new value of the existing secret `meta` with `options`: a
+/// non-shared secret only by its author (an owner deletes it instead); changing whether a shared
+/// secret is shared, or its audience, only by its author or an owner.
+fn may_change(actor: &Actor, meta: &SecretMeta, options: SetOptions) -> Result<()> {
+    if !meta.usable_by(actor.member_id()) {
+        return Err(PrivateSecret { name: meta.name.clone() }.into());
+    }
+    let reshapes = options.shared.is_some_and(|shared| shared != meta.shared)
+        || options.audience.is_some_and(|audience| audience != meta.audience);
+    if reshapes && meta.author_id != actor.member_id() && actor.role() != Role::Owner {
+        return Err(InvalidInput::new(
+            format!("secret {}", meta.name),
+            "may change its sharing or audience only by its author or an owner",
+        )
+        .into());
+    }
+    Ok(())
+}
+
 /// The associated data of a secret: house, version and name, so a ciphertext copied to another
 /// row or house fails to open. Fixed-size fields first, so the encoding is unambiguous.
 fn secret_aad(house: HouseId, version: i64, name: &SecretName) -> Vec<u8> {
@@ -102,6 +123,9 @@ impl Vault {
                 Err(StoreError::NotFound { .. }) => None,
                 Err(err) => return Err(err.into()),
             };
+            if let Some(meta) = &current {
+                may_change(actor, meta, options)?;
+            }
             let version = current.as_ref().map_or(1, |meta| meta.version + 1);
             let new = NewSecretVersion {
                 house_id: house,
@@ -112,7 +136,12 @@ impl Vault {
                 sealed: self.seal(house, name, version, value.expose().as_bytes()).await?,
             };
             match self.store.put_secret_version(&new).await {
-                Ok(meta) => return Ok(meta),
+                Ok(meta) => {
+                    let action =
+                        if current.is_some() { AuditAction::SecretRotated } else { AuditAction::SecretCreated };
+                    self.store.audit(Some(house), None, AuditActor::Member(actor), action, name.as_str()).await;
+                    return Ok(meta);
+                }
                 // Another writer got there first: read again and seal for the next version.
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(err) => return Err(err.into()),
@@ -126,6 +155,7 @@ impl Vault {
         actor.require(Action::SetSecret)?;
         let house = actor.house_id();
         let meta = self.store.secret_meta(house, name).await?;
+        may_change(actor, &meta, SetOptions::default())?;
         if meta.version < 2 {
             return Err(InvalidInput::new(format!("secret {name}"), "has no previous version to roll back to").into());
         }
@@ -139,7 +169,10 @@ impl Vault {
             author_id: meta.author_id,
             sealed: self.seal(house, name, meta.version + 1, &value).await?,
         };
-        Ok(self.store.put_secret_version(&new).await?)
+        let meta = self.store.put_secret_version(&new).await?;
+        let by = AuditActor::Member(actor);
+        self.store.audit(Some(house), None, by, AuditAction::SecretRolledBack, name.as_str()).await;
+        Ok(meta)
     }
 
     /// A secret's metadata (never its value).
@@ -157,7 +190,10 @@ impl Vault {
     /// Deletes a secret and all of its versions. Needs an owner.
     pub async fn delete(&self, actor: &Actor, name: &SecretName) -> Result<()> {
         actor.require(Action::DeleteSecret)?;
-        Ok(self.store.delete_secret(actor.house_id(), name).await?)
+        self.store.delete_secret(actor.house_id(), name).await?;
+        let by = AuditActor::Member(actor);
+        self.store.audit(Some(actor.house_id()), None, by, AuditAction::SecretDeleted, name.as_str()).await;
+        Ok(())
     }
 
     /// The current values of the named secrets of the claimed job's house that exist, for its
@@ -239,6 +275,8 @@ impl Vault {
             }
         }
         tracing::info!(%house, key_version = new_version, resealed = report.rewritten, retired = report.retired, "house key rotation finished");
+        let target = format!("data key version {new_version}");
+        self.store.audit(Some(house), None, AuditActor::Member(actor), AuditAction::HouseKeyRotated, &target).await;
         Ok(report)
     }
 

@@ -80,6 +80,25 @@ struct Ctx {
 
 type Check = Result<(), String>;
 
+fn unsupported<T: std::fmt::Debug, E: Classify + std::fmt::Display>(what: &str, res: Result<T, E>) -> Check {
+    match res {
+        Err(err) if err.kind() == ErrorKind::Unsupported => Ok(()),
+        other => Err(format!("{what}: expected unsupported (no GitHub App), got {other:?}")),
+    }
+}
+
+/// House A's connection to installation 7.
+fn connection(house: arbe_core::HouseId) -> arbe_core::GitHubConnection {
+    arbe_core::GitHubConnection {
+        house_id: house,
+        installation_id: 7,
+        account_login: "org".into(),
+        github_login: "alice".into(),
+        connected_by: None,
+        connected_at: chrono::Utc::now(),
+    }
+}
+
 fn nf<T: std::fmt::Debug, E: Classify + std::fmt::Display>(what: &str, res: Result<T, E>) -> Check {
     match res {
         Err(err) if err.kind() == ErrorKind::NotFound => Ok(()),
@@ -118,7 +137,7 @@ async fn snapshot(c: &Ctx) -> String {
     let store = &c.fx.test.store;
     let house = c.fx.house.id;
     format!(
-        "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+        "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
         store.house(house).await.unwrap(),
         store.house_quotas(house).await.unwrap(),
         store.list_members(house).await.unwrap(),
@@ -130,6 +149,8 @@ async fn snapshot(c: &Ctx) -> String {
         store.entries(house, c.thread.id, 0, 1000).await.unwrap(),
         store.list_agents(house).await.unwrap(),
         store.jobs_of_thread(house, c.thread.id).await.unwrap(),
+        store.list_github_connections(house).await.unwrap(),
+        store.list_audit(house, None, 500).await.unwrap(),
     )
 }
 
@@ -140,6 +161,8 @@ async fn service_row(c: &Ctx, name: &str) -> Check {
     let env_by_name = EnvironmentRef::Name(c.env.name.clone());
     let sandbox = SandboxRef::Id(c.sandbox.id);
     let sandbox_by_name = SandboxRef::Name(c.sandbox.name.clone());
+    let by_runtime_id =
+        SandboxRef::external(c.sandbox.runtime.clone(), c.sandbox.external_id.as_deref().unwrap()).unwrap();
     let agent = AgentRef::Id(c.agent.id);
     let secret = SecretName::parse("DEPLOY_TOKEN").unwrap();
     let theirs_env = |e: &arbe_core::Environment| e.id == c.env.id;
@@ -185,22 +208,37 @@ async fn service_row(c: &Ctx, name: &str) -> Check {
         "Environments::unbind_secret" => nf(name, s.environments.unbind_secret(b, &env, &secret).await),
         "Environments::delete" => nf(name, s.environments.delete(b, &env).await),
         "Environments::diagnose" => nf(name, s.environments.diagnose(b, &env, &ModelRef::default()).await),
-        "Environments::github_installations" => {
-            // No App is configured here: unsupported for everyone, and nothing of A's leaks.
-            match s.environments.github_installations(b).await {
-                Err(err) if err.kind() == ErrorKind::Unsupported => Ok(()),
-                other => Err(format!("{name}: {other:?}")),
-            }
+        "Environments::github_connect_start" => {
+            // No App is configured here: unsupported for everyone.
+            unsupported(name, s.environments.github_connect_start(b, None).map(|start| start.state))
+        }
+        "Environments::github_connect" => {
+            let user =
+                arbe_env::GitHubUser { login: "intruder".into(), token: SecretValue::new("ghu_x".into()).unwrap() };
+            unsupported(name, s.environments.github_connect(b, &user, 7).await)
+        }
+        "Environments::github_connections" => {
+            none_of(name, &ok(name, s.environments.github_connections(b).await)?, |x| x.house_id == c.fx.house.id)
+        }
+        "Environments::github_disconnect" => nf(name, s.environments.github_disconnect(b, 7).await),
+        "Access::audit" => {
+            none_of(name, &ok(name, s.access.audit(b, None, 500).await)?, |e| e.house_id == Some(c.fx.house.id))
         }
         "Sandboxes::list" => none_of(name, &ok(name, s.sandboxes.list(b, None).await)?, |x| x.id == c.sandbox.id),
         "Sandboxes::view" => {
             nf(name, s.sandboxes.view(b, &sandbox).await)?;
+            nf(name, s.sandboxes.view(b, &by_runtime_id).await)?;
             not_theirs(name, s.sandboxes.view(b, &sandbox_by_name).await, |x| x.id == c.sandbox.id)
         }
         "Sandboxes::create" => {
-            // Named like A's: B gets a sandbox of its own.
-            let made = ok(name, s.sandboxes.create(b, c.sandbox.name.clone(), None).await)?;
-            if made.house_id == c.fx.house.id { Err(format!("{name}: made in A")) } else { Ok(()) }
+            // Named like A's: B would get a sandbox of its own, but the local runtime (on the
+            // server's host) serves one house only, and this deployment has two.
+            match s.sandboxes.create(b, c.sandbox.name.clone(), None).await {
+                Ok(made) if made.house_id == c.fx.house.id => Err(format!("{name}: made in A")),
+                Ok(_) => Ok(()),
+                Err(err) if err.kind() == ErrorKind::Misconfigured => Ok(()),
+                Err(err) => Err(format!("{name}: {err}")),
+            }
         }
         "Sandboxes::start" => nf(name, s.sandboxes.start(b, &sandbox).await),
         "Sandboxes::stop" => nf(name, s.sandboxes.stop(b, &sandbox).await),
@@ -367,6 +405,30 @@ async fn store_row(c: &Ctx, name: &str) -> Check {
         "Store::sandbox_by_name" => {
             not_theirs(name, store.sandbox_by_name(b, c.sandbox.name.as_str()).await, |x| x.id == c.sandbox.id)
         }
+        "Store::github_connection" => nf(name, store.github_connection(b, 7).await),
+        "Store::list_github_connections" => {
+            none_of(name, &ok(name, store.list_github_connections(b).await)?, |x| x.house_id == a)
+        }
+        "Store::disconnect_github_installation" => nf(name, store.disconnect_github_installation(b, 7).await),
+        "Store::connect_github_installation" => {
+            // B's own row, for another installation; A's stays (the snapshot checks).
+            let row = arbe_core::GitHubConnection { house_id: b, installation_id: 9, ..connection(a) };
+            let made = ok(name, store.connect_github_installation(&row).await)?;
+            if made.house_id == b { Ok(()) } else { Err(name.into()) }
+        }
+        "Store::record_audit" | "Store::audit" => {
+            let by = arbe_store::AuditActor::Member(&c.intruder);
+            ok(name, store.record_audit(Some(b), None, by, arbe_core::AuditAction::SecretCreated, "x").await)?;
+            store.audit(Some(b), None, by, arbe_core::AuditAction::SecretCreated, "x").await;
+            Ok(())
+        }
+        "Store::list_audit" => {
+            none_of(name, &ok(name, store.list_audit(b, None, 500).await)?, |e| e.house_id == Some(a))
+        }
+        // Deliberately across houses: whether a shared-account runtime is already in use.
+        "Store::runtime_used_by_another_house" => {
+            ok(name, store.runtime_used_by_another_house(b, "local").await).map(drop)
+        }
         "Store::sandbox_by_external_id" => {
             nf(name, store.sandbox_by_external_id(b, c.sandbox.external_id.as_deref().unwrap()).await)
         }
@@ -459,6 +521,7 @@ pub(crate) async fn another_house_reaches_nothing_through_any_service_or_store_m
     let secret_id = store.secret_meta(fx.house.id, &SecretName::parse("DEPLOY_TOKEN").unwrap()).await.unwrap().id;
     let (_, job) = fx.services.dispatcher.post(&fx.writer, thread.id, "queued, never run").await.unwrap();
     fx.services.secrets.rotate_house_key(&victim).await.unwrap();
+    store.connect_github_installation(&connection(fx.house.id)).await.unwrap();
     let c = Ctx { fx, victim, intruder, intruder_key, secret_id, env, thread, agent, sandbox, job: job.id, claim_b };
     let before = snapshot(&c).await;
 
@@ -472,8 +535,16 @@ pub(crate) async fn another_house_reaches_nothing_through_any_service_or_store_m
     .flatten()
     .collect();
     // House-scoped store methods: those taking a house id, or a row that carries one.
-    let scoped =
-        ["HouseId", "NewEnvironment", "NewSandbox", "NewSecretVersion", "NewAgent", "NewThread", "&Environment"];
+    let scoped = [
+        "HouseId",
+        "NewEnvironment",
+        "NewSandbox",
+        "NewSecretVersion",
+        "NewAgent",
+        "NewThread",
+        "&Environment",
+        "&GitHubConnection",
+    ];
     let store_methods = methods_taking("../arbe-store/src", &[], &scoped);
     assert!(services.len() > 40 && store_methods.len() > 40, "the source scan found too little: {services:?}");
     let mut failures = Vec::new();

@@ -12,7 +12,7 @@ use arbe_core::{
     SecretValue, Thread, ThreadStatus,
 };
 use arbe_dispatch::{CreateThread, DispatchConfig, Dispatcher, HttpModels, Services, ServicesConfig};
-use arbe_env::{CreateEnvironment, EnvConfig, WorkerKeys};
+use arbe_env::{CreateEnvironment, EnvConfig};
 use arbe_llm::{
     ProviderKind, RetryPolicy,
     testkit::{FakeModel, Reply},
@@ -131,11 +131,7 @@ impl Fixture {
             ServicesConfig {
                 master_keys: MasterKeys::new(master.clone()),
                 runtimes,
-                env: EnvConfig {
-                    default_runtime: RuntimeName::parse("local").unwrap(),
-                    github: None,
-                    worker_keys: WorkerKeys::none(),
-                },
+                env: EnvConfig::new(RuntimeName::parse("local").unwrap()),
                 dispatch: config,
                 models: Arc::new(models),
                 admin_token: None,

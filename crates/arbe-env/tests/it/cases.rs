@@ -249,6 +249,7 @@ pub(crate) async fn purge_sets_thread_environment_null_and_keeps_the_snapshot(te
 
 pub(crate) async fn patch_changes_only_the_fields_given(test: TestStore) {
     let f = Fixture::new(test).await;
+    f.connect(7, "org").await;
     let env = create(&f, "prod", vec![binding("A_KEY", true)]).await;
     let other = create(&f, "spare", vec![]).await;
     let patch = EnvironmentPatch {
@@ -325,21 +326,23 @@ pub(crate) async fn resolve_returns_values_and_warns_on_missing_optional(test: T
 
 pub(crate) async fn resolve_never_injects_capability_or_another_authors_secret(test: TestStore) {
     let f = Fixture::new(test).await;
-    set(&f, &f.owner, "CAP_KEY", "cap-value", Audience::Capability, true).await;
-    set(&f, &f.owner, "OWNERS_OWN", "owner-value", Audience::Environment, false).await;
-    set(&f, &f.writer, "WRITERS_OWN", "writer-value", Audience::Environment, false).await;
-    // The writer's environment: the owner's unshared secret and any capability secret fail.
+    // Bound before the secrets exist (bindings hold names), then set by their authors.
     let env =
         create(&f, "prod", vec![binding("CAP_KEY", true), binding("OWNERS_OWN", true), binding("WRITERS_OWN", true)])
             .await;
+    set(&f, &f.owner, "CAP_KEY", "cap-value", Audience::Capability, true).await;
+    set(&f, &f.owner, "OWNERS_OWN", "owner-value", Audience::Environment, false).await;
+    set(&f, &f.writer, "WRITERS_OWN", "writer-value", Audience::Environment, false).await;
+    // The writer's dispatch: the owner's unshared secret and any capability secret fail.
     let err = f.envs.resolve(&f.claim().await, &env.snapshot()).await.unwrap_err();
     assert_eq!(
         err.to_string(),
         "environment prod cannot dispatch: required secrets CAP_KEY has audience capability and is never \
-         injected into sandboxes; OWNERS_OWN is not shared and belongs to another member than the environment's author"
+         injected into sandboxes; OWNERS_OWN is private to another member: only dispatches its author posts can use it"
     );
-    // As optional bindings they are warnings, and only the writer's own secret resolves.
-    let patch = EnvironmentPatch {
+    // Only the owner may make its own binding optional; as optional bindings they are warnings,
+    // and only the writer's own secret resolves.
+    let optional = || EnvironmentPatch {
         secret_bindings: Some(vec![
             binding("CAP_KEY", false),
             binding("OWNERS_OWN", false),
@@ -347,7 +350,8 @@ pub(crate) async fn resolve_never_injects_capability_or_another_authors_secret(t
         ]),
         ..Default::default()
     };
-    let env = f.envs.update(&f.writer, &by("prod"), patch).await.unwrap();
+    assert_kind(f.envs.update(&f.writer, &by("prod"), optional()).await, ErrorKind::Forbidden);
+    let env = f.envs.update(&f.owner, &by("prod"), optional()).await.unwrap();
     let res = f.envs.resolve(&f.claim().await, &env.snapshot()).await.unwrap();
     assert_eq!(res.secret_names(), [secret("WRITERS_OWN")]);
     assert_eq!(res.warnings.len(), 2);
@@ -355,37 +359,16 @@ pub(crate) async fn resolve_never_injects_capability_or_another_authors_secret(t
     assert_eq!(arbe_core::Classify::kind(&res.check_repo(&repo("org/app")).unwrap_err()), ErrorKind::InvalidInput);
 }
 
-pub(crate) async fn resolve_mints_a_scoped_github_token_and_caches_it(test: TestStore) {
-    let (url, seen) = fake_github::start().await;
-    let f = Fixture::with(test, Some(Arc::new(test_app(&url))), WorkerKeys::none()).await;
-    set(&f, &f.writer, "GITHUB_TOKEN", "ghp-bound", Audience::Environment, true).await;
-    let mut req = CreateEnvironment::new(env_name("prod"));
-    req.repo = Some(repo("https://github.com/org/app"));
-    req.allowed_repos = vec![repo("org/lib")];
-    req.github_installation_id = Some(7);
-    req.secrets = vec![binding("GITHUB_TOKEN", false)];
-    let env = f.envs.create(&f.writer, req).await.unwrap();
-    let res = f.envs.resolve(&f.claim().await, &env.snapshot()).await.unwrap();
-    // The minted token replaces the bound secret of the same name.
-    let vars: Vec<_> = res.vars.iter().map(|(n, v)| (n.as_str(), v.expose())).collect();
-    assert_eq!(vars, [("GITHUB_TOKEN", "ghs_fake1_7")]);
-    assert!(res.check_repo(&repo("git@github.com:org/lib.git")).is_ok());
-    assert!(res.check_repo(&repo("org/secret-repo")).is_err());
-    f.envs.resolve(&f.claim().await, &env.snapshot()).await.unwrap();
-    let seen = seen.lock().unwrap();
-    assert!(seen.problems.is_empty(), "{:?}", seen.problems);
-    assert_eq!(seen.token_requests, [(7, serde_json::json!({"repositories": ["app", "lib"]}))], "cached");
-}
-
 pub(crate) async fn resolve_without_a_github_app_skips_the_token(test: TestStore) {
     let f = Fixture::new(test).await;
+    f.connect(7, "org").await;
     let mut req = CreateEnvironment::new(env_name("prod"));
     req.repo = Some(repo("org/app"));
     req.github_installation_id = Some(7);
     let env = f.envs.create(&f.writer, req).await.unwrap();
     let res = f.envs.resolve(&f.claim().await, &env.snapshot()).await.unwrap();
     assert!(res.vars.is_empty() && res.warnings.is_empty());
-    assert_kind(f.envs.github_installations(&f.reader).await, ErrorKind::Unsupported);
+    assert_kind(f.envs.github_connect_start(&f.owner, None), ErrorKind::Unsupported);
 }
 
 pub(crate) async fn model_key_prefers_the_house_then_the_worker(test: TestStore) {
@@ -398,37 +381,24 @@ pub(crate) async fn model_key_prefers_the_house_then_the_worker(test: TestStore)
     let f = Fixture::with(test, None, keys).await;
     let claim = f.claim().await;
     let model = |s: &str| ModelRef::parse(s).unwrap();
-    let key = f.envs.model_key(&claim, &ModelRef::default(), None).await.unwrap();
+    let key = f.envs.model_key(&claim, &ModelRef::default()).await.unwrap();
     assert_eq!(key.var, Some("OPENROUTER_API_KEY"));
     assert!(!key.is_available());
     set(&f, &f.owner, "OPENROUTER_API_KEY", "sk-or-house", Audience::Capability, true).await;
-    let key = f.envs.model_key(&claim, &ModelRef::default(), None).await.unwrap();
+    let key = f.envs.model_key(&claim, &ModelRef::default()).await.unwrap();
     let (value, source) = key.found.unwrap();
     assert_eq!((value.expose(), source.to_string().as_str()), ("sk-or-house", "house secret"));
-    let key = f.envs.model_key(&claim, &model("openai/gpt-4o-mini"), None).await.unwrap();
+    let key = f.envs.model_key(&claim, &model("openai/gpt-4o-mini")).await.unwrap();
     assert_eq!(key.found.unwrap().1.to_string(), "environment variable");
-    let key = f.envs.model_key(&claim, &model("anthropic/claude-haiku-4-5"), None).await.unwrap();
+    let key = f.envs.model_key(&claim, &model("anthropic/claude-haiku-4-5")).await.unwrap();
     assert_eq!(key.found.unwrap().0.expose(), "sk-ant-file");
-    let key = f.envs.model_key(&claim, &model("ollama/llama3.2"), None).await.unwrap();
+    let key = f.envs.model_key(&claim, &model("ollama/llama3.2")).await.unwrap();
     assert!(key.var.is_none() && key.is_available());
-    // A member's unshared key serves only that member's environments.
+    // A member's unshared key serves only the dispatches that member posts.
     set(&f, &f.writer, "GEMINI_API_KEY", "gem-writer", Audience::Capability, false).await;
-    assert!(
-        f.envs
-            .model_key(&claim, &model("gemini/gemini-2.5-flash"), Some(f.owner.member_id()))
-            .await
-            .unwrap()
-            .found
-            .is_none()
-    );
-    assert!(
-        f.envs
-            .model_key(&claim, &model("gemini/gemini-2.5-flash"), Some(f.writer.member_id()))
-            .await
-            .unwrap()
-            .found
-            .is_some()
-    );
+    let gemini = model("gemini/gemini-2.5-flash");
+    assert!(f.envs.model_key(&f.claim_by(&f.owner).await, &gemini).await.unwrap().found.is_none());
+    assert!(f.envs.model_key(&f.claim_by(&f.writer).await, &gemini).await.unwrap().found.is_some());
 }
 
 pub(crate) async fn diagnose_lists_blockers_warnings_and_sources(test: TestStore) {
@@ -569,4 +539,317 @@ pub(crate) async fn quotas_cap_sandboxes_and_workspace_bytes(test: TestStore) {
     assert_kind(f.envs.create(&f.writer, req).await, ErrorKind::QuotaExceeded);
     assert!(f.envs.list(&f.reader).await.unwrap().is_empty());
     assert_eq!(f.local.list(&arbe_core::Labels::default()).await.unwrap().len(), 1);
+}
+
+pub(crate) async fn github_installations_connect_only_through_a_verified_flow(test: TestStore) {
+    let gh = fake_github::start().await;
+    let f = Fixture::with(test, Some(Arc::new(test_app(&gh.url))), WorkerKeys::none()).await;
+    // Only an owner starts the flow.
+    assert_kind(f.envs.github_connect_start(&f.writer, None), ErrorKind::Forbidden);
+    let start = f.envs.github_connect_start(&f.owner, None).unwrap();
+    // Mallory signs in with the owner's state but cannot reach installation 7: nothing is stored.
+    let err = f.envs.github_connect_finish(&start.state, &gh.code_for("mallory"), 7, None).await.unwrap_err();
+    assert_eq!(arbe_core::Classify::kind(&err), ErrorKind::Forbidden);
+    assert_eq!(err.to_string(), "GitHub user mallory cannot reach installation 7 of the app");
+    assert!(f.envs.github_connections(&f.reader).await.unwrap().is_empty());
+    // A state that was altered, or is not ours, connects nothing either.
+    let forged = format!("{}x", start.state);
+    assert_kind(f.envs.github_connect_finish(&forged, &gh.code_for("alice"), 7, None).await, ErrorKind::InvalidInput);
+    // Alice can reach it: connected to the house the state names, on the installation's account.
+    let connected = f.envs.github_connect_finish(&start.state, &gh.code_for("alice"), 7, None).await.unwrap();
+    assert_eq!(
+        (connected.house_id, connected.account_login.as_str(), connected.github_login.as_str()),
+        (f.house.id, "org", "alice")
+    );
+    assert_eq!(connected.connected_by, Some(f.owner.user().id));
+    let listed = f.envs.github_connections(&f.reader).await.unwrap();
+    assert_eq!(listed.iter().map(|c| c.installation_id).collect::<Vec<_>>(), [7]);
+
+    // The house's own environments may name it (provisioned now: the local runtime serves one
+    // house, and a second arrives below).
+    let mut req = CreateEnvironment::new(env_name("api"));
+    req.repo = Some(repo("org/api"));
+    req.github_installation_id = Some(7);
+    let api = f.envs.create(&f.writer, req.clone()).await.unwrap();
+    let mut snapshot = create(&f, "prod", vec![]).await.snapshot();
+    req.sandbox = Some(SandboxRef::Id(api.sandbox_id));
+
+    // Another house cannot name it: not on an environment, not at resolution.
+    let other = arbe_store::testkit::house(&f.test.store, "other").await;
+    req.name = env_name("stolen");
+    req.sandbox = None;
+    let err = f.envs.create(&other.writer, req.clone()).await.unwrap_err();
+    assert_eq!(arbe_core::Classify::kind(&err), ErrorKind::InvalidInput);
+    assert!(err.to_string().starts_with("GitHub installation 7 is not connected to this house"), "{err}");
+    assert!(f.envs.list(&other.reader).await.unwrap().is_empty());
+    assert!(f.envs.github_connections(&other.reader).await.unwrap().is_empty());
+    snapshot.allowed_repos = vec![repo("org/api")];
+    snapshot.github_installation_id = Some(7);
+    let theirs = arbe_store::testkit::claim_posted_by(&f.test.store, &other.writer).await;
+    let err = f.envs.resolve(&theirs, &snapshot).await.unwrap_err();
+    assert!(matches!(err, EnvError::GitHubNotConnected { installation: 7 }), "{err:?}");
+    assert!(gh.seen.lock().unwrap().token_requests.is_empty(), "no token was minted for the other house");
+    // Repos of another account are refused on the house's own environment too.
+    req.repo = Some(repo("evil/api"));
+    req.sandbox = Some(SandboxRef::Id(api.sandbox_id));
+    let err = assert_kind(f.envs.create(&f.writer, req.clone()).await, ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("the account of installation 7"), "{err}");
+    let patch = EnvironmentPatch { allowed_repos: Some(vec![repo("evil/api")]), ..Default::default() };
+    assert_kind(f.envs.update(&f.writer, &by("api"), patch).await, ErrorKind::InvalidInput);
+
+    // The owner disconnects it: environments naming it stop resolving tokens.
+    let env = api;
+    assert!(f.envs.resolve(&f.claim().await, &env.snapshot()).await.is_ok());
+    assert_kind(f.envs.github_disconnect(&f.writer, 7).await, ErrorKind::Forbidden);
+    f.envs.github_disconnect(&f.owner, 7).await.unwrap();
+    assert_kind(f.envs.resolve(&f.claim().await, &env.snapshot()).await, ErrorKind::InvalidInput);
+    assert!(gh.problems().is_empty(), "{:?}", gh.problems());
+}
+
+pub(crate) async fn a_dispatch_token_is_minted_from_the_connection_and_revoked_on_release(test: TestStore) {
+    let gh = fake_github::start().await;
+    let f = Fixture::with(test, Some(Arc::new(test_app(&gh.url))), WorkerKeys::none()).await;
+    f.connect(7, "org").await;
+    set(&f, &f.writer, "GITHUB_TOKEN", "ghp-bound", Audience::Environment, true).await;
+    let mut req = CreateEnvironment::new(env_name("prod"));
+    req.repo = Some(repo("https://github.com/org/api"));
+    req.allowed_repos = vec![repo("org/web")];
+    req.github_installation_id = Some(7);
+    req.secrets = vec![binding("GITHUB_TOKEN", false)];
+    let env = f.envs.create(&f.writer, req).await.unwrap();
+    let first = f.envs.resolve(&f.claim().await, &env.snapshot()).await.unwrap();
+    // The minted token replaces the bound secret of the same name.
+    let vars: Vec<_> = first.vars.iter().map(|(n, v)| (n.as_str(), v.expose().to_owned())).collect();
+    let minted = first.github_token.as_ref().unwrap().token.expose().to_owned();
+    assert_eq!(vars, [("GITHUB_TOKEN", minted.clone())]);
+    assert!(minted.starts_with("ghs_"));
+    assert!(first.check_repo(&repo("git@github.com:org/web.git")).is_ok());
+    assert!(first.check_repo(&repo("org/secret-repo")).is_err());
+    // Each dispatch mints its own, with the least permissions; release revokes it.
+    let second = f.envs.resolve(&f.claim().await, &env.snapshot()).await.unwrap();
+    assert_ne!(second.github_token.as_ref().unwrap().token.expose(), minted);
+    f.envs.release(&first).await;
+    assert!(!gh.token_live(&minted));
+    assert!(gh.token_live(second.github_token.as_ref().unwrap().token.expose()));
+    let requests = gh.seen.lock().unwrap().token_requests.clone();
+    let body = serde_json::json!({"repositories": ["api", "web"], "permissions": {"contents": "write", "pull_requests": "write"}});
+    assert_eq!(requests, [(7, body.clone()), (7, body)]);
+    assert!(!format!("{first:?}").contains(&minted));
+    assert!(gh.problems().is_empty(), "{:?}", gh.problems());
+}
+
+pub(crate) async fn private_secrets_are_their_authors_alone(test: TestStore) {
+    let f = Fixture::new(test).await;
+    let value = |s: &str| arbe_core::SecretValue::new(s.to_owned()).unwrap();
+    set(&f, &f.owner, "OWNERS_KEY", "owner-canary", Audience::Environment, false).await;
+    set(&f, &f.writer, "TEAM_KEY", "team-v1", Audience::Environment, true).await;
+    // Another writer cannot rotate the owner's private secret, nor make it shared.
+    for options in [SetOptions::default(), SetOptions { shared: Some(true), ..SetOptions::default() }] {
+        let err = f.vault.set(&f.writer, &secret("OWNERS_KEY"), &value("writer-swap"), options).await.unwrap_err();
+        assert_eq!(arbe_core::Classify::kind(&err), ErrorKind::Forbidden);
+        assert!(err.to_string().starts_with("secret OWNERS_KEY is private to the member who created it"), "{err}");
+    }
+    assert_kind(f.vault.rollback(&f.writer, &secret("OWNERS_KEY")).await, ErrorKind::Forbidden);
+    let meta = f.vault.meta(&f.reader, &secret("OWNERS_KEY")).await.unwrap();
+    assert_eq!((meta.version, meta.shared), (1, false), "nothing changed");
+    // A shared secret: any writer rotates it, but only its author or an owner reshapes it.
+    set(&f, &f.writer, "TEAM_KEY", "team-v2", Audience::Environment, true).await;
+    let unshare = SetOptions { shared: Some(false), ..SetOptions::default() };
+    f.vault.set(&f.owner, &secret("TEAM_KEY"), &value("team-v3"), unshare).await.unwrap();
+    let reshare = SetOptions { shared: Some(true), ..SetOptions::default() };
+    assert_kind(f.vault.set(&f.owner, &secret("TEAM_KEY"), &value("team-v4"), reshare).await, ErrorKind::Forbidden);
+
+    // Binding another member's private secret is refused, on create, update and bind; nothing changes.
+    let mut req = CreateEnvironment::new(env_name("prod"));
+    req.secrets = vec![binding("OWNERS_KEY", true)];
+    assert_kind(f.envs.create(&f.writer, req).await, ErrorKind::Forbidden);
+    let env = create(&f, "prod", vec![binding("LATER_KEY", true)]).await;
+    assert_kind(f.envs.bind_secret(&f.writer, &by("prod"), secret("OWNERS_KEY"), true).await, ErrorKind::Forbidden);
+    let patch = EnvironmentPatch { secret_bindings: Some(vec![binding("OWNERS_KEY", false)]), ..Default::default() };
+    assert_kind(f.envs.update(&f.writer, &by("prod"), patch).await, ErrorKind::Forbidden);
+    assert_eq!(f.envs.view(&f.reader, &by("prod")).await.unwrap().secret_bindings, env.secret_bindings);
+    // Its author binds it; then another writer can neither unbind nor flip it.
+    f.envs.bind_secret(&f.owner, &by("prod"), secret("OWNERS_KEY"), true).await.unwrap();
+    assert_kind(f.envs.unbind_secret(&f.writer, &by("prod"), &secret("OWNERS_KEY")).await, ErrorKind::Forbidden);
+    assert_kind(f.envs.bind_secret(&f.writer, &by("prod"), secret("OWNERS_KEY"), false).await, ErrorKind::Forbidden);
+
+    // A binding made before the secret existed: the private value resolves only for dispatches
+    // its author posts.
+    set(&f, &f.owner, "LATER_KEY", "later-canary", Audience::Environment, false).await;
+    let env = f.envs.view(&f.reader, &by("prod")).await.unwrap();
+    let err = f.envs.resolve(&f.claim_by(&f.writer).await, &env.snapshot()).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "environment prod cannot dispatch: required secrets LATER_KEY is private to another member: only \
+         dispatches its author posts can use it; OWNERS_KEY is private to another member: only dispatches its \
+         author posts can use it"
+    );
+    assert!(!format!("{err:?}").contains("canary"));
+    let res = f.envs.resolve(&f.claim_by(&f.owner).await, &env.snapshot()).await.unwrap();
+    let vars: Vec<_> = res.vars.iter().map(|(n, v)| (n.as_str(), v.expose())).collect();
+    assert_eq!(vars, [("LATER_KEY", "later-canary"), ("OWNERS_KEY", "owner-canary")]);
+    // An owner may still delete it.
+    f.vault.delete(&f.owner, &secret("OWNERS_KEY")).await.unwrap();
+}
+
+pub(crate) async fn a_host_runtime_serves_one_house_and_a_shared_account_one_house(test: TestStore) {
+    let f = Fixture::new(test).await;
+    let env = create(&f, "prod", vec![]).await;
+    let boxes = f.envs.sandboxes();
+    // A second house on the deployment: the local runtime (on the server's host) is refused for
+    // everyone, before anything is provisioned or started, and diagnose says why.
+    let other = arbe_store::testkit::house(&f.test.store, "other").await;
+    let before = f.local.list(&arbe_core::Labels::default()).await.unwrap().len();
+    let err = boxes.create(&other.writer, arbe_core::Name::parse("mine").unwrap(), None).await.unwrap_err();
+    assert_eq!(arbe_core::Classify::kind(&err), ErrorKind::Misconfigured);
+    assert_eq!(
+        err.to_string(),
+        "runtime local cannot be used here: it runs commands on the server's host as the server's user, where they \
+         could read every house's secrets, so it serves a deployment with one house only (this one has 2)"
+    );
+    assert!(f.test.store.list_sandboxes(other.house.id, None).await.unwrap().is_empty());
+    assert_kind(f.envs.ensure_sandbox(&f.claim().await, env.sandbox_id).await, ErrorKind::Misconfigured);
+    assert_kind(boxes.start(&f.writer, &SandboxRef::Id(env.sandbox_id)).await, ErrorKind::Misconfigured);
+    assert_eq!(f.local.list(&arbe_core::Labels::default()).await.unwrap().len(), before);
+    let d = f.envs.diagnose(&f.reader, &by("prod"), &ModelRef::default()).await.unwrap();
+    assert_eq!(d.checks[0].status, CheckStatus::Blocker);
+    assert!(d.checks[0].detail.contains("serves a deployment with one house only"), "{:?}", d.checks[0]);
+    // Stopping and destroying stay possible: they reach nothing new.
+    boxes.stop(&f.writer, &SandboxRef::Id(env.sandbox_id)).await.unwrap();
+}
+
+pub(crate) async fn a_runtime_id_the_house_does_not_own_is_not_found(test: TestStore) {
+    let f = Fixture::new(test).await;
+    let env = create(&f, "prod", vec![]).await;
+    let sandbox = f.test.store.sandbox(f.house.id, env.sandbox_id).await.unwrap();
+    let external = sandbox.external_id.clone().unwrap();
+    let local = RuntimeName::parse("local").unwrap();
+    let boxes = f.envs.sandboxes();
+    // The house finds its own sandbox by the runtime's id, and only on that runtime.
+    let by_runtime = SandboxRef::external(local.clone(), &external).unwrap();
+    assert_eq!(boxes.view(&f.reader, &by_runtime).await.unwrap().id, sandbox.id);
+    let elsewhere = SandboxRef::external(RuntimeName::parse("docker").unwrap(), &external).unwrap();
+    assert_kind(boxes.view(&f.reader, &elsewhere).await, ErrorKind::NotFound);
+    assert_kind(SandboxRef::external(local.clone(), "has space"), ErrorKind::InvalidInput);
+    // Another house that learns the id reaches nothing, and the sandbox keeps running.
+    let other = arbe_store::testkit::house(&f.test.store, "other").await;
+    assert_kind(boxes.stop(&other.owner, &by_runtime).await, ErrorKind::NotFound);
+    assert_kind(boxes.destroy(&other.owner, &by_runtime).await, ErrorKind::NotFound);
+    assert_kind(boxes.get_file(&other.owner, &by_runtime, "x").await, ErrorKind::NotFound);
+    assert_eq!(f.local.get(&ExternalId(external)).await.unwrap().state, SandboxState::Started);
+}
+
+pub(crate) async fn operator_keys_serve_only_the_houses_the_operator_chose(test: TestStore) {
+    use arbe_env::OperatorKeys;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("OPENROUTER_API_KEY"), "sk-operator-file\n").unwrap();
+    let keys_dir = dir.path().to_owned();
+    let keys = move || WorkerKeys::new(|_| None, Some(keys_dir.clone()));
+    // Every house by default (seed 000).
+    let f = Fixture::with(test, None, keys()).await;
+    let key = f.envs.model_key(&f.claim().await, &ModelRef::default()).await.unwrap();
+    assert_eq!(key.found.unwrap().0.expose(), "sk-operator-file");
+    let d = f
+        .envs
+        .diagnose(&f.reader, &by(create(&f, "prod", vec![]).await.name.as_str()), &ModelRef::default())
+        .await
+        .unwrap();
+    let line = d.checks.iter().find(|c| c.name == "model key OPENROUTER_API_KEY").unwrap();
+    assert_eq!(line.status, CheckStatus::Ok);
+    assert!(line.detail.contains("operator's key (a key file on the worker)"), "{}", line.detail);
+    assert!(!format!("{d:?}").contains(&dir.path().display().to_string()), "no key file path is shown");
+    // Restricted to other houses, or to none: this house must bring its own.
+    for policy in [OperatorKeys::Houses(vec![arbe_core::HouseId::new()]), OperatorKeys::None] {
+        let envs = f.envs.with_operator_keys(policy);
+        assert!(envs.model_key(&f.claim().await, &ModelRef::default()).await.unwrap().found.is_none());
+        let d = envs.diagnose(&f.reader, &by("prod"), &ModelRef::default()).await.unwrap();
+        let line = d.checks.iter().find(|c| c.name == "model key OPENROUTER_API_KEY").unwrap();
+        assert_eq!(line.status, CheckStatus::Blocker);
+        assert!(line.detail.contains("the operator's own keys do not serve this house"), "{}", line.detail);
+        set(&f, &f.writer, "OPENROUTER_API_KEY", "sk-house", Audience::Capability, true).await;
+        let key = envs.model_key(&f.claim().await, &ModelRef::default()).await.unwrap();
+        assert_eq!(key.found.unwrap().0.expose(), "sk-house");
+        f.vault.delete(&f.owner, &secret("OPENROUTER_API_KEY")).await.unwrap();
+    }
+    let envs = f.envs.with_operator_keys(OperatorKeys::Houses(vec![f.house.id]));
+    assert!(envs.model_key(&f.claim().await, &ModelRef::default()).await.unwrap().found.is_some());
+}
+
+pub(crate) async fn owners_read_an_audit_trail_that_holds_no_value(test: TestStore) {
+    use arbe_core::AuditAction as A;
+    let gh = fake_github::start().await;
+    let f = Fixture::with(test, Some(Arc::new(test_app(&gh.url))), WorkerKeys::none()).await;
+    let access = arbe_store::Access::new(f.test.store.clone());
+    set(&f, &f.writer, "DEPLOY_KEY", "audit-canary-1", Audience::Environment, true).await;
+    set(&f, &f.writer, "DEPLOY_KEY", "audit-canary-2", Audience::Environment, true).await;
+    f.vault.rollback(&f.writer, &secret("DEPLOY_KEY")).await.unwrap();
+    create(&f, "prod", vec![]).await;
+    f.envs.bind_secret(&f.writer, &by("prod"), secret("DEPLOY_KEY"), true).await.unwrap();
+    f.envs.unbind_secret(&f.writer, &by("prod"), &secret("DEPLOY_KEY")).await.unwrap();
+    f.envs
+        .update(&f.writer, &by("prod"), EnvironmentPatch { name: Some(env_name("live")), ..Default::default() })
+        .await
+        .unwrap();
+    f.envs.delete(&f.owner, &by("live")).await.unwrap();
+    f.vault.delete(&f.owner, &secret("DEPLOY_KEY")).await.unwrap();
+    f.vault.rotate_house_key(&f.owner).await.unwrap();
+    let start = f.envs.github_connect_start(&f.owner, None).unwrap();
+    f.envs.github_connect_finish(&start.state, &gh.code_for("alice"), 7, None).await.unwrap();
+    f.envs.github_disconnect(&f.owner, 7).await.unwrap();
+    let user = f.test.store.create_user(&arbe_core::Name::parse("dana").unwrap()).await.unwrap();
+    let member = access.add_member(&f.owner, &user.name, arbe_core::Role::Reader).await.unwrap();
+    access.set_role(&f.owner, member.id, arbe_core::Role::Writer).await.unwrap();
+    let key = access.create_key(f.writer.caller(), "laptop").await.unwrap();
+    access.revoke_key(f.writer.caller(), key.meta.id).await.unwrap();
+    access.remove_member(&f.owner, member.id).await.unwrap();
+
+    let trail = access.audit(&f.owner, None, 500).await.unwrap();
+    // The fixture's own keys come first; what this test did follows, in order.
+    let ours: Vec<_> = trail
+        .iter()
+        .skip_while(|e| e.action == A::ApiKeyCreated)
+        .map(|e| (e.action, e.target.as_str(), e.actor_name.as_str()))
+        .collect();
+    let writer = f.writer.user().name.to_string();
+    let owner = f.owner.user().name.to_string();
+    let key_target = format!("key {}", key.meta.id);
+    assert_eq!(
+        ours,
+        [
+            (A::SecretCreated, "DEPLOY_KEY", writer.as_str()),
+            (A::SecretRotated, "DEPLOY_KEY", writer.as_str()),
+            (A::SecretRolledBack, "DEPLOY_KEY", writer.as_str()),
+            (A::EnvironmentCreated, "prod", writer.as_str()),
+            (A::SecretBound, "DEPLOY_KEY in prod", writer.as_str()),
+            (A::SecretUnbound, "DEPLOY_KEY in prod", writer.as_str()),
+            (A::EnvironmentUpdated, "live", writer.as_str()),
+            (A::EnvironmentDeleted, "live", owner.as_str()),
+            (A::SecretDeleted, "DEPLOY_KEY", owner.as_str()),
+            (A::HouseKeyRotated, "data key version 2", owner.as_str()),
+            (A::GitHubInstallationConnected, "installation 7 (org)", owner.as_str()),
+            (A::GitHubInstallationDisconnected, "installation 7", owner.as_str()),
+            (A::MemberAdded, "dana as reader", owner.as_str()),
+            (A::MemberRoleChanged, "dana to writer", owner.as_str()),
+            (A::ApiKeyCreated, key_target.as_str(), writer.as_str()),
+            (A::ApiKeyRevoked, key_target.as_str(), writer.as_str()),
+            (A::MemberRemoved, "dana", owner.as_str()),
+        ]
+    );
+    assert!(!format!("{trail:?}").contains("canary"));
+    assert!(trail.windows(2).all(|w| w[0].seq < w[1].seq));
+    // Paged by seq; owners only; another house sees none of it.
+    let last = trail[trail.len() - 2].seq;
+    assert_eq!(access.audit(&f.owner, Some(last), 10).await.unwrap().len(), 1);
+    assert_kind(access.audit(&f.writer, None, 10).await, ErrorKind::Forbidden);
+    let other = arbe_store::testkit::house(&f.test.store, "other").await;
+    assert!(access.audit(&other.owner, None, 500).await.unwrap().iter().all(|e| e.house_id != Some(f.house.id)));
+    // Append-only in the database itself.
+    let seq = trail[0].seq;
+    for sql in [
+        format!("UPDATE audit_events SET target = 'x' WHERE seq = {seq}"),
+        format!("DELETE FROM audit_events WHERE seq = {seq}"),
+    ] {
+        let err = f.test.tamper().execute(&sql).await.unwrap_err();
+        assert!(err.contains("append-only"), "{err}");
+    }
 }

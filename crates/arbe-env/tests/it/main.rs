@@ -8,7 +8,7 @@ mod github;
 use std::sync::Arc;
 
 use arbe_core::{House, RuntimeName};
-use arbe_env::{EnvConfig, Environments, GitHubApp, GitHubAppConfig, WorkerKeys};
+use arbe_env::{EnvConfig, Environments, GitHubApp, GitHubAppConfig, GitHubOAuthClient, WorkerKeys};
 use arbe_runtime::RuntimeRegistry;
 use arbe_runtime_local::{LocalConfig, LocalRuntime};
 use arbe_store::{
@@ -31,7 +31,13 @@ arbe_store::both_backends!(cases =>
     resolve_names_every_missing_required_secret_at_once,
     resolve_returns_values_and_warns_on_missing_optional,
     resolve_never_injects_capability_or_another_authors_secret,
-    resolve_mints_a_scoped_github_token_and_caches_it,
+    github_installations_connect_only_through_a_verified_flow,
+    a_dispatch_token_is_minted_from_the_connection_and_revoked_on_release,
+    private_secrets_are_their_authors_alone,
+    a_host_runtime_serves_one_house_and_a_shared_account_one_house,
+    a_runtime_id_the_house_does_not_own_is_not_found,
+    operator_keys_serve_only_the_houses_the_operator_chose,
+    owners_read_an_audit_trail_that_holds_no_value,
     resolve_without_a_github_app_skips_the_token,
     model_key_prefers_the_house_then_the_worker,
     diagnose_lists_blockers_warnings_and_sources,
@@ -88,26 +94,58 @@ impl Fixture {
             store.clone(),
             vault.clone(),
             Arc::new(registry),
-            EnvConfig { default_runtime: RuntimeName::parse("local").unwrap(), github, worker_keys },
+            EnvConfig { github, worker_keys, ..EnvConfig::new(RuntimeName::parse("local").unwrap()) },
         );
         let testkit::HouseFixture { house, owner, writer, reader } = testkit::house(&store, "acme").await;
         Self { test, vault, envs, house, owner, writer, reader, local, _workspaces: workspaces }
     }
 
-    /// What a worker holds while it dispatches in the house: reading values takes it.
+    /// What a worker holds while it answers an entry the writer posted: reading values takes
+    /// it.
     pub(crate) async fn claim(&self) -> Claim {
-        testkit::claim(&self.test.store, self.house.id).await
+        self.claim_by(&self.writer).await
+    }
+
+    /// What a worker holds while it answers an entry `actor` posted.
+    pub(crate) async fn claim_by(&self, actor: &Actor) -> Claim {
+        testkit::claim_posted_by(&self.test.store, actor).await
+    }
+
+    /// Records that the house connected installation `id` on `account` (what the verified
+    /// connect flow ends with).
+    pub(crate) async fn connect(&self, id: i64, account: &str) {
+        self.test
+            .store
+            .connect_github_installation(&arbe_core::GitHubConnection {
+                house_id: self.house.id,
+                installation_id: id,
+                account_login: account.into(),
+                github_login: "alice".into(),
+                connected_by: Some(self.owner.user().id),
+                connected_at: chrono::Utc::now(),
+            })
+            .await
+            .unwrap();
     }
 }
 
-/// A GitHub App on the test key, pointed at `api_url`.
-pub(crate) fn test_app(api_url: &str) -> GitHubApp {
-    GitHubApp::new(&GitHubAppConfig {
-        app_id: "424242".into(),
-        private_key_pem: arbe_core::SecretValue::new(TEST_KEY.into()).unwrap(),
-        api_url: api_url.into(),
-    })
-    .unwrap()
+/// The config of a GitHub App on the test key, with both its API and web host at `url`.
+pub(crate) fn test_config(url: &str) -> GitHubAppConfig {
+    GitHubAppConfig {
+        api_url: url.into(),
+        web_url: url.into(),
+        oauth: Some(GitHubOAuthClient {
+            client_id: fake_github::CLIENT_ID.into(),
+            client_secret: arbe_core::SecretValue::new(fake_github::CLIENT_SECRET.into()).unwrap(),
+        }),
+        slug: Some("arbe-test".into()),
+        ..GitHubAppConfig::new("424242", arbe_core::SecretValue::new(TEST_KEY.into()).unwrap())
+    }
+}
+
+/// A GitHub App on the test key, with both its API and web host at `url`.
+pub(crate) fn test_app(url: &str) -> GitHubApp {
+    GitHubApp::new(&test_config(url)).unwrap()
 }
 
 pub(crate) use arbe_core::testkit::assert_kind;

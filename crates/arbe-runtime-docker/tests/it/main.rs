@@ -45,6 +45,7 @@ mod exec_api {
 async fn declared_capabilities_are_pinned() {
     let rt = runtime(DockerConfig::default()).await;
     let want = arbe_runtime::Capabilities {
+        isolation: arbe_runtime::Isolation::Sandbox,
         persistent_fs: true,
         exec_streaming: true,
         file_transfer: true,

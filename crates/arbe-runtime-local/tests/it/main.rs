@@ -23,6 +23,7 @@ fn declared_capabilities_are_pinned() {
     let dir = root();
     let rt = LocalRuntime::new(LocalConfig::new(dir.path()));
     let want = arbe_runtime::Capabilities {
+        isolation: arbe_runtime::Isolation::Host,
         persistent_fs: true,
         exec_streaming: true,
         file_transfer: true,

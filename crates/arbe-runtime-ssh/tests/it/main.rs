@@ -25,6 +25,7 @@ arbe_runtime::conformance_suite!(make);
 async fn declared_capabilities_are_pinned() {
     let (rt, _sshd) = make().await;
     let want = arbe_runtime::Capabilities {
+        isolation: arbe_runtime::Isolation::SharedAccount,
         persistent_fs: true,
         exec_streaming: true,
         file_transfer: true,

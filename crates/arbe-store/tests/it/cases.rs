@@ -788,3 +788,72 @@ pub(crate) async fn quotas_cap_sandboxes_and_concurrent_dispatches(t: TestStore)
     assert!(store.finish_job(&claim, JobState::Succeeded).await.unwrap());
     store.append_and_enqueue(fx.house.id, thread.id, user_message(fx.owner.id, "two")).await.unwrap();
 }
+
+pub(crate) async fn a_single_house_deployment_refuses_a_second_house(t: TestStore) {
+    let store = arbe_store::testkit::reopen(&t, |config| config.single_house = true).await;
+    let user = store.create_user(&Name::parse("solo").unwrap()).await.unwrap();
+    store.create_house_with_owner(&Name::parse("home").unwrap(), user.id).await.unwrap();
+    // Racing creators: none gets through, and the rule is named.
+    let mut attempts = tokio::task::JoinSet::new();
+    for i in 0..4 {
+        let store = store.clone();
+        attempts.spawn(async move { store.create_house(&Name::parse(&format!("second-{i}")).unwrap()).await });
+    }
+    for res in attempts.join_all().await {
+        let err = assert_kind(res, ErrorKind::Conflict);
+        assert!(err.to_string().contains("this deployment serves one house only"), "{err}");
+        assert!(err.to_string().contains("ARBE_LOCAL_RUNTIME=trusted"), "{err}");
+    }
+    assert_kind(store.create_house_with_owner(&Name::parse("third").unwrap(), user.id).await, ErrorKind::Conflict);
+    assert_eq!(store.count_houses().await.unwrap(), 1);
+    // Without the setting, houses are created as usual.
+    t.store.create_house(&Name::parse("second").unwrap()).await.unwrap();
+}
+
+pub(crate) async fn github_connections_and_the_audit_trail_belong_to_their_house(t: TestStore) {
+    let a = fixture(&t.store, "alpha").await;
+    let b = fixture(&t.store, "beta").await;
+    let connection = |house: &House| arbe_core::GitHubConnection {
+        house_id: house.id,
+        installation_id: 7,
+        account_login: "org".into(),
+        github_login: "alice".into(),
+        connected_by: None,
+        connected_at: chrono::Utc::now(),
+    };
+    t.store.connect_github_installation(&connection(&a.house)).await.unwrap();
+    // Connecting again refreshes the row rather than failing.
+    let again = t
+        .store
+        .connect_github_installation(&arbe_core::GitHubConnection {
+            github_login: "bob".into(),
+            ..connection(&a.house)
+        })
+        .await
+        .unwrap();
+    assert_eq!(again.github_login, "bob");
+    assert_eq!(t.store.list_github_connections(a.house.id).await.unwrap().len(), 1);
+    assert_kind(t.store.github_connection(b.house.id, 7).await, ErrorKind::NotFound);
+    assert_kind(t.store.disconnect_github_installation(b.house.id, 7).await, ErrorKind::NotFound);
+    t.store.disconnect_github_installation(a.house.id, 7).await.unwrap();
+    assert_kind(t.store.github_connection(a.house.id, 7).await, ErrorKind::NotFound);
+
+    let by = arbe_store::AuditActor::Operator;
+    t.store.record_audit(Some(a.house.id), None, by, arbe_core::AuditAction::SecretCreated, "A_KEY").await.unwrap();
+    t.store.record_audit(Some(b.house.id), None, by, arbe_core::AuditAction::SecretCreated, "B_KEY").await.unwrap();
+    // A user's own key events show in every house the user belongs to.
+    t.store
+        .record_audit(None, Some(a.owner.user_id), by, arbe_core::AuditAction::ApiKeyCreated, "key 1")
+        .await
+        .unwrap();
+    let trail = t.store.list_audit(a.house.id, None, 10).await.unwrap();
+    assert_eq!(trail.iter().map(|e| e.target.as_str()).collect::<Vec<_>>(), ["A_KEY", "key 1"]);
+    assert_eq!(trail[0].actor_name, "operator");
+    let theirs = t.store.list_audit(b.house.id, None, 10).await.unwrap();
+    assert_eq!(theirs.iter().map(|e| e.target.as_str()).collect::<Vec<_>>(), ["B_KEY"]);
+    // Deleting a house takes its trail with it; the append-only rule holds for the rest.
+    assert!(t.tamper().execute("DELETE FROM audit_events").await.unwrap_err().contains("append-only"));
+    t.tamper().execute("DELETE FROM houses WHERE name = 'beta'").await.unwrap();
+    assert!(t.store.list_audit(b.house.id, None, 10).await.unwrap().is_empty());
+    assert_eq!(t.store.list_audit(a.house.id, None, 10).await.unwrap().len(), 2);
+}

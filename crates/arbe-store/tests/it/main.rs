@@ -30,6 +30,8 @@ arbe_store::both_backends!(cases =>
     migration_carries_members_and_keys_over_to_users,
     a_user_in_two_houses_acts_in_each_with_that_role,
     quotas_cap_sandboxes_and_concurrent_dispatches,
+    a_single_house_deployment_refuses_a_second_house,
+    github_connections_and_the_audit_trail_belong_to_their_house,
 );
 
 arbe_store::postgres_only!(cases => appends_wake_listeners);
