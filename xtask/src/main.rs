@@ -141,16 +141,15 @@ fn ensure_sandbox_image() -> Result<(), String> {
         eprintln!("xtask: no docker engine answers; the docker runtime tests will fail");
         return Ok(());
     }
-    // An image from before the executor (no `arbe.executor` label) is built again too.
-    let label = Command::new("docker")
-        .args(["image", "inspect", "--format", "{{index .Config.Labels \"arbe.executor\"}}", sandbox_image::TAG])
-        .output();
-    let current =
-        label.is_ok_and(|out| out.status.success() && !String::from_utf8_lossy(&out.stdout).trim().is_empty());
-    // The label-less copy the exec-API path is tested with.
-    let plain = Command::new("docker").args(["image", "inspect", sandbox_image::PLAIN_TAG]).output();
-    let plain = plain.is_ok_and(|out| out.status.success());
-    if current && plain { Ok(()) } else { sandbox_image::run() }
+    // Both images must carry the build id of today's sources; an older one is built again.
+    let want = sandbox_image::build_id();
+    let current = [sandbox_image::TAG, sandbox_image::PLAIN_TAG].iter().all(|tag| {
+        let label = Command::new("docker")
+            .args(["image", "inspect", "--format", "{{index .Config.Labels \"arbe.build\"}}", tag])
+            .output();
+        label.is_ok_and(|out| out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == want)
+    });
+    if current { Ok(()) } else { sandbox_image::run() }
 }
 
 /// Benchmark areas: (area, package, bench target).

@@ -67,30 +67,54 @@ fn build(busybox: &Path, executor: &Path, root: &Path) -> Result<(), String> {
     }
     symlink("/bin/busybox", root.join("usr/bin/env")).map_err(io("link /usr/bin/env"))?;
     std::fs::copy(executor, root.join(EXECUTOR.trim_start_matches('/'))).map_err(io("copy arbe-sandboxd"))?;
-    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").map_err(io("write /etc/passwd"))?;
-    std::fs::write(root.join("etc/group"), "root:x:0:\n").map_err(io("write /etc/group"))?;
+    // Commands run as `sandbox` (1000:1000, the docker runtime's SANDBOX_USER), which owns the
+    // workspace; the executor runs as root and switches to it for each command.
+    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nsandbox:x:1000:1000::/workspace:/bin/sh\n")
+        .map_err(io("write /etc/passwd"))?;
+    std::fs::write(root.join("etc/group"), "root:x:0:\nsandbox:x:1000:\n").map_err(io("write /etc/group"))?;
 
     let archive = root.with_extension("tar");
+    // Everything root's, then the workspace again as the sandbox user's (the later entry wins).
     let tar = Command::new("tar")
-        .args(["--numeric-owner", "--owner=0", "--group=0", "-C"])
+        .args(["--numeric-owner", "--owner=0", "--group=0", "--exclude=./workspace", "-C"])
         .arg(root)
         .args(["-c", "-f"])
         .arg(&archive)
         .arg(".")
         .status()
         .map_err(io("run tar"))?;
-    if !tar.success() {
-        return Err(format!("packing the root filesystem failed (tar: {tar})"));
+    let workspace = Command::new("tar")
+        .args(["--numeric-owner", "--owner=1000", "--group=1000", "-C"])
+        .arg(root)
+        .args(["-r", "-f"])
+        .arg(&archive)
+        .arg("./workspace")
+        .status()
+        .map_err(io("run tar"))?;
+    if !tar.success() || !workspace.success() {
+        return Err(format!("packing the root filesystem failed (tar: {tar}, {workspace})"));
     }
     let label = format!("LABEL arbe.executor={EXECUTOR}");
-    let res = import(&archive, TAG, Some(&label)).and_then(|()| import(&archive, PLAIN_TAG, None));
+    let build = format!("LABEL arbe.build={}", build_id());
+    let res = import(&archive, TAG, &[&label, &build]).and_then(|()| import(&archive, PLAIN_TAG, &[&build]));
     let _ = std::fs::remove_file(&archive);
     res?;
     eprintln!("xtask: built {TAG} and {PLAIN_TAG}");
     Ok(())
 }
 
-fn import(archive: &Path, tag: &str, label: Option<&str>) -> Result<(), String> {
+/// What the image is built from (the executor's source and this file), so `cargo xtask ci`
+/// rebuilds an image older than either.
+pub(crate) fn build_id() -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for file in ["crates/arbe-sandboxd/src/main.rs", "crates/arbe-sandboxd/Cargo.toml", "xtask/src/sandbox_image.rs"] {
+        std::fs::read(crate::root().join(file)).unwrap_or_default().hash(&mut hasher);
+    }
+    format!("{:016x}", hasher.finish())
+}
+
+fn import(archive: &Path, tag: &str, labels: &[&str]) -> Result<(), String> {
     let mut cmd = Command::new("docker");
     cmd.args([
         "import",
@@ -101,7 +125,7 @@ fn import(archive: &Path, tag: &str, label: Option<&str>) -> Result<(), String> 
         "--change",
         "ENV PATH=/usr/local/bin:/usr/bin:/bin",
     ]);
-    if let Some(label) = label {
+    for label in labels {
         cmd.args(["--change", label]);
     }
     let status = cmd.arg(archive).arg(tag).stdout(Stdio::null()).status().map_err(io("run docker import"))?;

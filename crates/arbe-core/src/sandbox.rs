@@ -76,6 +76,37 @@ pub struct Resources {
     pub gpu: Option<String>,
 }
 
+impl Resources {
+    /// The most CPUs a sandbox may ask for.
+    pub const MAX_CPUS: f64 = 1024.0;
+    /// The most memory a sandbox may ask for, in MiB (1 TiB).
+    pub const MAX_MEMORY_MB: u64 = 1024 * 1024;
+
+    /// Checks what a caller asked for: a limit is a positive, finite number within bounds
+    /// (`0` never means "unlimited" from a caller; `None` is the runtime's default).
+    pub fn validate(&self) -> Result<(), InvalidInput> {
+        if let Some(cpus) = self.cpus
+            && !(cpus.is_finite() && cpus > 0.0 && cpus <= Self::MAX_CPUS)
+        {
+            return Err(InvalidInput::new("resources.cpus", "must be a number above 0 and at most 1024"));
+        }
+        if let Some(mb) = self.memory_mb
+            && !(1..=Self::MAX_MEMORY_MB).contains(&mb)
+        {
+            return Err(InvalidInput::new("resources.memory_mb", "must be 1 to 1048576 (MiB)"));
+        }
+        if self.workspace_bytes == Some(0) {
+            return Err(InvalidInput::new("resources.workspace_bytes", "must be above 0"));
+        }
+        if let Some(gpu) = &self.gpu
+            && (gpu.is_empty() || gpu.len() > 64 || !gpu.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(InvalidInput::new("resources.gpu", "must be 1 to 64 printable ASCII characters"));
+        }
+        Ok(())
+    }
+}
+
 /// A sandbox row. Created once and reused across dispatches.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Sandbox {

@@ -105,6 +105,12 @@ impl SecretValue {
     /// The largest value accepted, in bytes.
     pub const MAX_BYTES: usize = 64 * 1024;
 
+    /// The shortest value that output redaction can hide (SPEC §2). A shorter value would be
+    /// replaced wherever its bytes happen to occur, which garbles output and spells the value
+    /// out by where the markers sit, so an environment-audience value this short is refused at
+    /// `set`, and one stored before the rule is injected unredacted with a warning.
+    pub const MIN_REDACTED_BYTES: usize = 8;
+
     /// Wraps a value, checking it is 1 byte to 64 KiB.
     pub fn new(value: String) -> Result<Self, InvalidInput> {
         let value = Zeroizing::new(value);

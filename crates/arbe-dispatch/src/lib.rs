@@ -17,7 +17,7 @@ use std::{
     time::Duration,
 };
 
-use arbe_core::{Action, DispatchJob, Entry, EntryBody, InvalidInput, JobId, Ledger, ThreadId, ThreadStatus};
+use arbe_core::{Action, DispatchJob, Entry, EntryBody, InvalidInput, JobId, ThreadId};
 use arbe_env::Environments;
 use arbe_store::{Actor, Store};
 use futures_util::Stream;
@@ -228,12 +228,8 @@ impl Dispatcher {
         let store = &self.inner.store;
         let house = actor.house_id();
         store.thread(house, thread).await?;
+        // Queued jobs end here, with their `cancelled` entries written in the same transaction.
         let cancelled = store.cancel_jobs(house, thread).await?;
-        for job in &cancelled.queued {
-            let body =
-                EntryBody::Status { status: ThreadStatus::Cancelled, job: Some(*job), ledger: Some(Ledger::default()) };
-            store.append_entry(house, thread, body).await?;
-        }
         // Runs of this thread in this process stop now rather than at the next heartbeat.
         for (running_thread, stop) in self.inner.running.lock().unwrap_or_else(|e| e.into_inner()).values() {
             if *running_thread == thread {

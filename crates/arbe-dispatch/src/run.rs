@@ -44,8 +44,18 @@ impl Halt {
 }
 
 impl From<StoreError> for Halt {
+    /// A store error that another attempt would meet again (a row that is gone or unreadable,
+    /// input or a rule the store refuses) fails the run now; the others (the database
+    /// unreachable, say) leave the job to its lease, for another attempt.
     fn from(err: StoreError) -> Self {
-        Self::Store(err)
+        match &err {
+            StoreError::NotFound { .. }
+            | StoreError::Corrupt { .. }
+            | StoreError::Invalid(_)
+            | StoreError::Forbidden(_)
+            | StoreError::Quota(_) => Self::fail(ErrorClass::Unknown, format!("the store refused the run: {err}")),
+            _ => Self::Store(err),
+        }
     }
 }
 
@@ -71,7 +81,13 @@ pub(crate) struct Run<'a> {
     pub(crate) stop: watch::Receiver<Stop>,
     pub(crate) deadline: tokio::time::Instant,
     pub(crate) ledger: Mutex<Ledger>,
+    /// Every value to keep out of entries: the sandbox's and the model keys. For model text
+    /// and error messages.
     pub(crate) redactor: RwLock<Redactor>,
+    /// Only the values the sandbox holds, for command output: a value the sandbox never sees
+    /// (a model key) must not be matched there, or how its output is cut into pieces would
+    /// answer guesses at it.
+    pub(crate) output_redactor: RwLock<Redactor>,
     /// When this dispatch started (its first attempt's `running` entry): wall time and the run
     /// timeout count from here across takeovers.
     pub(crate) started: chrono::DateTime<chrono::Utc>,
@@ -94,6 +110,7 @@ pub(crate) async fn run_job(
         stop,
         ledger: Mutex::default(),
         redactor: RwLock::default(),
+        output_redactor: RwLock::default(),
         started: chrono::Utc::now(),
         touched: Mutex::default(),
     };
@@ -152,9 +169,9 @@ impl Run<'_> {
         self.redactor.read().unwrap_or_else(|e| e.into_inner()).redact(text)
     }
 
-    /// A streaming redactor over this run's secret values.
+    /// A streaming redactor over the values this run's sandbox holds.
     pub(crate) fn stream_redactor(&self) -> crate::StreamRedactor {
-        self.redactor.read().unwrap_or_else(|e| e.into_inner()).stream()
+        self.output_redactor.read().unwrap_or_else(|e| e.into_inner()).stream()
     }
 
     /// Runs `fut` unless the run is cancelled, loses its lease or runs out of time first
@@ -246,8 +263,10 @@ impl Run<'_> {
                     .guarded(self.inner.envs.resolve(&self.job, env))
                     .await?
                     .map_err(|err| Halt::fail(class_of(err.kind()), err.to_string()))?;
-                *self.redactor.write().unwrap_or_else(|e| e.into_inner()) =
-                    Redactor::new(resolution.vars.iter().map(|(n, v)| (n, v)));
+                let sandboxed =
+                    Redactor::new(resolution.vars.iter().chain(&resolution.redact_also).map(|(n, v)| (n, v)));
+                *self.redactor.write().unwrap_or_else(|e| e.into_inner()) = sandboxed.clone();
+                *self.output_redactor.write().unwrap_or_else(|e| e.into_inner()) = sandboxed;
                 self.ledger().secret_names = resolution.secret_names();
                 if fresh {
                     for warning in &resolution.warnings {
@@ -356,7 +375,8 @@ impl Run<'_> {
             }));
         }
         if let (Some(var), Some((value, _))) = (key.var, &key.found) {
-            // A provider that echoes the key in an error must not get it stored.
+            // A provider that echoes the key in an error must not get it stored. Only in the
+            // model-text redactor: the sandbox never holds the key.
             self.redactor.write().unwrap_or_else(|e| e.into_inner()).add(var, value);
         }
         let provider = self.inner.models.provider(&key.model, key.found.map(|(value, _)| value));

@@ -2,6 +2,8 @@
 //! command, output streamed into entries as it comes) and `delegate_task` (a fresh sandbox on
 //! the same runtime for one run, mirrored into a sub-thread, destroyed afterwards).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use arbe_core::{
@@ -119,16 +121,11 @@ impl Run<'_> {
         let mut req = ExecRequest::shell(command).timeout(timeout);
         for (name, value) in resolution.map(|r| r.vars.as_slice()).unwrap_or_default() {
             // Variables of this one command: never written to disk in the sandbox.
-            req = req.env(name.as_str(), value.expose());
+            req = req.env(name.as_str(), value.clone());
         }
         self.touch(sandbox).await?;
-        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
-        let exec = async move {
-            let mut sink = move |_: Stream, chunk: &[u8]| {
-                let _ = tx.send(chunk.to_vec());
-            };
-            sandbox.runtime.exec(&sandbox.external_id, req, &mut sink).await
-        };
+        let (mut sink, mut rx) = output_queue();
+        let exec = async move { sandbox.runtime.exec(&sandbox.external_id, req, &mut sink).await };
         // Output becomes entries as it comes, redacted across chunk boundaries, up to
         // `max_stored_output` bytes; past that only the last `KEPT_TAIL` bytes are kept.
         let mut redactor = self.stream_redactor();
@@ -142,7 +139,8 @@ impl Run<'_> {
                 loop {
                     tokio::select! {
                         chunk = rx.recv() => match chunk {
-                            Some(chunk) => stored.push(&redactor.push(&chunk)),
+                            Some(Output::Bytes(chunk)) => stored.push(&redactor.push(&chunk)),
+                            Some(Output::Lost(bytes)) => stored.push(&redactor.gap(bytes)),
                             None => { open = false; break; }
                         },
                         () = &mut tick => break,
@@ -299,6 +297,69 @@ impl Run<'_> {
 
 /// How much of a command's output a tool result keeps past the head.
 const KEPT_TAIL: usize = 16 * 1024;
+
+/// Output on its way from the runtime's sink to the pump that stores it.
+enum Output {
+    Bytes(Vec<u8>),
+    /// This many bytes were dropped here because the queue was full.
+    Lost(u64),
+}
+
+/// The most output held between the runtime and the store: a command that writes faster than
+/// entries are written loses the excess (and the tail says how much) instead of growing the
+/// server's memory without bound.
+const OUTPUT_QUEUE_BYTES: usize = 4 * 1024 * 1024;
+
+/// The runtime's sink, which never blocks, and the pump's end of a queue bounded in bytes.
+fn output_queue() -> (OutputSink, OutputSource) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let queued = Arc::new(AtomicUsize::new(0));
+    (OutputSink { tx, queued: queued.clone(), lost: 0 }, OutputSource { rx, queued })
+}
+
+struct OutputSink {
+    tx: mpsc::UnboundedSender<Output>,
+    queued: Arc<AtomicUsize>,
+    /// Bytes dropped since the last `Lost` sent.
+    lost: u64,
+}
+
+impl arbe_runtime::OutputSink for OutputSink {
+    fn output(&mut self, _: Stream, chunk: &[u8]) {
+        if self.queued.load(Ordering::Acquire) + chunk.len() > OUTPUT_QUEUE_BYTES {
+            self.lost += chunk.len() as u64;
+            return;
+        }
+        if self.lost > 0 {
+            let _ = self.tx.send(Output::Lost(std::mem::take(&mut self.lost)));
+        }
+        self.queued.fetch_add(chunk.len(), Ordering::AcqRel);
+        let _ = self.tx.send(Output::Bytes(chunk.to_vec()));
+    }
+}
+
+impl Drop for OutputSink {
+    fn drop(&mut self) {
+        if self.lost > 0 {
+            let _ = self.tx.send(Output::Lost(self.lost));
+        }
+    }
+}
+
+struct OutputSource {
+    rx: mpsc::UnboundedReceiver<Output>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl OutputSource {
+    async fn recv(&mut self) -> Option<Output> {
+        let out = self.rx.recv().await;
+        if let Some(Output::Bytes(chunk)) = &out {
+            self.queued.fetch_sub(chunk.len(), Ordering::AcqRel);
+        }
+        out
+    }
+}
 
 /// A command's redacted output on its way into entries: everything up to `max` bytes, then
 /// only the last [`KEPT_TAIL`] bytes, counting what was cut.

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use arbe_store::{Claim, Lease};
-use tokio::{sync::watch, task::JoinHandle};
+use tokio::{sync::watch, task::JoinHandle, time::Instant};
 
 use crate::{Dispatcher, Stop, run};
 
@@ -75,8 +75,21 @@ pub(crate) fn start(d: Dispatcher) -> Workers {
                 let notified = d.inner.appended.notified();
                 tokio::pin!(notified);
                 notified.as_mut().enable();
+                // The lease the claim sets runs from no earlier than now.
+                let asked = Instant::now();
                 match d.inner.store.claim_job(&owner, d.inner.config.lease).await {
-                    Ok(Some(claim)) => process(&d, claim).await,
+                    Ok(Some(claim)) => {
+                        // Its own task, so a panic in a run ends that run, not this worker.
+                        let id = claim.id;
+                        let task = tokio::spawn(process(d.clone(), claim, asked));
+                        let _abort = AbortOnDrop(task.abort_handle());
+                        if let Err(err) = task.await
+                            && err.is_panic()
+                        {
+                            tracing::error!(job = %id, "a run panicked; its job is retried once its lease runs out");
+                            d.inner.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                        }
+                    }
                     Ok(None) => {
                         tokio::select! {
                             _ = notified => {}
@@ -95,8 +108,20 @@ pub(crate) fn start(d: Dispatcher) -> Workers {
     Workers { shutdown, handles, dispatcher: d }
 }
 
-/// Runs one claimed job with its heartbeat beside it.
-async fn process(d: &Dispatcher, job: Claim) {
+/// Aborts a task when dropped: a worker aborted (a crash, in tests) takes its run with it.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs one claimed job with its heartbeat beside it. The lease was last set no earlier than
+/// `renewed`; once `lease − heartbeat` has passed since the last renewal that succeeded, the
+/// run stops (`Stop::Lost`) before another worker could take the job over.
+async fn process(d: Dispatcher, job: Claim, renewed: Instant) {
+    let d = &d;
     let (stop_tx, stop_rx) = watch::channel(if job.cancel_requested { Stop::Cancel } else { Stop::No });
     let stop_tx = std::sync::Arc::new(stop_tx);
     d.inner.running.lock().unwrap_or_else(|e| e.into_inner()).insert(job.id, (job.thread_id, stop_tx.clone()));
@@ -105,22 +130,39 @@ async fn process(d: &Dispatcher, job: Claim) {
         let inner = d.inner.clone();
         let id = job.id;
         let claim = job.clone();
+        let margin = inner.config.lease.saturating_sub(inner.config.heartbeat);
         async move {
+            let config = &inner.config;
+            let mut renewed = renewed;
             loop {
-                tokio::time::sleep(inner.config.heartbeat).await;
-                match inner.store.renew_lease(&claim, inner.config.lease).await {
-                    Ok(Lease::Held { cancel_requested: false }) => {}
-                    Ok(Lease::Held { cancel_requested: true }) => {
-                        crate::request_cancel(&stop_tx);
+                let give_up = renewed + margin;
+                tokio::time::sleep_until(give_up.min(Instant::now() + config.heartbeat)).await;
+                let asked = Instant::now();
+                if asked >= give_up {
+                    break;
+                }
+                match tokio::time::timeout_at(give_up, inner.store.renew_lease(&claim, config.lease)).await {
+                    Ok(Ok(Lease::Held { cancel_requested })) => {
+                        renewed = asked;
+                        if cancel_requested {
+                            crate::request_cancel(&stop_tx);
+                        }
                     }
-                    Ok(Lease::Lost) => {
+                    Ok(Ok(Lease::Lost)) => {
                         tracing::warn!(job = %id, "lost the lease: another worker owns this job now");
                         stop_tx.send_replace(Stop::Lost);
                         std::future::pending::<()>().await;
                     }
-                    Err(err) => tracing::warn!(job = %id, error = %err, "renewing the lease failed"),
+                    Ok(Err(err)) => tracing::warn!(job = %id, error = %err, "renewing the lease failed"),
+                    Err(_) => {}
                 }
             }
+            tracing::warn!(
+                job = %id,
+                "no lease renewal succeeded for {margin:?}: stopping the run before another worker can take the job"
+            );
+            stop_tx.send_replace(Stop::Lost);
+            std::future::pending::<()>().await;
         }
     };
     let id = job.id;

@@ -62,12 +62,16 @@ pub struct Environments {
     vault: Vault,
     runtimes: Arc<RuntimeRegistry>,
     config: EnvConfig,
+    /// Installation tokens minted in this process, by sandbox, until they expire: a token an
+    /// earlier dispatch left behind in the sandbox (in `.git/config`, say) is redacted by later
+    /// ones while GitHub could still accept it.
+    minted: Arc<std::sync::Mutex<std::collections::HashMap<arbe_core::SandboxId, Vec<github::InstallationToken>>>>,
 }
 
 impl Environments {
     /// The service over `store`, `vault` and the configured `runtimes`.
     pub fn new(store: Store, vault: Vault, runtimes: Arc<RuntimeRegistry>, config: EnvConfig) -> Self {
-        Self { store, vault, runtimes, config }
+        Self { store, vault, runtimes, config, minted: Arc::default() }
     }
 
     /// The sandboxes service over the same store and runtimes.

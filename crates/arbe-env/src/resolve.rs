@@ -28,6 +28,9 @@ pub struct Resolution {
     pub allowed_repos: Vec<RepoRef>,
     /// The installation token minted for this dispatch, revoked by [`Environments::release`].
     pub github_token: Option<InstallationToken>,
+    /// Values not injected but to redact all the same: tokens minted for earlier dispatches in
+    /// the same sandbox that GitHub may still accept.
+    pub redact_also: Vec<(SecretName, SecretValue)>,
 }
 
 impl fmt::Debug for Resolution {
@@ -38,6 +41,7 @@ impl fmt::Debug for Resolution {
             .field("warnings", &self.warnings)
             .field("allowed_repos", &self.allowed_repos)
             .field("github_token", &self.github_token.as_ref().map(|t| t.expires_at))
+            .field("redact_also", &self.redact_also.len())
             .finish()
     }
 }
@@ -81,6 +85,14 @@ impl Environments {
             let secret = found.iter().position(|s| s.meta.name == binding.name).map(|i| found.swap_remove(i));
             let problem = BindingProblem::of(secret.as_ref().map(|s| &s.meta), poster);
             if let (None, Some(secret)) = (problem, secret) {
+                if secret.value.expose().len() < SecretValue::MIN_REDACTED_BYTES {
+                    warnings.push(format!(
+                        "secret {} is shorter than {} bytes, so it is injected but cannot be redacted from output; \
+                         set a longer value",
+                        binding.name,
+                        SecretValue::MIN_REDACTED_BYTES
+                    ));
+                }
                 vars.push((binding.name.clone(), secret.value));
             }
             match problem {
@@ -97,6 +109,7 @@ impl Environments {
             return Err(EnvError::UnresolvedSecrets { environment: env.name.clone(), problems });
         }
         let mut github_token = None;
+        let mut redact_also = Vec::new();
         if let Some(installation) = env.github_installation_id {
             match self.config.github.as_deref() {
                 None => tracing::info!(
@@ -118,7 +131,16 @@ impl Environments {
                     let token = app.installation_token(&connection, &env.allowed_repos).await?;
                     let name = SecretName::parse(GITHUB_TOKEN)?;
                     vars.retain(|(n, _)| *n != name);
-                    vars.push((name, token.token.clone()));
+                    vars.push((name.clone(), token.token.clone()));
+                    let mut minted = self.minted.lock().unwrap_or_else(|e| e.into_inner());
+                    let now = chrono::Utc::now();
+                    minted.retain(|_, tokens| {
+                        tokens.retain(|t| t.expires_at > now);
+                        !tokens.is_empty()
+                    });
+                    let earlier = minted.entry(env.sandbox_id).or_default();
+                    redact_also.extend(earlier.iter().map(|t| (name.clone(), t.token.clone())));
+                    earlier.push(token.clone());
                     github_token = Some(token);
                 }
             }
@@ -129,6 +151,7 @@ impl Environments {
             warnings,
             allowed_repos: env.allowed_repos.clone(),
             github_token,
+            redact_also,
         })
     }
 

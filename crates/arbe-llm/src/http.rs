@@ -122,12 +122,15 @@ impl Events {
                 return Ok(Some(event));
             }
             match self.body.next().await {
-                Some(Ok(bytes)) => self.ready.extend(self.parser.push(&bytes)),
+                Some(Ok(bytes)) => {
+                    self.ready.extend(self.parser.push(&bytes).map_err(|_| target.malformed("event (too large)"))?)
+                }
                 Some(Err(err)) => return Err(target.transport(&err)),
                 None => {
                     // A last event without its blank line still counts.
                     if self.parser.has_partial() {
-                        self.ready.extend(self.parser.push(b"\n\n"));
+                        self.ready
+                            .extend(self.parser.push(b"\n\n").map_err(|_| target.malformed("event (too large)"))?);
                         if let Some(event) = self.ready.pop_front() {
                             return Ok(Some(event));
                         }

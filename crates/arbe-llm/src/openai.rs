@@ -107,6 +107,9 @@ impl ChatProvider for OpenAiProvider {
     }
 }
 
+/// The most tool calls one reply may carry (indices 0 to 127).
+const MAX_TOOL_CALLS: usize = 128;
+
 async fn whole(target: Target<'_>, response: reqwest::Response) -> Result<ChatResponse> {
     let body = http::json(target, response).await?;
     if !body["error"].is_null() {
@@ -163,7 +166,12 @@ async fn stream(target: Target<'_>, response: reqwest::Response, sink: &mut dyn 
             sink.delta(Delta::Text { text: piece.to_owned() });
         }
         for call in delta["tool_calls"].as_array().map(Vec::as_slice).unwrap_or_default() {
-            let index = call["index"].as_u64().unwrap_or(calls.len() as u64) as usize;
+            // The provider picks the index: bound it before sizing anything by it.
+            let index = call["index"].as_u64().unwrap_or(calls.len() as u64);
+            if index >= MAX_TOOL_CALLS as u64 {
+                return Err(target.malformed("tool call (index out of range)"));
+            }
+            let index = index as usize;
             if index >= calls.len() {
                 calls.resize_with(index + 1, || ToolCall {
                     id: String::new(),

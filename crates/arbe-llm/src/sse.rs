@@ -10,20 +10,33 @@ pub(crate) struct Event {
     pub(crate) data: String,
 }
 
+/// The largest event (its unfinished line and data lines together) the parser holds: a peer
+/// cannot make the control plane buffer more by never ending a line or an event.
+pub(crate) const MAX_EVENT_BYTES: usize = 8 * 1024 * 1024;
+
+/// An event grew past [`MAX_EVENT_BYTES`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Oversized;
+
 /// Feeds bytes in, takes whole events out.
 #[derive(Debug, Default)]
 pub(crate) struct Parser {
     buf: Vec<u8>,
+    /// How much of `buf` is known to hold no line end.
+    scanned: usize,
     event: String,
     data: Vec<String>,
+    data_bytes: usize,
 }
 
 impl Parser {
-    /// Adds bytes; returns the events they completed.
-    pub(crate) fn push(&mut self, bytes: &[u8]) -> Vec<Event> {
+    /// Adds bytes; returns the events they completed, or `Oversized` once an event outgrows
+    /// [`MAX_EVENT_BYTES`]. Each byte is scanned once for a line end.
+    pub(crate) fn push(&mut self, bytes: &[u8]) -> Result<Vec<Event>, Oversized> {
         self.buf.extend_from_slice(bytes);
         let mut events = Vec::new();
-        while let Some(end) = self.buf.iter().position(|b| *b == b'\n') {
+        while let Some(end) = self.buf[self.scanned..].iter().position(|b| *b == b'\n').map(|at| self.scanned + at) {
+            self.scanned = 0;
             let mut line: Vec<u8> = self.buf.drain(..=end).collect();
             line.pop();
             if line.last() == Some(&b'\r') {
@@ -34,6 +47,7 @@ impl Parser {
                 if !self.data.is_empty() || !self.event.is_empty() {
                     events.push(Event { event: std::mem::take(&mut self.event), data: self.data.join("\n") });
                     self.data.clear();
+                    self.data_bytes = 0;
                 }
                 continue;
             }
@@ -44,11 +58,18 @@ impl Parser {
             let value = value.strip_prefix(' ').unwrap_or(value);
             match field {
                 "event" => self.event = value.to_owned(),
-                "data" => self.data.push(value.to_owned()),
+                "data" => {
+                    self.data_bytes += value.len() + 1;
+                    self.data.push(value.to_owned());
+                }
                 _ => {}
             }
         }
-        events
+        self.scanned = self.buf.len();
+        if self.buf.len() + self.data_bytes > MAX_EVENT_BYTES {
+            return Err(Oversized);
+        }
+        Ok(events)
     }
 
     /// Whether bytes or fields of an unfinished event are left over.
@@ -62,12 +83,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_event_that_never_ends_is_refused_once_it_outgrows_the_cap() {
+        let mut parser = Parser::default();
+        let line = vec![b'x'; 64 * 1024];
+        let mut pushed = 0;
+        let refused = loop {
+            match parser.push(&line) {
+                Ok(events) => assert!(events.is_empty()),
+                Err(Oversized) => break pushed,
+            }
+            pushed += line.len();
+            assert!(pushed <= MAX_EVENT_BYTES, "still buffering after {pushed} bytes");
+        };
+        assert!(refused + line.len() > MAX_EVENT_BYTES);
+        // Many data lines of one event count too.
+        let mut parser = Parser::default();
+        let mut data = b"data: ".to_vec();
+        data.extend(vec![b'y'; 64 * 1024]);
+        data.push(b'\n');
+        let mut result = Ok(vec![]);
+        for _ in 0..=MAX_EVENT_BYTES / data.len() + 1 {
+            result = parser.push(&data);
+            if result.is_err() {
+                break;
+            }
+        }
+        assert_eq!(result, Err(Oversized));
+    }
+
+    #[test]
     fn parses_events_split_anywhere_and_skips_comments() {
         let stream = b": OPENROUTER PROCESSING\r\n\r\nevent: message_start\r\ndata: {\"a\":1}\r\n\r\ndata: line1\ndata: line2\n\ndata: [DONE]\n\n";
         for split in 0..stream.len() {
             let mut parser = Parser::default();
-            let mut events = parser.push(&stream[..split]);
-            events.extend(parser.push(&stream[split..]));
+            let mut events = parser.push(&stream[..split]).unwrap();
+            events.extend(parser.push(&stream[split..]).unwrap());
             assert_eq!(
                 events,
                 vec![

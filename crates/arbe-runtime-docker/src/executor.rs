@@ -29,7 +29,16 @@ pub(crate) struct Frame {
     pub(crate) payload: Vec<u8>,
 }
 
-type Waiters = Arc<Mutex<HashMap<u32, mpsc::UnboundedSender<Frame>>>>;
+type Waiters = Arc<Mutex<HashMap<u32, mpsc::Sender<Frame>>>>;
+
+/// The largest frame the executor writes is 64 KiB of output; anything over this is not from it.
+pub(crate) const MAX_FRAME: usize = 1024 * 1024;
+
+/// The frames the executor writes: output (`O`, `R`), an end (`X`), a failure to start (`F`).
+const FRAME_KINDS: [u8; 4] = [b'O', b'R', b'X', b'F'];
+
+/// Frames queued per command before its stream waits for the reader.
+const FRAMES_QUEUED: usize = 64;
 
 /// One attach stream to a container's executor, shared by every command run in it.
 pub(crate) struct Executor {
@@ -70,7 +79,7 @@ impl Executor {
         });
         tokio::spawn(async move {
             let mut buf: Vec<u8> = Vec::new();
-            while let Some(chunk) = output.next().await {
+            'stream: while let Some(chunk) = output.next().await {
                 let bytes = match chunk {
                     Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => message,
                     Ok(_) => continue,
@@ -79,21 +88,29 @@ impl Executor {
                 buf.extend_from_slice(&bytes);
                 let mut at = 0;
                 while buf.len() - at >= 9 {
+                    let kind = buf[at];
                     let len = u32::from_be_bytes(buf[at + 5..at + 9].try_into().expect("4 bytes")) as usize;
+                    // The stream comes from inside the sandbox: a frame the executor would never
+                    // write ends it, rather than making this process buffer whatever it claims.
+                    if len > MAX_FRAME || !FRAME_KINDS.contains(&kind) {
+                        tracing::warn!(kind, len, "the sandbox's executor stream broke the protocol; dropping it");
+                        break 'stream;
+                    }
                     if buf.len() - at < 9 + len {
                         break;
                     }
-                    let kind = buf[at];
                     let id = u32::from_be_bytes(buf[at + 1..at + 5].try_into().expect("4 bytes"));
                     let payload = buf[at + 9..at + 9 + len].to_vec();
                     at += 9 + len;
-                    let mut waiters = waiters.lock().unwrap_or_else(|e| e.into_inner());
                     let end = matches!(kind, b'X' | b'F');
-                    if let Some(tx) = waiters.get(&id) {
-                        let _ = tx.send(Frame { kind, payload });
-                    }
-                    if end {
-                        waiters.remove(&id);
+                    let tx = {
+                        let mut waiters = waiters.lock().unwrap_or_else(|e| e.into_inner());
+                        if end { waiters.remove(&id) } else { waiters.get(&id).cloned() }
+                    };
+                    // A command whose reader falls behind holds this sandbox's stream (and only
+                    // this sandbox's) until it catches up: memory stays bounded.
+                    if let Some(tx) = tx {
+                        let _ = tx.send(Frame { kind, payload }).await;
                     }
                 }
                 buf.drain(..at);
@@ -112,9 +129,9 @@ impl Executor {
     }
 
     /// A new command id and the channel its frames arrive on.
-    pub(crate) fn register(&self) -> (u32, mpsc::UnboundedReceiver<Frame>) {
+    pub(crate) fn register(&self) -> (u32, mpsc::Receiver<Frame>) {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(FRAMES_QUEUED);
         self.waiters.lock().unwrap_or_else(|e| e.into_inner()).insert(id, tx);
         (id, rx)
     }
@@ -126,7 +143,8 @@ impl Executor {
 
     /// Sends one frame (written whole, so frames of concurrent commands never interleave).
     pub(crate) async fn send(&self, kind: u8, id: u32, payload: &[u8]) -> std::io::Result<()> {
-        let mut frame = Vec::with_capacity(9 + payload.len());
+        // A start frame carries values: the copy is wiped too.
+        let mut frame = zeroize::Zeroizing::new(Vec::with_capacity(9 + payload.len()));
         frame.push(kind);
         frame.extend_from_slice(&id.to_be_bytes());
         frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
@@ -144,13 +162,25 @@ impl Executor {
     }
 }
 
-/// The payload of a start frame: NUL-separated cwd, argc, argv…, envc, `NAME=value`….
-pub(crate) fn start_payload(cwd: &str, argv: &[String], env: &[(String, String)]) -> Vec<u8> {
-    let mut fields: Vec<String> = Vec::with_capacity(3 + argv.len() + env.len());
-    fields.push(cwd.to_owned());
-    fields.push(argv.len().to_string());
-    fields.extend(argv.iter().cloned());
-    fields.push(env.len().to_string());
-    fields.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
-    fields.join("\0").into_bytes()
+/// The payload of a start frame: NUL-separated cwd, argc, argv…, envc, `NAME=value`…. It holds
+/// values, so it is wiped when dropped.
+pub(crate) fn start_payload(
+    cwd: &str,
+    argv: &[String],
+    env: &[(String, arbe_core::SecretValue)],
+) -> zeroize::Zeroizing<Vec<u8>> {
+    let mut fields: Vec<&[u8]> = vec![cwd.as_bytes()];
+    let argc = argv.len().to_string();
+    fields.push(argc.as_bytes());
+    fields.extend(argv.iter().map(|arg| arg.as_bytes()));
+    let envc = env.len().to_string();
+    fields.push(envc.as_bytes());
+    let mut payload = zeroize::Zeroizing::new(fields.join(&0u8));
+    for (name, value) in env {
+        payload.push(0);
+        payload.extend_from_slice(name.as_bytes());
+        payload.push(b'=');
+        payload.extend_from_slice(value.expose().as_bytes());
+    }
+    payload
 }

@@ -43,7 +43,14 @@ const WORKSPACE_LABEL: &str = "arbe.workspace-bytes";
 const WORKSPACE: &str = "/workspace";
 /// Runs the command as the leader of its own process group (docker makes every exec a session
 /// leader) and records the group id, so a timeout can kill the whole tree.
-const WRAPPER: &str = r#"echo $$ > "$0"; "$@"; rc=$?; rm -f "$0"; exit $rc"#;
+const WRAPPER: &str = r#"echo $$ > "$0"; n=$1; shift
+if [ "$n" -gt 0 ]; then eval "$(dd bs=1 count="$n" 2>/dev/null)"; fi
+"$@"; rc=$?; rm -f "$0"; exit $rc"#;
+
+/// Quotes a word for a POSIX shell.
+fn quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', r"'\''"))
+}
 
 /// The docker runtime.
 #[derive(Debug, Clone)]
@@ -67,6 +74,15 @@ struct Activity {
     last: Instant,
     running: usize,
 }
+
+/// The most a helper command (`get_file`, say) may print.
+const MAX_HELPER_OUTPUT: usize = 64 * 1024 * 1024;
+
+/// The unprivileged user (uid:gid) every command runs as; the image's `/workspace` is theirs.
+const SANDBOX_USER: &str = "1000:1000";
+
+/// How long a killed command may take to report its end before `exec` stops waiting.
+const KILL_GRACE: Duration = Duration::from_secs(5);
 
 fn err(op: &'static str, kind: ErrorKind, message: impl Into<String>) -> RuntimeError {
     RuntimeError::new(NAME, op, kind, message)
@@ -259,15 +275,27 @@ impl DockerRuntime {
                 frame = frames.recv() => match frame {
                     Some(frame) if frame.kind == b'O' => capture.push(Stream::Stdout, &frame.payload),
                     Some(frame) if frame.kind == b'R' => capture.push(Stream::Stderr, &frame.payload),
-                    Some(frame) if frame.kind == b'X' || frame.kind == b'F' => break frame,
+                    Some(frame) if frame.kind == b'X' || frame.kind == b'F' => break Some(frame),
                     Some(_) => {}
                     None => return Err(gone("while the command ran")),
                 },
-                () = &mut deadline, if !timed_out => {
+                () = &mut deadline => {
+                    if timed_out {
+                        // Killed and still not ended: stop waiting (the guard kills it again).
+                        break None;
+                    }
                     timed_out = true;
                     executor.send(b'K', cmd, &[]).await.map_err(|_| gone("while killing the command"))?;
+                    deadline.as_mut().reset(tokio::time::Instant::now() + KILL_GRACE);
                 }
             }
+        };
+        let Some(end) = end else {
+            return Ok(capture.finish(ExecOutcome {
+                timed_out,
+                duration: started.elapsed(),
+                ..ExecOutcome::default()
+            }));
         };
         guard.executor = None;
         let outcome = if end.kind == b'F' {
@@ -293,6 +321,8 @@ impl DockerRuntime {
         Ok(capture.finish(ExecOutcome { duration: started.elapsed(), ..outcome }))
     }
 
+    /// Runs a helper command of the runtime's own (as root in the container, or as the
+    /// sandbox's user where `as_user` says so: anything that reads or writes the user's files).
     async fn run_internal(
         &self,
         op: &'static str,
@@ -300,12 +330,24 @@ impl DockerRuntime {
         argv: Vec<String>,
         stdin: Option<&[u8]>,
     ) -> Result<(i64, Vec<u8>, Vec<u8>)> {
+        self.run_helper(op, id, argv, stdin, false).await
+    }
+
+    async fn run_helper(
+        &self,
+        op: &'static str,
+        id: &ExternalId,
+        argv: Vec<String>,
+        stdin: Option<&[u8]>,
+        as_user: bool,
+    ) -> Result<(i64, Vec<u8>, Vec<u8>)> {
         let exec = self
             .docker
             .create_exec(
                 &id.0,
                 CreateExecOptions {
                     cmd: Some(argv),
+                    user: as_user.then(|| SANDBOX_USER.to_owned()),
                     attach_stdin: Some(stdin.is_some()),
                     attach_stdout: Some(true),
                     attach_stderr: Some(true),
@@ -333,6 +375,10 @@ impl DockerRuntime {
                     LogOutput::StdOut { message } => out.extend_from_slice(&message),
                     LogOutput::StdErr { message } => errs.extend_from_slice(&message),
                     _ => {}
+                }
+                // A file (or anything a helper prints) is read whole into memory: bounded.
+                if out.len() + errs.len() > MAX_HELPER_OUTPUT {
+                    return Err(err(op, ErrorKind::InvalidInput, "the output is larger than 64 MiB"));
                 }
             }
         }
@@ -452,6 +498,16 @@ impl Runtime for DockerRuntime {
     }
 
     async fn provision(&self, spec: &SandboxSpec) -> Result<SandboxInfo> {
+        // What the caller asked for is checked before anything is created; the image is the
+        // operator's (a caller choosing one could run anything with the sandbox's rights).
+        spec.resources.validate().map_err(|e| err("provision", ErrorKind::InvalidInput, e.to_string()))?;
+        if spec.image.as_ref().is_some_and(|image| *image != self.config.image) {
+            return Err(err(
+                "provision",
+                ErrorKind::InvalidInput,
+                "image: must be the runtime's configured image (ARBE_SANDBOX_IMAGE); per-sandbox images are not allowed",
+            ));
+        }
         let name = container_name(spec);
         let mut labels: HashMap<String, String> =
             spec.labels.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
@@ -470,10 +526,10 @@ impl Runtime for DockerRuntime {
             })
             .await
             .map_err(|e| self.map("provision", &name, e))?;
-        let image = spec.image.clone().unwrap_or_else(|| self.config.image.clone());
+        let image = self.config.image.clone();
         let memory_mb = spec.resources.memory_mb.unwrap_or(self.config.memory_mb);
         let cpus = spec.resources.cpus.unwrap_or(self.config.cpus);
-        let memory = (memory_mb > 0).then(|| (memory_mb * 1024 * 1024) as i64);
+        let memory = (memory_mb > 0).then(|| memory_mb.saturating_mul(1024 * 1024).min(i64::MAX as u64) as i64);
         // An image with the executor runs it as the main process and takes commands on its
         // attached stdin; any other image idles and takes commands through `docker exec`.
         let executor = match self.docker.inspect_image(&image).await {
@@ -502,7 +558,7 @@ impl Runtime for DockerRuntime {
             stdin_once: Some(false),
             attach_stdin: Some(executor.is_some()),
             working_dir: Some(WORKSPACE.into()),
-            env: Some(vec![format!("HOME={WORKSPACE}")]),
+            env: Some(vec![format!("HOME={WORKSPACE}"), format!("ARBE_SANDBOX_USER={SANDBOX_USER}")]),
             labels: Some(labels),
             host_config: Some(HostConfig {
                 init: Some(true),
@@ -518,8 +574,15 @@ impl Runtime for DockerRuntime {
                     target: Some(WORKSPACE.into()),
                     ..Default::default()
                 }]),
+                // Commands run as SANDBOX_USER; root in the container keeps only what it needs to
+                // switch to that user, signal its processes and measure the workspace.
                 cap_drop: Some(vec!["ALL".into()]),
+                cap_add: Some(["SETUID", "SETGID", "KILL", "DAC_READ_SEARCH"].map(String::from).to_vec()),
                 security_opt: Some(vec!["no-new-privileges".into()]),
+                // Nothing outside the workspace and /tmp is writable: a command cannot replace
+                // the tools the runtime itself runs (`sh`, `du`, `kill`).
+                readonly_rootfs: Some(true),
+                tmpfs: Some(HashMap::from([("/tmp".to_owned(), "rw,nosuid,nodev,mode=1777,size=1g".to_owned())])),
                 // Command output travels over the attach stream; the engine keeps no copy.
                 log_config: executor.is_some().then(|| HostConfigLogConfig { typ: Some("none".into()), config: None }),
                 ..Default::default()
@@ -647,7 +710,18 @@ impl Runtime for DockerRuntime {
             self.oom_kills.lock().expect("oom lock").insert(id.0.clone(), count);
         }
         let pidfile = format!("/tmp/.arbe-exec-{}.pid", arbe_core::JobId::new());
-        let mut argv = vec!["/bin/sh".to_owned(), "-c".to_owned(), WRAPPER.to_owned(), pidfile.clone()];
+        // Variables reach the command through its standard input, read by the wrapper before
+        // the command starts: never in the exec's create body, which the engine client logs.
+        let env_script: zeroize::Zeroizing<String> = zeroize::Zeroizing::new(
+            req.env.iter().map(|(k, v)| format!("export {k}={}\n", quote(v.expose()))).collect(),
+        );
+        let mut argv = vec![
+            "/bin/sh".to_owned(),
+            "-c".to_owned(),
+            WRAPPER.to_owned(),
+            pidfile.clone(),
+            env_script.len().to_string(),
+        ];
         match &req.command {
             Command::Shell(text) => argv.extend(["/bin/sh".to_owned(), "-c".to_owned(), text.clone()]),
             Command::Argv(args) => argv.extend(args.iter().cloned()),
@@ -663,9 +737,9 @@ impl Runtime for DockerRuntime {
                 &id.0,
                 CreateExecOptions {
                     cmd: Some(argv),
-                    env: Some(req.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+                    user: Some(SANDBOX_USER.into()),
                     working_dir: Some(cwd),
-                    attach_stdin: Some(req.stdin.is_some()),
+                    attach_stdin: Some(req.stdin.is_some() || !env_script.is_empty()),
                     attach_stdout: Some(true),
                     attach_stderr: Some(true),
                     ..Default::default()
@@ -684,7 +758,9 @@ impl Runtime for DockerRuntime {
         // From here the command runs: if this future is dropped before it ends (a cancelled
         // dispatch), the guard kills its process group, since the engine would not.
         let mut guard = KillOnDrop { runtime: Some(self.clone()), id: id.clone(), pidfile: pidfile.clone() };
-        if let Some(bytes) = req.stdin.clone() {
+        if req.stdin.is_some() || !env_script.is_empty() {
+            let mut bytes = zeroize::Zeroizing::new(env_script.as_bytes().to_vec());
+            bytes.extend_from_slice(req.stdin.as_deref().unwrap_or_default());
             tokio::spawn(async move {
                 let _ = input.write_all(&bytes).await;
                 let _ = input.shutdown().await;
@@ -706,10 +782,19 @@ impl Runtime for DockerRuntime {
                     Some(Err(e)) => return Err(self.map("exec", &id.0, e)),
                     None => break,
                 },
-                () = &mut deadline, if !timed_out => {
+                () = &mut deadline => {
+                    if timed_out {
+                        // Killed and still not ended: stop waiting (the guard kills it again).
+                        return Ok(capture.finish(ExecOutcome {
+                            timed_out,
+                            duration: started.elapsed(),
+                            ..ExecOutcome::default()
+                        }));
+                    }
                     timed_out = true;
                     // Kill the command's whole process group, then keep reading to the end.
                     self.run_internal("exec", id, kill_group(&pidfile), None).await?;
+                    deadline.as_mut().reset(tokio::time::Instant::now() + KILL_GRACE);
                 }
             }
         }
@@ -760,7 +845,13 @@ impl Runtime for DockerRuntime {
         }
         let script = r#"mkdir -p "$(dirname "$0")" && cat > "$0""#;
         let (code, _, errs) = self
-            .run_internal("put_file", id, vec!["/bin/sh".into(), "-c".into(), script.into(), target], Some(contents))
+            .run_helper(
+                "put_file",
+                id,
+                vec!["/bin/sh".into(), "-c".into(), script.into(), target],
+                Some(contents),
+                true,
+            )
             .await?;
         if code != 0 {
             return Err(err(
@@ -775,7 +866,7 @@ impl Runtime for DockerRuntime {
     async fn get_file(&self, id: &ExternalId, path: &str) -> Result<Vec<u8>> {
         check_workspace_path(NAME, "get_file", path)?;
         let target = format!("{WORKSPACE}/{path}");
-        let (code, out, errs) = self.run_internal("get_file", id, vec!["cat".into(), target], None).await?;
+        let (code, out, errs) = self.run_helper("get_file", id, vec!["cat".into(), target], None, true).await?;
         if code != 0 {
             let errs = String::from_utf8_lossy(&errs);
             let kind = if errs.contains("No such file") { ErrorKind::NotFound } else { ErrorKind::Internal };

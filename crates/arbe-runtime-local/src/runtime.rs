@@ -268,7 +268,7 @@ impl Runtime for LocalRuntime {
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
             .env("HOME", &workspace)
-            .envs(req.env.iter().map(|(k, v)| (k, v)))
+            .envs(req.env.iter().map(|(k, v)| (k, v.expose())))
             .stdin(if req.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

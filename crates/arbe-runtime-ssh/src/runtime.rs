@@ -131,7 +131,7 @@ struct Paths {
 /// One command's plumbing.
 struct Raw<'a> {
     argv: Vec<String>,
-    env: &'a [(String, String)],
+    env: &'a [(String, arbe_core::SecretValue)],
     dir: String,
     meta: Option<&'a str>,
     run: Option<&'a str>,
@@ -234,7 +234,9 @@ impl SshRuntime {
     /// Runs one command on the host through the wrapper, streaming into `capture`.
     async fn raw(&self, op: &'static str, raw: Raw<'_>, capture: &mut Capture<'_>) -> Result<ExecOutcome> {
         let started = Instant::now();
-        let env_script: String = raw.env.iter().map(|(k, v)| format!("export {k}={}\n", quote(v))).collect();
+        let env_script: zeroize::Zeroizing<String> = zeroize::Zeroizing::new(
+            raw.env.iter().map(|(k, v)| format!("export {k}={}\n", quote(v.expose()))).collect(),
+        );
         let pidfile = raw.run.map(|run| format!("{run}/{}.pid", arbe_core::JobId::new()));
         let mut line = format!(
             "sh -c {} arbe {} {} {} {}",
@@ -251,7 +253,7 @@ impl SshRuntime {
         let channel = self.channel().await?;
         channel.exec(true, line).await.map_err(|e| err(op, ErrorKind::Unavailable, format!("exec failed: {e}")))?;
         let (mut read, write) = channel.split();
-        let mut input = env_script.into_bytes();
+        let mut input = zeroize::Zeroizing::new(env_script.as_bytes().to_vec());
         input.extend_from_slice(raw.stdin.unwrap_or_default());
         tokio::spawn(async move {
             let _ = write.data(&input[..]).await;

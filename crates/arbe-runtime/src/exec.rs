@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use arbe_core::{ErrorKind, InvalidInput};
+use arbe_core::{ErrorKind, InvalidInput, SecretValue};
 
 use crate::RuntimeError;
 
@@ -23,8 +23,9 @@ pub enum Command {
 pub struct ExecRequest {
     /// What to run.
     pub command: Command,
-    /// Variables for this command only (values may be secrets: `Debug` prints names only).
-    pub env: Vec<(String, String)>,
+    /// Variables for this command only. Values are [`SecretValue`]s, so no `Debug` or log line
+    /// carries one; adapters expose them only while writing the bytes to the sandbox.
+    pub env: Vec<(String, SecretValue)>,
     /// Working folder, relative to the workspace (or absolute inside the sandbox).
     pub cwd: Option<String>,
     /// Kill the command (and everything it started) after this long; `None` uses the adapter's
@@ -52,8 +53,8 @@ impl ExecRequest {
     }
 
     /// Adds a variable.
-    pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.env.push((name.into(), value.into()));
+    pub fn env(mut self, name: impl Into<String>, value: SecretValue) -> Self {
+        self.env.push((name.into(), value));
         self
     }
 
@@ -85,7 +86,7 @@ impl ExecRequest {
             if !ok {
                 return Err(InvalidInput::new("env var name", "must match [A-Za-z_][A-Za-z0-9_]*"));
             }
-            if value.contains('\0') {
+            if value.expose().contains('\0') {
                 return Err(InvalidInput::new(format!("env var {name}"), "must not contain NUL"));
             }
         }
@@ -257,9 +258,11 @@ mod tests {
 
     #[test]
     fn debug_never_shows_env_values() {
-        let req = ExecRequest::shell("echo").env("TOKEN", "ghp_secret");
+        let value = |v: &str| SecretValue::new(v.to_owned()).unwrap();
+        let req = ExecRequest::shell("echo").env("TOKEN", value("ghp_secret"));
         assert!(!format!("{req:?}").contains("ghp_secret"));
-        assert!(ExecRequest::shell("x").env("1BAD", "v").validate().is_err());
+        assert!(ExecRequest::shell("x").env("1BAD", value("v")).validate().is_err());
+        assert!(ExecRequest::shell("x").env("NUL", value("a\0b")).validate().is_err());
         assert!(ExecRequest::argv(Vec::<String>::new()).validate().is_err());
     }
 

@@ -109,11 +109,17 @@ pub async fn exit_codes_are_reported(rt: &dyn Runtime) {
     rt.destroy(&id).await.unwrap();
 }
 
+/// A value for [`ExecRequest::env`].
+pub fn secret(value: &str) -> arbe_core::SecretValue {
+    arbe_core::SecretValue::new(value.to_owned()).expect("a test value of 1 byte to 64 KiB")
+}
+
 /// A variable is visible to its command and absent from the next one.
 pub async fn env_vars_are_per_command(rt: &dyn Runtime) {
     let id = provision(rt).await;
     let out =
-        run(rt, &id, ExecRequest::shell("printf '%s' \"$ARBE_SECRET_X\"").env("ARBE_SECRET_X", "v a'l\"ue")).await;
+        run(rt, &id, ExecRequest::shell("printf '%s' \"$ARBE_SECRET_X\"").env("ARBE_SECRET_X", secret("v a'l\"ue")))
+            .await;
     assert_eq!(out.stdout_text(), "v a'l\"ue");
     let out = run(rt, &id, ExecRequest::shell("printf '%s' \"${ARBE_SECRET_X-unset}\"")).await;
     assert_eq!(out.stdout_text(), "unset");
@@ -127,11 +133,11 @@ pub async fn env_values_never_reach_a_command_line_or_disk(rt: &dyn Runtime) {
     let canary = format!("sk-canary-{}", SandboxId::new().as_uuid().simple());
     let scan = "for f in /proc/[0-9]*/cmdline; do tr '\\000' ' ' < \"$f\"; echo; done 2>/dev/null \
                 | grep -c 'sk-canary-[0-9a-f]' || true";
-    let out = run(rt, &id, ExecRequest::shell(scan).env("ARBE_CANARY_TOKEN", canary.as_str())).await;
+    let out = run(rt, &id, ExecRequest::shell(scan).env("ARBE_CANARY_TOKEN", secret(&canary))).await;
     assert_eq!(out.stdout_text().trim(), "0", "a command line carried the value");
     // The command saw it.
     let out =
-        run(rt, &id, ExecRequest::shell("printf %s \"$ARBE_CANARY_TOKEN\"").env("ARBE_CANARY_TOKEN", canary.as_str()))
+        run(rt, &id, ExecRequest::shell("printf %s \"$ARBE_CANARY_TOKEN\"").env("ARBE_CANARY_TOKEN", secret(&canary)))
             .await;
     assert_eq!(out.stdout_text(), canary);
     let grep = format!("grep -rl '{canary}' . /tmp 2>/dev/null | head -n 5; true");
@@ -269,7 +275,7 @@ pub async fn files_with_odd_names_round_trip(rt: &dyn Runtime) {
     let contents: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
     rt.put_file(&id, name, &contents).await.unwrap();
     assert_eq!(rt.get_file(&id, name).await.unwrap(), contents);
-    let out = run(rt, &id, ExecRequest::shell("cat \"$F\" | wc -c").env("F", name)).await;
+    let out = run(rt, &id, ExecRequest::shell("cat \"$F\" | wc -c").env("F", secret(name))).await;
     assert_eq!(out.stdout_text().trim(), "70000");
     rt.put_file(&id, name, b"replaced").await.unwrap();
     assert_eq!(rt.get_file(&id, name).await.unwrap(), b"replaced");

@@ -54,8 +54,29 @@ struct Job {
     stdin: Option<mpsc::Sender<Option<Vec<u8>>>>,
 }
 
+/// The user commands run as (`ARBE_SANDBOX_USER=uid:gid`, which the docker runtime sets), so
+/// that no command can open this process's standard streams (`/proc/<pid>/fd/1`) and write
+/// frames of its own. Unset, commands run as this process's user.
+#[derive(Clone, Copy)]
+struct RunAs {
+    uid: u32,
+    gid: u32,
+}
+
+impl RunAs {
+    fn from_env() -> Result<Option<Self>, String> {
+        let Some(spec) = std::env::var_os("ARBE_SANDBOX_USER") else { return Ok(None) };
+        let spec = spec.to_string_lossy();
+        let parsed = spec.split_once(':').and_then(|(u, g)| Some(Self { uid: u.parse().ok()?, gid: g.parse().ok()? }));
+        match parsed {
+            Some(run_as) if run_as.uid != 0 => Ok(Some(run_as)),
+            _ => Err(format!("ARBE_SANDBOX_USER must be uid:gid with a uid other than 0, not {spec:?}")),
+        }
+    }
+}
+
 /// Parses a start frame and spawns its command.
-fn start(out: &Out, id: u32, payload: &[u8], running: &Running) -> Result<(), String> {
+fn start(out: &Out, id: u32, payload: &[u8], running: &Running, run_as: Option<RunAs>) -> Result<(), String> {
     let text = std::str::from_utf8(payload).map_err(|_| "the start frame is not UTF-8".to_owned())?;
     let mut fields = text.split('\0');
     let mut next = || fields.next().ok_or_else(|| "the start frame is cut short".to_owned());
@@ -68,16 +89,20 @@ fn start(out: &Out, id: u32, payload: &[u8], running: &Running) -> Result<(), St
         .collect::<Result<_, _>>()?;
     let program = argv.first().ok_or("empty argv")?;
     let before = oom_kills();
-    let mut child: Child = Command::new(program)
+    let mut command = Command::new(program);
+    command
         .args(&argv[1..])
         .envs(env)
         .current_dir(&cwd)
         .process_group(0)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("{program}: {e}"))?;
+        .stderr(Stdio::piped());
+    if let Some(RunAs { uid, gid }) = run_as {
+        // std drops supplementary groups, then sets the gid and the uid, in the child.
+        command.uid(uid).gid(gid);
+    }
+    let mut child: Child = command.spawn().map_err(|e| format!("{program}: {e}"))?;
     let pgid = child.id();
     let stdout = pump(out.clone(), b'O', id, child.stdout.take().expect("piped"));
     let stderr = pump(out.clone(), b'R', id, child.stderr.take().expect("piped"));
@@ -142,6 +167,16 @@ fn kill_group(pgid: u32) {
 }
 
 fn main() {
+    let run_as = match RunAs::from_env() {
+        Ok(run_as) => run_as,
+        Err(reason) => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("arbe-sandboxd: {reason}");
+            }
+            std::process::exit(2);
+        }
+    };
     let out: Out = Arc::new(Mutex::new(io::stdout()));
     let running: Running = Arc::default();
     let mut input = io::stdin().lock();
@@ -157,7 +192,7 @@ fn main() {
         }
         match kind {
             b'S' => {
-                if let Err(reason) = start(&out, id, &payload, &running) {
+                if let Err(reason) = start(&out, id, &payload, &running, run_as) {
                     send(&out, b'F', id, reason.as_bytes());
                 }
             }

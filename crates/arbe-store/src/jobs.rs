@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use arbe_core::{
-    DispatchJob, Entry, EntryBody, HouseId, JobId, JobState, QuotaExceeded, QuotaKind, ThreadId, ThreadStatus,
+    DispatchJob, Entry, EntryBody, HouseId, JobId, JobState, Ledger, QuotaExceeded, QuotaKind, ThreadId, ThreadStatus,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -116,8 +116,14 @@ macro_rules! job_columns {
     };
 }
 
+/// A lease's deadline by this process's clock (SQLite, one host).
 fn lease_until(lease: Duration) -> DateTime<Utc> {
     now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX)
+}
+
+/// A lease's length in microseconds, for PostgreSQL to add to its own `now()`.
+fn micros(lease: Duration) -> i64 {
+    i64::try_from(lease.as_micros()).unwrap_or(i64::MAX)
 }
 
 /// Queues a job (`$1` id, `$2` thread, `$3` trigger seq, `$4` now, `$5` house).
@@ -238,7 +244,8 @@ impl Store {
             // SKIP LOCKED: concurrent claimers pass over a row another one is taking.
             Pool::Postgres(pool) => {
                 sqlx::query_as(concat!(
-                    "UPDATE dispatch_jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2, \
+                    "UPDATE dispatch_jobs SET state = 'running', lease_owner = $1, \
+                     lease_expires_at = now() + make_interval(secs => $2::DOUBLE PRECISION / 1000000), \
                      attempts = attempts + 1, updated_at = $3 \
                      WHERE id = (SELECT q.id FROM dispatch_jobs q WHERE q.state = 'queued' AND NOT EXISTS \
                                  (SELECT 1 FROM dispatch_jobs r WHERE r.thread_id = q.thread_id \
@@ -248,7 +255,7 @@ impl Store {
                     job_columns!()
                 ))
                 .bind(owner)
-                .bind(lease_until(lease))
+                .bind(micros(lease))
                 .bind(at)
                 .fetch_optional(pool)
                 .await
@@ -283,18 +290,33 @@ impl Store {
     /// Extends the claim's lease on its job (the worker's heartbeat).
     pub async fn renew_lease(&self, claim: &Claim, lease: Duration) -> Result<Lease> {
         let (id, owner) = (claim.job.id, claim.owner.as_str());
-        let cancel: Option<bool> = on!(&self.write, |pool| {
-            sqlx::query_scalar(
-                "UPDATE dispatch_jobs SET lease_expires_at = $3, updated_at = $4 \
-                 WHERE id = $1 AND lease_owner = $2 AND state = 'running' RETURNING cancel_requested",
-            )
-            .bind(id.as_uuid())
-            .bind(owner)
-            .bind(lease_until(lease))
-            .bind(now())
-            .fetch_optional(pool)
-            .await
-        })?;
+        let cancel: Option<bool> = match &self.write {
+            Pool::Sqlite(pool) => {
+                sqlx::query_scalar(
+                    "UPDATE dispatch_jobs SET lease_expires_at = $3, updated_at = $4 \
+                     WHERE id = $1 AND lease_owner = $2 AND state = 'running' RETURNING cancel_requested",
+                )
+                .bind(id.as_uuid())
+                .bind(owner)
+                .bind(lease_until(lease))
+                .bind(now())
+                .fetch_optional(pool)
+                .await?
+            }
+            Pool::Postgres(pool) => {
+                sqlx::query_scalar(
+                    "UPDATE dispatch_jobs SET lease_expires_at = now() + make_interval(secs => $3::DOUBLE PRECISION / 1000000), \
+                     updated_at = $4 \
+                     WHERE id = $1 AND lease_owner = $2 AND state = 'running' RETURNING cancel_requested",
+                )
+                .bind(id.as_uuid())
+                .bind(owner)
+                .bind(micros(lease))
+                .bind(now())
+                .fetch_optional(pool)
+                .await?
+            }
+        };
         Ok(match cancel {
             Some(cancel_requested) => Lease::Held { cancel_requested },
             None => Lease::Lost,
@@ -328,49 +350,77 @@ impl Store {
     /// many were requeued.
     pub async fn requeue_expired_jobs(&self) -> Result<u64> {
         let at = now();
-        let n = on!(&self.write, |pool| {
-            sqlx::query(
+        // On PostgreSQL the database's clock judges expiry, as it set the deadline: workers on
+        // several hosts never compare their own clocks. SQLite lives on one host.
+        let n = match &self.write {
+            Pool::Sqlite(pool) => sqlx::query(
                 "UPDATE dispatch_jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, updated_at = $1 \
                  WHERE state = 'running' AND lease_expires_at < $1",
             )
             .bind(at)
             .execute(pool)
-            .await
-            .map(|res| res.rows_affected())
-        })?;
+            .await?
+            .rows_affected(),
+            Pool::Postgres(pool) => sqlx::query(
+                "UPDATE dispatch_jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, updated_at = $1 \
+                 WHERE state = 'running' AND lease_expires_at < now()",
+            )
+            .bind(at)
+            .execute(pool)
+            .await?
+            .rows_affected(),
+        };
         Ok(n)
     }
 
-    /// Cancels a thread's jobs: queued ones at once (their ids are returned, so the caller can
-    /// record that they ended), running ones by flagging them for their worker, which sees the
-    /// flag at its next heartbeat.
+    /// Cancels a thread's jobs: queued ones at once, each with its `cancelled` status entry in
+    /// the same transaction (their ids are returned), running ones by flagging them for their
+    /// worker, which sees the flag at its next heartbeat.
     pub async fn cancel_jobs(&self, house: HouseId, thread: ThreadId) -> Result<CancelledJobs> {
         let at = now();
-        on!(&self.write, |pool| {
-            let mut tx = pool.begin().await?;
-            let queued: Vec<Uuid> = sqlx::query_scalar(
-                "UPDATE dispatch_jobs SET state = 'cancelled', updated_at = $3 \
-                 WHERE house_id = $1 AND thread_id = $2 AND state = 'queued' RETURNING id",
-            )
-            .bind(house.as_uuid())
-            .bind(thread.as_uuid())
-            .bind(at)
-            .fetch_all(&mut *tx)
-            .await?;
-            let running = sqlx::query(
-                "UPDATE dispatch_jobs SET cancel_requested = TRUE, updated_at = $3 \
-                 WHERE house_id = $1 AND thread_id = $2 AND state = 'running' AND NOT cancel_requested",
-            )
-            .bind(house.as_uuid())
-            .bind(thread.as_uuid())
-            .bind(at)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            tx.commit().await?;
-            let mut queued: Vec<JobId> = queued.into_iter().map(JobId::from_uuid).collect();
-            queued.sort();
-            Ok::<_, StoreError>(CancelledJobs { queued, running })
+        let no_fence = None::<(JobId, &str)>;
+        // One transaction: the queued jobs and their terminal entries, so a crash never leaves
+        // a cancelled job whose thread still says `queued`.
+        macro_rules! cancel {
+            ($pool:expr, $append:expr) => {{
+                let mut tx = $pool.begin().await?;
+                let queued: Vec<Uuid> = sqlx::query_scalar(
+                    "UPDATE dispatch_jobs SET state = 'cancelled', updated_at = $3 \
+                     WHERE house_id = $1 AND thread_id = $2 AND state = 'queued' RETURNING id",
+                )
+                .bind(house.as_uuid())
+                .bind(thread.as_uuid())
+                .bind(at)
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut queued: Vec<JobId> = queued.into_iter().map(JobId::from_uuid).collect();
+                queued.sort();
+                for job in &queued {
+                    let body = EntryBody::Status {
+                        status: ThreadStatus::Cancelled,
+                        job: Some(*job),
+                        ledger: Some(Ledger::default()),
+                    };
+                    append_one!($append, &mut *tx, house, thread, body, no_fence)
+                        .ok_or(StoreError::NotFound { what: "thread" })?;
+                }
+                let running = sqlx::query(
+                    "UPDATE dispatch_jobs SET cancel_requested = TRUE, updated_at = $3 \
+                     WHERE house_id = $1 AND thread_id = $2 AND state = 'running' AND NOT cancel_requested",
+                )
+                .bind(house.as_uuid())
+                .bind(thread.as_uuid())
+                .bind(at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                tx.commit().await?;
+                CancelledJobs { queued, running }
+            }};
+        }
+        Ok(match &self.write {
+            Pool::Sqlite(pool) => cancel!(pool, SQLITE_APPEND),
+            Pool::Postgres(pool) => cancel!(pool, POSTGRES_APPEND),
         })
     }
 }

@@ -5,7 +5,7 @@ use arbe_core::{HouseId, SecretId, SecretName};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::{Result, SealedSecret, Store, StoreError, column, now, on};
+use crate::{Pool, Result, SealedSecret, Store, StoreError, column, now, on};
 
 /// A house data key as stored: wrapped (encrypted) by the master key named `kek_id`.
 #[derive(Clone, PartialEq, Eq)]
@@ -239,18 +239,35 @@ impl Store {
     /// Deletes a data key version that no stored secret version uses any more; `false` if one
     /// still does (or the key does not exist).
     pub async fn delete_unused_house_key(&self, house: HouseId, version: i64) -> Result<bool> {
-        let n = on!(&self.write, |pool| {
-            sqlx::query(
-                "DELETE FROM house_keys WHERE house_id = $1 AND version = $2 AND NOT EXISTS ( \
-                     SELECT 1 FROM secret_versions v JOIN secrets s ON s.id = v.secret_id \
-                     WHERE s.house_id = $1 AND v.key_version = $2)",
-            )
-            .bind(house.as_uuid())
-            .bind(version)
-            .execute(pool)
-            .await
-            .map(|res| res.rows_affected())
-        })?;
+        const DELETE: &str = "DELETE FROM house_keys WHERE house_id = $1 AND version = $2 AND NOT EXISTS ( \
+             SELECT 1 FROM secret_versions v JOIN secrets s ON s.id = v.secret_id \
+             WHERE s.house_id = $1 AND v.key_version = $2)";
+        let n = match &self.write {
+            // One writer at a time: a `set` sealed under this key either committed before (and
+            // is seen) or commits after (and finds the key gone).
+            Pool::Sqlite(pool) => {
+                sqlx::query(DELETE).bind(house.as_uuid()).bind(version).execute(pool).await?.rows_affected()
+            }
+            // Lock the key row first: that waits for every `set` holding it FOR SHARE to commit,
+            // and the next statement's fresh snapshot sees the versions they wrote.
+            Pool::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let key: Option<i64> = sqlx::query_scalar(
+                    "SELECT version FROM house_keys WHERE house_id = $1 AND version = $2 FOR UPDATE",
+                )
+                .bind(house.as_uuid())
+                .bind(version)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if key.is_none() {
+                    return Ok(false);
+                }
+                let n =
+                    sqlx::query(DELETE).bind(house.as_uuid()).bind(version).execute(&mut *tx).await?.rows_affected();
+                tx.commit().await?;
+                n
+            }
+        };
         Ok(n == 1)
     }
 }

@@ -144,6 +144,22 @@ impl Store {
                 .await?
             };
             if let Some(row) = &row {
+                // The data key must still exist when this commits: a house-key rotation may have
+                // retired it since the value was sealed (the caller seals again under the new
+                // key). On PostgreSQL the row is share-locked until commit, so a rotation's
+                // delete waits and then sees this version using it.
+                let key: Option<i64> = sqlx::query_scalar(if matches!(self.write, Pool::Postgres(_)) {
+                    "SELECT version FROM house_keys WHERE house_id = $1 AND version = $2 FOR SHARE"
+                } else {
+                    "SELECT version FROM house_keys WHERE house_id = $1 AND version = $2"
+                })
+                .bind(new.house_id.as_uuid())
+                .bind(new.sealed.key_version)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if key.is_none() {
+                    return Err(StoreError::NotFound { what: "house key" });
+                }
                 sqlx::query(
                     "INSERT INTO secret_versions (secret_id, version, ciphertext, nonce, key_version, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6)",

@@ -127,10 +127,18 @@ impl Vault {
                 may_change(actor, meta, options)?;
             }
             let version = current.as_ref().map_or(1, |meta| meta.version + 1);
+            let audience = options.audience.or(current.as_ref().map(|m| m.audience)).unwrap_or_default();
+            if audience == Audience::Environment && value.expose().len() < SecretValue::MIN_REDACTED_BYTES {
+                return Err(InvalidInput::new(
+                    "secret value",
+                    "must be at least 8 bytes for an environment secret (output redaction cannot hide a shorter one)",
+                )
+                .into());
+            }
             let new = NewSecretVersion {
                 house_id: house,
                 name: name.clone(),
-                audience: options.audience.or(current.as_ref().map(|m| m.audience)).unwrap_or_default(),
+                audience,
                 shared: options.shared.or(current.as_ref().map(|m| m.shared)).unwrap_or(false),
                 author_id: current.as_ref().map_or(actor.member_id(), |m| m.author_id),
                 sealed: self.seal(house, name, version, value.expose().as_bytes()).await?,
@@ -144,6 +152,9 @@ impl Vault {
                 }
                 // Another writer got there first: read again and seal for the next version.
                 Err(StoreError::Conflict { .. }) => continue,
+                // A house-key rotation retired the key this was sealed under: seal again under
+                // the newest.
+                Err(StoreError::NotFound { what: "house key" }) => continue,
                 Err(err) => return Err(err.into()),
             }
         }

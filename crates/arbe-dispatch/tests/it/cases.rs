@@ -665,32 +665,40 @@ pub(crate) async fn cancel_during_a_delegate_ends_its_sub_thread_and_sandbox(tes
     assert_eq!(fx.test.store.thread(fx.house.id, sub.id).await.unwrap().status, ThreadStatus::Cancelled);
 }
 
-pub(crate) async fn a_live_worker_that_lost_its_lease_writes_nothing_more(test: TestStore) {
+pub(crate) async fn a_worker_whose_renewals_fail_stops_before_its_lease_runs_out(test: TestStore) {
     let logs = arbe_testkit::LogCapture::install();
-    // Worker A renews its lease far too rarely: while its command runs, the lease lapses and
-    // worker B takes the job over. A is alive and its command finishes later: it must write
-    // nothing, and learn at its next write that the job is not its own.
-    let sleep = marker(3);
+    // Worker A's lease renewals start failing while its command runs (the jobs table is out of
+    // reach). A must stop the command, and write nothing, before its lease could run out and
+    // another worker take the job; once the table is back, B takes the job over and ends it.
+    let sleep = marker(8);
     let script = vec![
         run(&format!("echo a-begun; sleep {sleep}; echo a-finished; touch a-done")),
         Reply::text_answer("B finished it."),
     ];
     let fx = Fixture::new(test, script).await;
-    let slow = arbe_dispatch::DispatchConfig {
-        lease: Duration::from_millis(800),
-        heartbeat: Duration::from_secs(600),
-        ..fast_config("a")
-    };
-    let a = fx.dispatcher(slow);
+    let a = fx.dispatcher(arbe_dispatch::DispatchConfig { lease: Duration::from_secs(2), ..fast_config("a") });
     let workers_a = a.start();
     let thread = fx.thread("work", &[]).await;
     let (_, job) = a.post(&fx.writer, thread.id, "lose it").await.unwrap();
     output_contains(&fx, &thread, "a-begun").await;
+    let tamper = fx.test.tamper();
+    tamper.execute("ALTER TABLE dispatch_jobs RENAME TO dispatch_jobs_away").await.unwrap();
+    eventually("worker A to give its run up", Duration::from_secs(20), || async {
+        logs.text().contains("no lease renewal succeeded").then_some(())
+    })
+    .await;
+    eventually("worker A's command to be killed", Duration::from_secs(20), || async {
+        (processes_with(&sleep) == 0).then_some(())
+    })
+    .await;
+    workers_a.shutdown(Duration::from_secs(5)).await;
+    tamper.execute("ALTER TABLE dispatch_jobs_away RENAME TO dispatch_jobs").await.unwrap();
     let b = fx.dispatcher(takeover_config("b"));
     let workers_b = b.start();
     let entries = fx.wait_end(&b, &thread, job.id).await;
-    assert_eq!(terminals(&entries, job.id), [ThreadStatus::Succeeded]);
-    // A's command runs to its end (the file appears), then A tries to write its result.
+    workers_b.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(terminals(&entries, job.id), [ThreadStatus::Succeeded], "exactly one terminal status");
+    assert!(!output_text(&entries).contains("a-finished"), "worker A wrote after giving its run up");
     let sandbox = fx
         .services
         .sandboxes
@@ -698,19 +706,59 @@ pub(crate) async fn a_live_worker_that_lost_its_lease_writes_nothing_more(test: 
         .await
         .unwrap();
     let external = arbe_runtime::ExternalId(sandbox.external_id.unwrap());
-    eventually("worker A's command to finish", Duration::from_secs(20), || async {
-        fx.local.get_file(&external, "a-done").await.ok()
-    })
-    .await;
-    eventually("worker A to find its lease lost", Duration::from_secs(20), || async {
-        logs.text().contains("lost the lease: another worker owns this job now; writing nothing more").then_some(())
-    })
-    .await;
-    workers_a.shutdown(Duration::from_secs(5)).await;
-    workers_b.shutdown(Duration::from_secs(5)).await;
-    let all = fx.entries(&thread).await;
-    assert!(!output_text(&all).contains("a-finished"), "the worker that lost its lease wrote after losing it");
-    assert_eq!(terminals(&all, job.id), [ThreadStatus::Succeeded], "exactly one terminal status");
+    assert_eq!(
+        arbe_core::Classify::kind(&fx.local.get_file(&external, "a-done").await.unwrap_err()),
+        ErrorKind::NotFound,
+        "worker A's command ran to its end"
+    );
+}
+
+pub(crate) async fn cancelling_queued_jobs_writes_their_ends_in_the_same_transaction(test: TestStore) {
+    let fx = Fixture::new(test, vec![]).await;
+    let d = fx.dispatcher(fast_config("w"));
+    let thread = fx.thread("work", &[]).await;
+    let (_, job) = d.post(&fx.writer, thread.id, "never runs").await.unwrap();
+    // The store's one call, with nothing after it: the end is already written.
+    let cancelled = fx.test.store.cancel_jobs(fx.house.id, thread.id).await.unwrap();
+    assert_eq!(cancelled.queued, [job.id]);
+    assert_eq!(terminals(&fx.entries(&thread).await, job.id), [ThreadStatus::Cancelled]);
+    assert_eq!(fx.test.store.thread(fx.house.id, thread.id).await.unwrap().status, ThreadStatus::Cancelled);
+    // Again: nothing left to cancel, nothing written.
+    let before = fx.entries(&thread).await.len();
+    assert_eq!(fx.test.store.cancel_jobs(fx.house.id, thread.id).await.unwrap().queued, []);
+    assert_eq!(fx.entries(&thread).await.len(), before);
+}
+
+pub(crate) async fn stored_pieces_do_not_reveal_a_guess_at_a_secret(test: TestStore) {
+    // A writer guesses the next character of a bound secret: the command prints filler, the
+    // known prefix and a guess, pauses, and goes on. Whether the guess is right must not change
+    // how the output is cut into stored pieces (H1).
+    let command = |guess: char| {
+        format!("printf '%s' '{}tok-canary-9f8e{guess}'; sleep 1; printf '|'; sleep 1; echo end", "x".repeat(80))
+    };
+    let script = vec![run(&command('7')), Reply::text_answer("one"), run(&command('q')), Reply::text_answer("two")];
+    let fx = Fixture::new(test, script).await;
+    let d = fx.dispatcher(fast_config("w"));
+    let workers = d.start();
+    let thread = fx.thread("work", &[("DEPLOY_TOKEN", true)]).await;
+    let mut sizes = vec![];
+    for message in ["right guess", "wrong guess"] {
+        let (_, job) = d.post(&fx.writer, thread.id, message).await.unwrap();
+        let entries = fx.wait_end(&d, &thread, job.id).await;
+        let after =
+            entries.iter().position(|e| matches!(&e.body, EntryBody::UserMessage { text, .. } if text == message));
+        let pieces: Vec<usize> = entries[after.unwrap()..]
+            .iter()
+            .filter_map(|e| match &e.body {
+                EntryBody::ToolResult { output, .. } => Some(output.len()),
+                _ => None,
+            })
+            .collect();
+        sizes.push(pieces);
+    }
+    workers.shutdown(Duration::from_secs(5)).await;
+    assert!(sizes[0].len() >= 2, "the output streamed in pieces: {sizes:?}");
+    assert_eq!(sizes[0], sizes[1], "piece sizes for a right and a wrong guess");
 }
 
 pub(crate) async fn a_recorded_end_whose_job_was_never_closed_is_closed_not_rerun(test: TestStore) {

@@ -44,7 +44,9 @@ arbe_store::both_backends!(cases =>
     reused_or_missing_call_ids_are_made_unique,
     a_dispatch_whose_workers_keep_stopping_fails,
     cancel_during_a_delegate_ends_its_sub_thread_and_sandbox,
-    a_live_worker_that_lost_its_lease_writes_nothing_more,
+    a_worker_whose_renewals_fail_stops_before_its_lease_runs_out,
+    cancelling_queued_jobs_writes_their_ends_in_the_same_transaction,
+    stored_pieces_do_not_reveal_a_guess_at_a_secret,
     a_recorded_end_whose_job_was_never_closed_is_closed_not_rerun,
 );
 
@@ -94,7 +96,8 @@ pub(crate) fn fast_config(id: &str) -> DispatchConfig {
 
 /// For the cases where a worker dies and another takes its job over: a short lease.
 pub(crate) fn takeover_config(id: &str) -> DispatchConfig {
-    DispatchConfig { lease: Duration::from_millis(1500), ..fast_config(id) }
+    // Renewals must succeed within lease − heartbeat (2.8 s) even on a busy machine.
+    DispatchConfig { lease: Duration::from_secs(3), ..fast_config(id) }
 }
 
 impl Fixture {

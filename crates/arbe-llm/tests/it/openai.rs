@@ -240,3 +240,24 @@ async fn unreachable_server_is_a_network_failure() {
     let failure = err.failure().unwrap();
     assert_eq!((failure.class, failure.retryable, failure.provider.as_str()), (ErrorClass::Network, true, "ollama"));
 }
+
+#[tokio::test]
+async fn a_tool_call_index_out_of_range_is_refused_before_anything_is_sized_by_it() {
+    // The index is the provider's choice: 10^9 (or u64::MAX) must not size a vector.
+    for index in [128u64, 1_000_000_000, u64::MAX] {
+        let call = json!({"tool_calls": [{"index": index, "id": "c", "type": "function",
+                                           "function": {"name": "run_command", "arguments": "{}"}}]});
+        let first = chunk(call, None);
+        let last = chunk(json!({}), Some("tool_calls"));
+        let failure = stream_failure(&[&first, &last, "data: [DONE]\n\n"], false).await;
+        assert_eq!(failure.message, "openrouter sent a malformed tool call (index out of range)", "index {index}");
+        assert!(!failure.retryable);
+    }
+    // 127 is the last index allowed.
+    let call = json!({"tool_calls": [{"index": 127, "id": "c", "type": "function",
+                                       "function": {"name": "run_command", "arguments": "{}"}}]});
+    let (first, last) = (chunk(call, None), chunk(json!({}), Some("tool_calls")));
+    let server = FakeModel::start(vec![Reply::sse(&[&first, &last, "data: [DONE]\n\n"])]).await;
+    let reply = provider_for(config(ProviderKind::OpenRouter, &server.url, true)).chat(&request("m"), &mut ()).await;
+    assert_eq!(reply.unwrap().tool_calls.iter().filter(|c| c.name == "run_command").count(), 1);
+}

@@ -205,3 +205,90 @@ async fn put_file_enforces_the_workspace_quota() {
     assert_eq!(rt.get_file(&id, "b").await.unwrap_err().kind, ErrorKind::NotFound, "nothing was written");
     rt.destroy(&id).await.unwrap();
 }
+
+/// Through either path, commands run as the unprivileged sandbox user: the system is read-only
+/// to them (the runtime's own tools cannot be replaced), the workspace and /tmp are theirs, and
+/// the executor's streams are out of reach (a command that could write them could forge frames
+/// or make the server buffer gigabytes).
+#[tokio::test]
+async fn commands_run_unprivileged_and_cannot_reach_the_system_or_the_executor() {
+    for (rt, ()) in [make().await, make_plain().await] {
+        let id = rt.provision(&testkit::spec()).await.unwrap().external_id;
+        let script = r#"id -u; id -g
+touch /bin/x 2>/dev/null && echo wrote-bin || echo bin-refused
+echo t > /tmp/t && cat /tmp/t
+touch /workspace/f && echo workspace-ok
+for p in /proc/[0-9]*; do
+  [ "$(cat "$p/comm" 2>/dev/null)" = arbe-sandboxd ] || continue
+  printf 'O\000\000\000\001\177\377\377\377' 2>/dev/null > "$p/fd/1" && echo forged || echo stream-refused
+done"#;
+        let out = rt.exec(&id, ExecRequest::shell(script), &mut ()).await.unwrap();
+        let text = out.stdout_text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(&lines[..5], ["1000", "1000", "bin-refused", "t", "workspace-ok"], "{text}");
+        assert!(!text.contains("forged"), "a command wrote into the executor's stream: {text}");
+        if rt.capabilities().exec_streaming && lines.len() > 5 {
+            assert_eq!(lines[5], "stream-refused", "{text}");
+        }
+        // The sandbox still answers.
+        let out = rt.exec(&id, ExecRequest::shell("echo still-here"), &mut ()).await.unwrap();
+        assert_eq!(out.stdout_text(), "still-here\n");
+        rt.destroy(&id).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn resources_and_images_a_caller_asks_for_are_checked() {
+    let rt = runtime(DockerConfig::default()).await;
+    let mark = format!("checked-{}", arbe_core::SandboxId::new().as_uuid().simple());
+    let labels = arbe_core::Labels::parse([("arbe.test", mark.as_str())]).unwrap();
+    let base = arbe_runtime::SandboxSpec { labels: labels.clone(), ..testkit::spec() };
+    for resources in [
+        arbe_core::Resources { cpus: Some(f64::NAN), ..Default::default() },
+        arbe_core::Resources { cpus: Some(0.0), ..Default::default() },
+        arbe_core::Resources { cpus: Some(-1.0), ..Default::default() },
+        arbe_core::Resources { memory_mb: Some(0), ..Default::default() },
+        arbe_core::Resources { memory_mb: Some(u64::MAX), ..Default::default() },
+    ] {
+        let err = rt
+            .provision(&arbe_runtime::SandboxSpec { resources: resources.clone(), ..base.clone() })
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidInput, "{resources:?}");
+        assert!(err.to_string().contains("resources."), "{err}");
+    }
+    let other = arbe_runtime::SandboxSpec { image: Some("alpine:latest".into()), ..base.clone() };
+    let err = rt.provision(&other).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("image"), "{err}");
+    // Nothing was created.
+    assert_eq!(rt.list(&labels).await.unwrap(), []);
+}
+
+/// On the exec-API path a variable travels on the command's standard input: the engine
+/// client's trace logs of the request bodies hold no value.
+#[tokio::test]
+async fn exec_api_variables_never_reach_a_log_line() {
+    let logs = arbe_testkit::LogCapture::install();
+    let (rt, ()) = make_plain().await;
+    let id = rt.provision(&testkit::spec()).await.unwrap().external_id;
+    let canary = format!("sk-canary-{}", arbe_core::SandboxId::new().as_uuid().simple());
+    let req =
+        ExecRequest::shell("printf %s \"$TOKEN\"").env("TOKEN", testkit::secret(&canary)).stdin(b"after".to_vec());
+    let out = rt.exec(&id, req, &mut ()).await.unwrap();
+    assert_eq!(out.stdout_text(), canary);
+    // The command's own standard input still follows the variables.
+    let out = rt
+        .exec(
+            &id,
+            ExecRequest::shell("cat").env("TOKEN", testkit::secret(&canary)).stdin(b"just this".to_vec()),
+            &mut (),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.stdout_text(), "just this");
+    rt.destroy(&id).await.unwrap();
+    let text = logs.text();
+    assert!(text.contains("create_exec") || text.contains("exec"), "the engine client logged its requests");
+    assert!(!text.contains(&canary), "a log line carried the value");
+}

@@ -104,7 +104,10 @@ async fn env_values_never_reach_the_remote_command_line() {
     // While the command runs, no process on the host has the value in its arguments.
     let script =
         "for f in /proc/[0-9]*/cmdline; do tr '\\000' ' ' < \"$f\"; echo; done | grep -c 'sk-canary-[0-9]' || true";
-    let out = rt.exec(&id, ExecRequest::shell(script).env("TOKEN", "sk-canary-42"), &mut ()).await.unwrap();
+    let out = rt
+        .exec(&id, ExecRequest::shell(script).env("TOKEN", arbe_runtime::testkit::secret("sk-canary-42")), &mut ())
+        .await
+        .unwrap();
     assert_eq!(out.stdout_text().trim(), "0");
     rt.destroy(&id).await.unwrap();
 }

@@ -417,3 +417,68 @@ impl Write for SharedWriter {
         Ok(())
     }
 }
+
+pub(crate) async fn sets_racing_house_key_rotations_all_stay_readable(t: TestStore) {
+    // M5: a `set` seals under the house's data key, then commits; a rotation in between must
+    // not retire that key under it. Every value written must open afterwards, in a fresh vault.
+    let store = &t.store;
+    let (house, owner) = owner(store, "acme").await;
+    let key = MasterKey::generate();
+    vault(store, &key).set(&owner, &name("S0"), &value("initial-value"), SetOptions::default()).await.unwrap();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let rotations = {
+        let (vault, owner, done) = (vault(store, &key), owner.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut n = 0;
+            while !done.load(std::sync::atomic::Ordering::Acquire) {
+                vault.rotate_house_key(&owner).await.unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    let mut sets = Vec::new();
+    for writer in 0..4 {
+        let (vault, owner) = (vault(store, &key), owner.clone());
+        sets.push(tokio::spawn(async move {
+            for i in 0..25 {
+                let secret = name(&format!("S{}", writer * 100 + i));
+                vault
+                    .set(&owner, &secret, &value(&format!("value-{writer}-{i}")), SetOptions::default())
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for set in sets {
+        set.await.unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::Release);
+    let rotated = rotations.await.unwrap();
+    assert!(rotated >= 1, "the rotation ran while the sets did");
+    let fresh = vault(store, &key);
+    let names: Vec<SecretName> =
+        (0..4).flat_map(|w| (0..25).map(move |i| name(&format!("S{}", w * 100 + i)))).collect();
+    let resolved = fresh.resolve(&claim(store, house.id).await, &names).await.unwrap();
+    assert_eq!(resolved.len(), 100, "every value opens");
+    for r in &resolved {
+        let n: usize = r.meta.name.as_str()[1..].parse().unwrap();
+        assert_eq!(r.value.expose(), format!("value-{}-{}", n / 100, n % 100));
+    }
+}
+
+pub(crate) async fn environment_values_too_short_to_redact_are_refused(t: TestStore) {
+    let store = &t.store;
+    let (house, owner) = owner(store, "acme").await;
+    let vault = vault(store, &MasterKey::generate());
+    let err = vault.set(&owner, &name("PIN"), &value("1234567"), SetOptions::default()).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid secret value: must be at least 8 bytes for an environment secret (output redaction cannot hide a shorter one)"
+    );
+    assert_kind(store.secret_meta(house.id, &name("PIN")).await, ErrorKind::NotFound);
+    vault.set(&owner, &name("PIN"), &value("12345678"), SetOptions::default()).await.unwrap();
+    // A capability never reaches a sandbox: any length.
+    let capability = SetOptions { audience: Some(Audience::Capability), ..SetOptions::default() };
+    vault.set(&owner, &name("SHORT_KEY"), &value("k"), capability).await.unwrap();
+}

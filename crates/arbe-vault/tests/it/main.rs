@@ -18,4 +18,6 @@ arbe_store::both_backends!(cases =>
     master_key_rotation_survives_a_mixed_state_and_finishes,
     house_key_rotation_reseals_every_version,
     concurrent_sets_each_get_their_own_version,
+    sets_racing_house_key_rotations_all_stay_readable,
+    environment_values_too_short_to_redact_are_refused,
 );
