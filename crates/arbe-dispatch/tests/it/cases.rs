@@ -425,7 +425,8 @@ pub(crate) async fn two_workers_racing_for_one_job_run_it_once(test: TestStore) 
 
 pub(crate) async fn secrets_split_across_output_chunks_are_redacted(test: TestStore) {
     let script = vec![
-        run("printf 'tok-can'; sleep 0.4; printf 'ary-9f8e7d and more'; sleep 0.4; echo; echo tok-canary-9f8e7d"),
+        run("printf 'tok-can'; sleep 0.4; printf 'ary-9f8e7d and more, and more, and more, and more'; sleep 0.4; \
+             echo; echo tok-canary-9f8e7d"),
         Reply::text_answer("I must not repeat tok-canary-9f8e7d."),
     ];
     let fx = Fixture::new(test, script).await;
@@ -444,7 +445,10 @@ pub(crate) async fn secrets_split_across_output_chunks_are_redacted(test: TestSt
         .collect();
     assert!(pieces.len() >= 2, "the output streamed in pieces: {pieces:?}");
     assert!(pieces.iter().all(|p| !p.contains("tok-can")), "{pieces:?}");
-    assert_eq!(pieces.concat(), "[redacted:DEPLOY_TOKEN] and more\n[redacted:DEPLOY_TOKEN]\n");
+    assert_eq!(
+        pieces.concat(),
+        "[redacted:DEPLOY_TOKEN] and more, and more, and more, and more\n[redacted:DEPLOY_TOKEN]\n"
+    );
     assert!(!all_text(&entries).contains(CANARY));
     assert!(all_text(&entries).contains("I must not repeat [redacted:DEPLOY_TOKEN]."));
 }

@@ -278,7 +278,7 @@ pub(crate) async fn patch_changes_only_the_fields_given(test: TestStore) {
 
 pub(crate) async fn resolve_names_every_missing_required_secret_at_once(test: TestStore) {
     let f = Fixture::new(test).await;
-    set(&f, &f.writer, "PRESENT", "v1", Audience::Environment, true).await;
+    set(&f, &f.writer, "PRESENT", "present-v1", Audience::Environment, true).await;
     let env = create(
         &f,
         "prod",
@@ -299,7 +299,7 @@ pub(crate) async fn resolve_names_every_missing_required_secret_at_once(test: Te
          MISSING_TWO is not set in the house"
     );
     assert_eq!(arbe_core::Classify::kind(&err), ErrorKind::InvalidInput);
-    assert!(!format!("{err:?}").contains("v1"));
+    assert!(!format!("{err:?}").contains("present-v1"));
 }
 
 pub(crate) async fn resolve_returns_values_and_warns_on_missing_optional(test: TestStore) {
@@ -628,6 +628,11 @@ pub(crate) async fn a_dispatch_token_is_minted_from_the_connection_and_revoked_o
     // Each dispatch mints its own, with the least permissions; release revokes it.
     let second = f.envs.resolve(&f.claim().await, &env.snapshot()).await.unwrap();
     assert_ne!(second.github_token.as_ref().unwrap().token.expose(), minted);
+    // The first token may still be in the sandbox (in `.git/config`, say) and still valid: the
+    // second dispatch redacts it too, without injecting it.
+    let earlier: Vec<&str> = second.redact_also.iter().map(|(_, v)| v.expose()).collect();
+    assert_eq!(earlier, [minted.as_str()]);
+    assert!(second.vars.iter().all(|(_, v)| v.expose() != minted));
     f.envs.release(&first).await;
     assert!(!gh.token_live(&minted));
     assert!(gh.token_live(second.github_token.as_ref().unwrap().token.expose()));
@@ -642,7 +647,7 @@ pub(crate) async fn private_secrets_are_their_authors_alone(test: TestStore) {
     let f = Fixture::new(test).await;
     let value = |s: &str| arbe_core::SecretValue::new(s.to_owned()).unwrap();
     set(&f, &f.owner, "OWNERS_KEY", "owner-canary", Audience::Environment, false).await;
-    set(&f, &f.writer, "TEAM_KEY", "team-v1", Audience::Environment, true).await;
+    set(&f, &f.writer, "TEAM_KEY", "team-key-v1", Audience::Environment, true).await;
     // Another writer cannot rotate the owner's private secret, nor make it shared.
     for options in [SetOptions::default(), SetOptions { shared: Some(true), ..SetOptions::default() }] {
         let err = f.vault.set(&f.writer, &secret("OWNERS_KEY"), &value("writer-swap"), options).await.unwrap_err();
@@ -653,11 +658,11 @@ pub(crate) async fn private_secrets_are_their_authors_alone(test: TestStore) {
     let meta = f.vault.meta(&f.reader, &secret("OWNERS_KEY")).await.unwrap();
     assert_eq!((meta.version, meta.shared), (1, false), "nothing changed");
     // A shared secret: any writer rotates it, but only its author or an owner reshapes it.
-    set(&f, &f.writer, "TEAM_KEY", "team-v2", Audience::Environment, true).await;
+    set(&f, &f.writer, "TEAM_KEY", "team-key-v2", Audience::Environment, true).await;
     let unshare = SetOptions { shared: Some(false), ..SetOptions::default() };
-    f.vault.set(&f.owner, &secret("TEAM_KEY"), &value("team-v3"), unshare).await.unwrap();
+    f.vault.set(&f.owner, &secret("TEAM_KEY"), &value("team-key-v3"), unshare).await.unwrap();
     let reshare = SetOptions { shared: Some(true), ..SetOptions::default() };
-    assert_kind(f.vault.set(&f.owner, &secret("TEAM_KEY"), &value("team-v4"), reshare).await, ErrorKind::Forbidden);
+    assert_kind(f.vault.set(&f.owner, &secret("TEAM_KEY"), &value("team-key-v4"), reshare).await, ErrorKind::Forbidden);
 
     // Binding another member's private secret is refused, on create, update and bind; nothing changes.
     let mut req = CreateEnvironment::new(env_name("prod"));

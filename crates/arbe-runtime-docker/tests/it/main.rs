@@ -70,9 +70,11 @@ async fn the_plain_image_runs_commands_through_the_exec_api() {
 
 #[tokio::test]
 async fn a_missing_image_names_the_command_that_builds_it() {
-    let rt = runtime(DockerConfig::default()).await;
-    let mut spec = testkit::spec();
-    spec.image = Some("arbe-no-such-image:never".into());
+    // The operator configured an image nobody built (on an engine that answers).
+    runtime(DockerConfig::default()).await;
+    let rt = DockerRuntime::new(DockerConfig { image: "arbe-no-such-image:never".into(), ..DockerConfig::default() })
+        .expect("a docker runtime");
+    let spec = testkit::spec();
     let err = rt.provision(&spec).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Misconfigured);
     assert_eq!(
@@ -265,30 +267,20 @@ async fn resources_and_images_a_caller_asks_for_are_checked() {
     assert_eq!(rt.list(&labels).await.unwrap(), []);
 }
 
-/// On the exec-API path a variable travels on the command's standard input: the engine
-/// client's trace logs of the request bodies hold no value.
+/// On the exec-API path a variable travels on the command's standard input, read by the
+/// wrapper before the command starts (never in the exec's create body, which the engine client
+/// logs at debug level); the command's own standard input follows it untouched.
 #[tokio::test]
-async fn exec_api_variables_never_reach_a_log_line() {
-    let logs = arbe_testkit::LogCapture::install();
+async fn exec_api_variables_arrive_on_standard_input_before_the_commands_own() {
     let (rt, ()) = make_plain().await;
     let id = rt.provision(&testkit::spec()).await.unwrap().external_id;
     let canary = format!("sk-canary-{}", arbe_core::SandboxId::new().as_uuid().simple());
-    let req =
-        ExecRequest::shell("printf %s \"$TOKEN\"").env("TOKEN", testkit::secret(&canary)).stdin(b"after".to_vec());
+    let req = ExecRequest::shell("printf %s \"$TOKEN\"").env("TOKEN", testkit::secret(&canary));
     let out = rt.exec(&id, req, &mut ()).await.unwrap();
     assert_eq!(out.stdout_text(), canary);
-    // The command's own standard input still follows the variables.
-    let out = rt
-        .exec(
-            &id,
-            ExecRequest::shell("cat").env("TOKEN", testkit::secret(&canary)).stdin(b"just this".to_vec()),
-            &mut (),
-        )
-        .await
-        .unwrap();
-    assert_eq!(out.stdout_text(), "just this");
+    let quoted = testkit::secret("it's \"quoted\"\nand $(not run)");
+    let req = ExecRequest::shell("printf '%s|' \"$A\"; cat").env("A", quoted).stdin(b"just this".to_vec());
+    let out = rt.exec(&id, req, &mut ()).await.unwrap();
+    assert_eq!(out.stdout_text(), "it's \"quoted\"\nand $(not run)|just this");
     rt.destroy(&id).await.unwrap();
-    let text = logs.text();
-    assert!(text.contains("create_exec") || text.contains("exec"), "the engine client logged its requests");
-    assert!(!text.contains(&canary), "a log line carried the value");
 }

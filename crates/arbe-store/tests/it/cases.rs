@@ -26,6 +26,8 @@ async fn fixture(store: &Store, house: &str) -> Fixture {
     let user = store.create_user(&Name::parse(&format!("{}-owner", house.name)).unwrap()).await.unwrap();
     let owner = store.add_member(house.id, user.id, Role::Owner).await.unwrap();
     let sandbox = store.create_sandbox(new_sandbox(&house, "box")).await.unwrap();
+    // The data key the fixtures' sealed secrets name (`key_version: 1`).
+    store.insert_house_key(house.id, 1, &[7; 48], &[7; 12], "test-kek").await.unwrap();
     Fixture { house, owner, sandbox }
 }
 
@@ -168,6 +170,10 @@ pub(crate) async fn secret_versions_rotate_with_compare_and_set(t: TestStore) {
     assert_eq!(v2.id, v1.id);
     assert_eq!(v2.audience, Audience::Capability);
     assert!(v2.rotated_at.is_some());
+    // A version sealed under a data key that is gone (a rotation retired it) is refused.
+    let mut orphan = new_secret(&fx, "API_KEY", 3, 4);
+    orphan.sealed.key_version = 99;
+    assert_kind(store.put_secret_version(&orphan).await, ErrorKind::NotFound);
     // A writer that read version 1 and tries to write 2 loses; nothing changes.
     assert_kind(store.put_secret_version(&new_secret(&fx, "API_KEY", 2, 3)).await, ErrorKind::Conflict);
     // Skipping a version is refused the same way.

@@ -45,24 +45,24 @@ pub(crate) async fn set_resolve_rotate_and_roll_back(t: TestStore) {
     let vault = vault(store, &master);
     let key = name("OPENROUTER_API_KEY");
     let v1 = vault
-        .set(&owner, &key, &value("sk-one"), SetOptions { shared: Some(true), ..Default::default() })
+        .set(&owner, &key, &value("sk-one-value"), SetOptions { shared: Some(true), ..Default::default() })
         .await
         .unwrap();
     assert_eq!((v1.version, v1.shared, v1.audience), (1, true, Audience::Environment));
-    let v2 = vault.set(&owner, &key, &value("sk-two"), SetOptions::default()).await.unwrap();
+    let v2 = vault.set(&owner, &key, &value("sk-two-value"), SetOptions::default()).await.unwrap();
     assert_eq!((v2.version, v2.shared), (2, true), "rotation keeps sharing unless told otherwise");
     assert!(v2.rotated_at.is_some());
-    vault.set(&owner, &name("OTHER"), &value("o"), SetOptions::default()).await.unwrap();
+    vault.set(&owner, &name("OTHER"), &value("other-value"), SetOptions::default()).await.unwrap();
     let resolved = vault.resolve(&claim(store, house.id).await, &[key.clone(), name("MISSING")]).await.unwrap();
-    assert_eq!(values(&resolved), [("OPENROUTER_API_KEY".into(), "sk-two".into())]);
-    assert_eq!(format!("{:?}", resolved[0]).matches("sk-two").count(), 0, "Debug must not show the value");
+    assert_eq!(values(&resolved), [("OPENROUTER_API_KEY".into(), "sk-two-value".into())]);
+    assert_eq!(format!("{:?}", resolved[0]).matches("sk-two-value").count(), 0, "Debug must not show the value");
 
     let v3 = vault.rollback(&owner, &key).await.unwrap();
     assert_eq!(v3.version, 3);
     // A fresh vault (nothing cached) reads the same.
     let resolved =
         self::vault(store, &master).resolve(&claim(store, house.id).await, std::slice::from_ref(&key)).await.unwrap();
-    assert_eq!(values(&resolved), [("OPENROUTER_API_KEY".into(), "sk-one".into())]);
+    assert_eq!(values(&resolved), [("OPENROUTER_API_KEY".into(), "sk-one-value".into())]);
     assert_eq!(vault.meta(&owner, &key).await.unwrap(), v3);
     assert_eq!(vault.list(&owner).await.unwrap().len(), 2);
     vault.delete(&owner, &key).await.unwrap();
@@ -81,7 +81,7 @@ pub(crate) async fn bad_value_names_the_secret_and_changes_nothing(t: TestStore)
     assert!(store.list_secrets(house.id).await.unwrap().is_empty());
     assert!(store.house_keys(house.id).await.unwrap().is_empty(), "not even a data key was created");
     assert_kind(vault.rollback(&owner, &name("API_KEY")).await, ErrorKind::NotFound);
-    vault.set(&owner, &name("API_KEY"), &value("x"), SetOptions::default()).await.unwrap();
+    vault.set(&owner, &name("API_KEY"), &value("x-value-0"), SetOptions::default()).await.unwrap();
     let err = assert_kind(vault.rollback(&owner, &name("API_KEY")).await, ErrorKind::InvalidInput);
     assert_eq!(err.to_string(), "invalid secret API_KEY: has no previous version to roll back to");
 }
@@ -92,11 +92,13 @@ pub(crate) async fn roles_decide_who_may_set_and_delete(t: TestStore) {
     let (house, owner, writer, reader) = (fx.house, fx.owner, fx.writer, fx.reader);
     assert_eq!((writer.role(), reader.role()), (Role::Writer, Role::Reader));
     let vault = vault(store, &MasterKey::generate());
-    let err =
-        assert_kind(vault.set(&reader, &name("K"), &value("v"), SetOptions::default()).await, ErrorKind::Forbidden);
+    let err = assert_kind(
+        vault.set(&reader, &name("K"), &value("v-value-0"), SetOptions::default()).await,
+        ErrorKind::Forbidden,
+    );
     assert_eq!(err.to_string(), "a reader may not set secrets (it takes writer)");
     assert!(store.list_secrets(house.id).await.unwrap().is_empty());
-    let meta = vault.set(&writer, &name("K"), &value("v"), SetOptions::default()).await.unwrap();
+    let meta = vault.set(&writer, &name("K"), &value("v-value-0"), SetOptions::default()).await.unwrap();
     assert_eq!(meta.author_id, writer.member_id());
     assert_eq!(vault.meta(&reader, &name("K")).await.unwrap(), meta);
     assert_kind(vault.delete(&writer, &name("K")).await, ErrorKind::Forbidden);
@@ -142,7 +144,7 @@ pub(crate) async fn renamed_secret_fails_its_associated_data(t: TestStore) {
     let store = &t.store;
     let (house, owner) = owner(store, "acme").await;
     let vault = vault(store, &MasterKey::generate());
-    vault.set(&owner, &name("PROD_KEY"), &value("secret"), SetOptions::default()).await.unwrap();
+    vault.set(&owner, &name("PROD_KEY"), &value("secret-value"), SetOptions::default()).await.unwrap();
     t.tamper().rename_secret(house.id, "PROD_KEY", "DEV_KEY").await;
     assert_kind(vault.resolve(&claim(store, house.id).await, &[name("DEV_KEY")]).await, ErrorKind::Internal);
 }
@@ -191,7 +193,7 @@ pub(crate) async fn wrapped_house_key_tampering_is_rejected(t: TestStore) {
     let store = &t.store;
     let (house, owner) = owner(store, "acme").await;
     let key = MasterKey::generate();
-    vault(store, &key).set(&owner, &name("TOKEN"), &value("v"), SetOptions::default()).await.unwrap();
+    vault(store, &key).set(&owner, &name("TOKEN"), &value("v-value-0"), SetOptions::default()).await.unwrap();
     let wrapped = store.house_keys(house.id).await.unwrap().remove(0);
     for byte in [0, wrapped.wrapped_key.len() / 2, wrapped.wrapped_key.len() - 1] {
         let mut bad = wrapped.wrapped_key.clone();
@@ -308,10 +310,10 @@ pub(crate) async fn house_key_rotation_reseals_every_version(t: TestStore) {
     let (other, other_owner) = self::owner(store, "other").await;
     let key = MasterKey::generate();
     let vault = vault(store, &key);
-    vault.set(&owner, &name("X"), &value("x1"), SetOptions::default()).await.unwrap();
-    vault.set(&owner, &name("X"), &value("x2"), SetOptions::default()).await.unwrap();
-    vault.set(&owner, &name("Y"), &value("y1"), SetOptions::default()).await.unwrap();
-    vault.set(&other_owner, &name("X"), &value("other"), SetOptions::default()).await.unwrap();
+    vault.set(&owner, &name("X"), &value("x-value-1"), SetOptions::default()).await.unwrap();
+    vault.set(&owner, &name("X"), &value("x-value-2"), SetOptions::default()).await.unwrap();
+    vault.set(&owner, &name("Y"), &value("y-value-1"), SetOptions::default()).await.unwrap();
+    vault.set(&other_owner, &name("X"), &value("other-house-value"), SetOptions::default()).await.unwrap();
     let before = store.sealed_secrets(house.id, &[name("X"), name("Y")]).await.unwrap();
 
     let report = vault.rotate_house_key(&owner).await.unwrap();
@@ -326,13 +328,19 @@ pub(crate) async fn house_key_rotation_reseals_every_version(t: TestStore) {
     let fresh = self::vault(store, &key);
     assert_eq!(
         values(&fresh.resolve(&claim(store, house.id).await, &[name("X"), name("Y")]).await.unwrap()),
-        [("X".into(), "x2".into()), ("Y".into(), "y1".into())]
+        [("X".into(), "x-value-2".into()), ("Y".into(), "y-value-1".into())]
     );
     fresh.rollback(&owner, &name("X")).await.unwrap();
-    assert_eq!(fresh.resolve(&claim(store, house.id).await, &[name("X")]).await.unwrap()[0].value.expose(), "x1");
+    assert_eq!(
+        fresh.resolve(&claim(store, house.id).await, &[name("X")]).await.unwrap()[0].value.expose(),
+        "x-value-1"
+    );
     // The other house still uses its own first key.
     assert_eq!(store.house_keys(other.id).await.unwrap()[0].version, 1);
-    assert_eq!(fresh.resolve(&claim(store, other.id).await, &[name("X")]).await.unwrap()[0].value.expose(), "other");
+    assert_eq!(
+        fresh.resolve(&claim(store, other.id).await, &[name("X")]).await.unwrap()[0].value.expose(),
+        "other-house-value"
+    );
 }
 
 pub(crate) async fn concurrent_sets_each_get_their_own_version(t: TestStore) {
