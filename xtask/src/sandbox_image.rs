@@ -108,8 +108,15 @@ fn build(busybox: &Path, executor: &Path, root: &Path) -> Result<(), String> {
 pub(crate) fn build_id() -> String {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    for file in ["crates/arbe-sandboxd/src/main.rs", "crates/arbe-sandboxd/Cargo.toml", "xtask/src/sandbox_image.rs"] {
-        std::fs::read(crate::root().join(file)).unwrap_or_default().hash(&mut hasher);
+    let src = crate::root().join("crates/arbe-sandboxd/src");
+    let mut files: Vec<std::path::PathBuf> =
+        std::fs::read_dir(&src).map(|dir| dir.filter_map(|e| e.ok().map(|e| e.path())).collect()).unwrap_or_default();
+    files.sort();
+    files.push(crate::root().join("crates/arbe-sandboxd/Cargo.toml"));
+    files.push(crate::root().join("xtask/src/sandbox_image.rs"));
+    for file in files {
+        file.file_name().hash(&mut hasher);
+        std::fs::read(&file).unwrap_or_default().hash(&mut hasher);
     }
     format!("{:016x}", hasher.finish())
 }

@@ -421,6 +421,42 @@ impl StoredOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arbe_runtime::OutputSink as _;
+
+    #[tokio::test]
+    async fn output_past_the_queue_bound_is_dropped_and_counted_not_buffered() {
+        let (mut sink, mut source) = output_queue();
+        let chunk = vec![b'y'; 64 * 1024];
+        // The pump is stalled (a slow store): 6 MiB arrive, 4 MiB are kept.
+        for _ in 0..96 {
+            sink.output(Stream::Stdout, &chunk);
+        }
+        assert_eq!(source.queued.load(Ordering::Acquire), OUTPUT_QUEUE_BYTES);
+        // Draining makes room; the next chunk first reports what was lost.
+        let mut kept = 0;
+        for _ in 0..64 {
+            match source.recv().await {
+                Some(Output::Bytes(bytes)) => kept += bytes.len(),
+                _ => panic!("bytes first"),
+            }
+        }
+        assert_eq!(kept, OUTPUT_QUEUE_BYTES);
+        sink.output(Stream::Stdout, b"after");
+        assert!(matches!(source.recv().await, Some(Output::Lost(n)) if n == 32 * 64 * 1024));
+        assert!(matches!(source.recv().await, Some(Output::Bytes(b)) if b == b"after"));
+        // A loss at the very end is reported when the sink goes away.
+        for _ in 0..65 {
+            sink.output(Stream::Stdout, &chunk);
+        }
+        drop(sink);
+        let mut lost = 0;
+        while let Some(out) = source.recv().await {
+            if let Output::Lost(n) = out {
+                lost += n;
+            }
+        }
+        assert_eq!(lost, 64 * 1024);
+    }
 
     #[test]
     fn stored_output_keeps_head_and_tail_and_counts_the_cut() {

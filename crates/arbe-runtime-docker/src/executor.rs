@@ -78,31 +78,19 @@ impl Executor {
             alive: alive.clone(),
         });
         tokio::spawn(async move {
-            let mut buf: Vec<u8> = Vec::new();
+            let mut reader = FrameReader::default();
             'stream: while let Some(chunk) = output.next().await {
                 let bytes = match chunk {
                     Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => message,
                     Ok(_) => continue,
                     Err(_) => break,
                 };
-                buf.extend_from_slice(&bytes);
-                let mut at = 0;
-                while buf.len() - at >= 9 {
-                    let kind = buf[at];
-                    let len = u32::from_be_bytes(buf[at + 5..at + 9].try_into().expect("4 bytes")) as usize;
-                    // The stream comes from inside the sandbox: a frame the executor would never
-                    // write ends it, rather than making this process buffer whatever it claims.
-                    if len > MAX_FRAME || !FRAME_KINDS.contains(&kind) {
-                        tracing::warn!(kind, len, "the sandbox's executor stream broke the protocol; dropping it");
-                        break 'stream;
-                    }
-                    if buf.len() - at < 9 + len {
-                        break;
-                    }
-                    let id = u32::from_be_bytes(buf[at + 1..at + 5].try_into().expect("4 bytes"));
-                    let payload = buf[at + 9..at + 9 + len].to_vec();
-                    at += 9 + len;
-                    let end = matches!(kind, b'X' | b'F');
+                let Ok(frames) = reader.push(&bytes) else {
+                    tracing::warn!("the sandbox's executor stream broke the protocol; dropping it");
+                    break 'stream;
+                };
+                for (id, frame) in frames {
+                    let end = matches!(frame.kind, b'X' | b'F');
                     let tx = {
                         let mut waiters = waiters.lock().unwrap_or_else(|e| e.into_inner());
                         if end { waiters.remove(&id) } else { waiters.get(&id).cloned() }
@@ -110,10 +98,9 @@ impl Executor {
                     // A command whose reader falls behind holds this sandbox's stream (and only
                     // this sandbox's) until it catches up: memory stays bounded.
                     if let Some(tx) = tx {
-                        let _ = tx.send(Frame { kind, payload }).await;
+                        let _ = tx.send(frame).await;
                     }
                 }
-                buf.drain(..at);
             }
             // The stream ended (the container stopped, or the engine went away): commands still
             // waiting see their channel close, and the next command attaches again.
@@ -162,6 +149,43 @@ impl Executor {
     }
 }
 
+/// The executor's stream broke the protocol.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Broken;
+
+/// Cuts the executor's output stream into frames: a 9-byte header (kind, command id, length)
+/// and the payload. The stream comes from inside the sandbox, so a frame the executor would
+/// never write (over [`MAX_FRAME`], or of a kind it does not send) is refused rather than
+/// buffered.
+#[derive(Debug, Default)]
+pub(crate) struct FrameReader {
+    buf: Vec<u8>,
+}
+
+impl FrameReader {
+    /// Adds bytes; returns the whole frames they complete, with their command ids.
+    pub(crate) fn push(&mut self, bytes: &[u8]) -> Result<Vec<(u32, Frame)>, Broken> {
+        self.buf.extend_from_slice(bytes);
+        let mut frames = Vec::new();
+        let mut at = 0;
+        while self.buf.len() - at >= 9 {
+            let kind = self.buf[at];
+            let len = u32::from_be_bytes(self.buf[at + 5..at + 9].try_into().expect("4 bytes")) as usize;
+            if len > MAX_FRAME || !FRAME_KINDS.contains(&kind) {
+                return Err(Broken);
+            }
+            if self.buf.len() - at < 9 + len {
+                break;
+            }
+            let id = u32::from_be_bytes(self.buf[at + 1..at + 5].try_into().expect("4 bytes"));
+            frames.push((id, Frame { kind, payload: self.buf[at + 9..at + 9 + len].to_vec() }));
+            at += 9 + len;
+        }
+        self.buf.drain(..at);
+        Ok(frames)
+    }
+}
+
 /// The payload of a start frame: NUL-separated cwd, argc, argv…, envc, `NAME=value`…. It holds
 /// values, so it is wiped when dropped.
 pub(crate) fn start_payload(
@@ -183,4 +207,50 @@ pub(crate) fn start_payload(
         payload.extend_from_slice(value.expose().as_bytes());
     }
     payload
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(kind: u8, id: u32, payload: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![kind];
+        bytes.extend_from_slice(&id.to_be_bytes());
+        bytes.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        bytes.extend_from_slice(payload);
+        bytes
+    }
+
+    #[test]
+    fn frames_split_anywhere_come_out_whole() {
+        let mut stream = frame(b'O', 7, b"hello");
+        stream.extend(frame(b'R', 8, b""));
+        stream.extend(frame(b'X', 7, b"0\0\0"));
+        for at in 0..=stream.len() {
+            let mut reader = FrameReader::default();
+            let mut got = reader.push(&stream[..at]).unwrap();
+            got.extend(reader.push(&stream[at..]).unwrap());
+            let got: Vec<(u32, u8, Vec<u8>)> = got.into_iter().map(|(id, f)| (id, f.kind, f.payload)).collect();
+            assert_eq!(got, [(7, b'O', b"hello".to_vec()), (8, b'R', vec![]), (7, b'X', b"0\0\0".to_vec())]);
+        }
+    }
+
+    #[test]
+    fn a_header_claiming_more_than_a_frame_or_an_unknown_kind_breaks_the_stream_at_once() {
+        // 4 GiB announced: refused from the header alone, nothing buffered for it.
+        let mut reader = FrameReader::default();
+        assert_eq!(reader.push(&[b'O', 0, 0, 0, 1, 0xFF, 0xFF, 0xFF, 0xFF]).unwrap_err(), Broken);
+        let mut reader = FrameReader::default();
+        let too_big = (MAX_FRAME as u32 + 1).to_be_bytes();
+        assert_eq!(
+            reader.push(&[b'O', 0, 0, 0, 1, too_big[0], too_big[1], too_big[2], too_big[3]]).unwrap_err(),
+            Broken
+        );
+        // A start frame is the host's to send, never the executor's.
+        let mut reader = FrameReader::default();
+        assert_eq!(reader.push(&frame(b'S', 1, b"x")).unwrap_err(), Broken);
+        // The largest frame the executor may write passes.
+        let mut reader = FrameReader::default();
+        assert_eq!(reader.push(&frame(b'O', 1, &vec![0; MAX_FRAME])).unwrap().len(), 1);
+    }
 }

@@ -12,6 +12,10 @@ use std::{
     time::Duration,
 };
 
+mod settings;
+
+use settings::RunAs;
+
 type Out = Arc<Mutex<io::Stdout>>;
 type Running = Arc<Mutex<HashMap<u32, Job>>>;
 
@@ -52,27 +56,6 @@ fn pump(out: Out, kind: u8, id: u32, mut from: impl Read + Send + 'static) -> th
 struct Job {
     pgid: u32,
     stdin: Option<mpsc::Sender<Option<Vec<u8>>>>,
-}
-
-/// The user commands run as (`ARBE_SANDBOX_USER=uid:gid`, which the docker runtime sets), so
-/// that no command can open this process's standard streams (`/proc/<pid>/fd/1`) and write
-/// frames of its own. Unset, commands run as this process's user.
-#[derive(Clone, Copy)]
-struct RunAs {
-    uid: u32,
-    gid: u32,
-}
-
-impl RunAs {
-    fn from_env() -> Result<Option<Self>, String> {
-        let Some(spec) = std::env::var_os("ARBE_SANDBOX_USER") else { return Ok(None) };
-        let spec = spec.to_string_lossy();
-        let parsed = spec.split_once(':').and_then(|(u, g)| Some(Self { uid: u.parse().ok()?, gid: g.parse().ok()? }));
-        match parsed {
-            Some(run_as) if run_as.uid != 0 => Ok(Some(run_as)),
-            _ => Err(format!("ARBE_SANDBOX_USER must be uid:gid with a uid other than 0, not {spec:?}")),
-        }
-    }
 }
 
 /// Parses a start frame and spawns its command.

@@ -785,3 +785,34 @@ pub(crate) async fn a_recorded_end_whose_job_was_never_closed_is_closed_not_reru
     assert!(fx.model.received().is_empty(), "nothing ran again");
     assert_eq!(terminals(&fx.entries(&thread).await, job.id), [ThreadStatus::Succeeded]);
 }
+
+pub(crate) async fn a_run_that_panics_ends_itself_and_its_worker_goes_on(test: TestStore) {
+    // A bug (here in a provider) panics in the middle of a run. The one worker there is must
+    // survive it: after the lease the job is retried, by that same worker, and succeeds.
+    let logs = arbe_testkit::LogCapture::install();
+    let fx = Fixture::new(test, vec![]).await;
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = calls.clone();
+    let provider = arbe_llm::FnProvider::new("panicky", move |_: &arbe_llm::ChatRequest| {
+        if counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            panic!("a bug in a provider");
+        }
+        arbe_llm::ChatResponse {
+            text: "recovered".into(),
+            tool_calls: vec![],
+            stop: arbe_llm::StopReason::EndTurn,
+            usage: Default::default(),
+        }
+    });
+    let models = Arc::new(arbe_dispatch::OneProvider(Arc::new(provider)));
+    let d = fx.dispatcher_with(arbe_dispatch::DispatchConfig { workers: 1, ..takeover_config("w") }, models);
+    let workers = d.start();
+    let thread = fx.thread("work", &[]).await;
+    let (_, job) = d.post(&fx.writer, thread.id, "panic once").await.unwrap();
+    let entries = fx.wait_end(&d, &thread, job.id).await;
+    workers.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(terminals(&entries, job.id), [ThreadStatus::Succeeded]);
+    assert!(all_text(&entries).contains("recovered"));
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2, "the model was asked again, once");
+    assert!(logs.text().contains("a run panicked"), "the panic was logged");
+}

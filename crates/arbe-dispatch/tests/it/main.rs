@@ -47,6 +47,7 @@ arbe_store::both_backends!(cases =>
     a_worker_whose_renewals_fail_stops_before_its_lease_runs_out,
     cancelling_queued_jobs_writes_their_ends_in_the_same_transaction,
     stored_pieces_do_not_reveal_a_guess_at_a_secret,
+    a_run_that_panics_ends_itself_and_its_worker_goes_on,
     a_recorded_end_whose_job_was_never_closed_is_closed_not_rerun,
 );
 
@@ -122,13 +123,23 @@ impl Fixture {
         model_url: &str,
         config: DispatchConfig,
     ) -> Services {
-        let mut runtimes = RuntimeRegistry::new();
-        runtimes.register(local.clone());
         let models = HttpModels {
             base_urls: HashMap::from([(ProviderKind::OpenRouter, model_url.to_owned())]),
             timeout: Some(Duration::from_secs(60)),
             retry: Some(RetryPolicy { max_attempts: 1, ..RetryPolicy::default() }),
         };
+        Self::build_with(test, master, local, Arc::new(models), config)
+    }
+
+    fn build_with(
+        test: &TestStore,
+        master: &MasterKey,
+        local: &Arc<LocalRuntime>,
+        models: Arc<dyn arbe_dispatch::ModelFactory>,
+        config: DispatchConfig,
+    ) -> Services {
+        let mut runtimes = RuntimeRegistry::new();
+        runtimes.register(local.clone());
         Services::with_store(
             test.store.clone(),
             ServicesConfig {
@@ -136,7 +147,7 @@ impl Fixture {
                 runtimes,
                 env: EnvConfig::new(RuntimeName::parse("local").unwrap()),
                 dispatch: config,
-                models: Arc::new(models),
+                models,
                 admin_token: None,
             },
         )
@@ -151,6 +162,15 @@ impl Fixture {
     /// A dispatcher of a process of its own (its own workers and config) on the same database.
     pub(crate) fn dispatcher(&self, config: DispatchConfig) -> Dispatcher {
         Self::build(&self.test, &self.master, &self.local, &self.model.url, config).dispatcher
+    }
+
+    /// A dispatcher of a process of its own whose models all answer through `models`.
+    pub(crate) fn dispatcher_with(
+        &self,
+        config: DispatchConfig,
+        models: Arc<dyn arbe_dispatch::ModelFactory>,
+    ) -> Dispatcher {
+        Self::build_with(&self.test, &self.master, &self.local, models, config).dispatcher
     }
 
     /// A thread bound to a new environment (name `env`) with the given bindings.
