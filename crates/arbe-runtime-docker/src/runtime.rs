@@ -150,9 +150,10 @@ impl DockerRuntime {
         entry.running = entry.running.saturating_add_signed(delta);
     }
 
-    /// Stops every managed, running sandbox unused for longer than the idle setting, and returns
-    /// them. A sandbox running a command is never idle; one this process has not seen used yet
-    /// counts from now.
+    /// Stops every managed, running sandbox this runtime has used, and not for longer than the
+    /// idle setting, and returns them. A sandbox running a command is never idle, and one this
+    /// runtime has not used (another process's) is left alone: it may be busy there. Reaping
+    /// across processes from the store's `last_active_at` comes with scale-out.
     pub async fn reap_idle(&self) -> Result<Vec<ExternalId>> {
         if self.config.idle.is_zero() {
             return Ok(Vec::new());
@@ -171,10 +172,11 @@ impl DockerRuntime {
             let Some(name) = summary.names.and_then(|n| n.first().map(|n| n.trim_start_matches('/').to_owned())) else {
                 continue;
             };
+            // Only sandboxes this runtime has seen in use: another process's (or another
+            // runtime's in this one) may be busy for all this one knows.
             let idle = {
-                let mut activity = self.activity.lock().expect("activity lock");
-                let entry = activity.entry(name.clone()).or_insert(Activity { last: Instant::now(), running: 0 });
-                entry.running == 0 && entry.last.elapsed() > self.config.idle
+                let activity = self.activity.lock().expect("activity lock");
+                activity.get(&name).is_some_and(|entry| entry.running == 0 && entry.last.elapsed() > self.config.idle)
             };
             if idle {
                 let id = ExternalId(name);

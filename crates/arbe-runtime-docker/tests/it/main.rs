@@ -136,6 +136,9 @@ async fn idle_reaper_stops_only_idle_sandboxes() {
     let rt = Arc::new(runtime(DockerConfig { idle: Duration::from_secs(1), ..DockerConfig::default() }).await);
     let idle = rt.provision(&testkit::spec()).await.unwrap().external_id;
     let busy = rt.provision(&testkit::spec()).await.unwrap().external_id;
+    // Another process's sandbox: this runtime never used it, so it cannot know it is idle.
+    let elsewhere = runtime(DockerConfig::default()).await;
+    let theirs = elsewhere.provision(&testkit::spec()).await.unwrap().external_id;
     rt.exec(&idle, ExecRequest::shell("true"), &mut ()).await.unwrap();
     // The busy sandbox runs a command for as long as the test needs; it has started once it
     // printed.
@@ -156,6 +159,9 @@ async fn idle_reaper_stops_only_idle_sandboxes() {
     })
     .await;
     assert!(!stopped.contains(&busy));
+    assert!(!stopped.contains(&theirs), "a sandbox this runtime never used was reaped");
+    assert_eq!(rt.get(&theirs).await.unwrap().state, arbe_core::SandboxState::Started);
+    elsewhere.destroy(&theirs).await.unwrap();
     assert_eq!(rt.get(&idle).await.unwrap().state, arbe_core::SandboxState::Stopped);
     assert_eq!(rt.get(&busy).await.unwrap().state, arbe_core::SandboxState::Started);
     running.abort();

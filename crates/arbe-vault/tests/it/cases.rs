@@ -153,8 +153,8 @@ pub(crate) async fn ciphertext_swapped_between_rows_is_rejected(t: TestStore) {
     let store = &t.store;
     let (house, owner) = owner(store, "acme").await;
     let vault = vault(store, &MasterKey::generate());
-    vault.set(&owner, &name("A"), &value("value-a"), SetOptions::default()).await.unwrap();
-    vault.set(&owner, &name("B"), &value("value-b"), SetOptions::default()).await.unwrap();
+    vault.set(&owner, &name("A"), &value("value-a-1"), SetOptions::default()).await.unwrap();
+    vault.set(&owner, &name("B"), &value("value-b-1"), SetOptions::default()).await.unwrap();
     let (_, a) = store.sealed_secret_version(house.id, &name("A"), 1).await.unwrap();
     t.tamper().overwrite_secret_version(house.id, &name("B"), 1, &a.ciphertext, &a.nonce).await;
     let err = assert_kind(vault.resolve(&claim(store, house.id).await, &[name("B")]).await, ErrorKind::Internal);
@@ -260,7 +260,7 @@ pub(crate) async fn master_key_rotation_survives_a_mixed_state_and_finishes(t: T
     let (b, owner_b) = owner(store, "b").await;
     let (old, new) = (MasterKey::generate(), MasterKey::generate());
     let old_process = vault(store, &old);
-    old_process.set(&owner_a, &name("A"), &value("value-a"), SetOptions::default()).await.unwrap();
+    old_process.set(&owner_a, &name("A"), &value("value-a-1"), SetOptions::default()).await.unwrap();
     let sealed_before = store.sealed_secrets(a.id, &[name("A")]).await.unwrap();
 
     let rotating = Vault::new(store.clone(), MasterKeys { current: new.clone(), previous: vec![old.clone()] });
@@ -270,18 +270,18 @@ pub(crate) async fn master_key_rotation_survives_a_mixed_state_and_finishes(t: T
     assert_eq!(store.house_keys(a.id).await.unwrap()[0].kek_id, new.id());
 
     // A process still on the old key writes a new house meanwhile: the state is now mixed.
-    old_process.set(&owner_b, &name("B"), &value("value-b"), SetOptions::default()).await.unwrap();
+    old_process.set(&owner_b, &name("B"), &value("value-b-1"), SetOptions::default()).await.unwrap();
     assert_eq!(store.house_keys(b.id).await.unwrap()[0].kek_id, old.id());
 
     // With both keys, everything opens.
     let both = Vault::new(store.clone(), MasterKeys { current: new.clone(), previous: vec![old.clone()] });
     assert_eq!(
         values(&both.resolve(&claim(store, a.id).await, &[name("A")]).await.unwrap()),
-        [("A".into(), "value-a".into())]
+        [("A".into(), "value-a-1".into())]
     );
     assert_eq!(
         values(&both.resolve(&claim(store, b.id).await, &[name("B")]).await.unwrap()),
-        [("B".into(), "value-b".into())]
+        [("B".into(), "value-b-1".into())]
     );
     // With the new key alone, the straggler is named.
     let err = assert_kind(
@@ -296,11 +296,11 @@ pub(crate) async fn master_key_rotation_survives_a_mixed_state_and_finishes(t: T
     let new_only = vault(store, &new);
     assert_eq!(
         values(&new_only.resolve(&claim(store, b.id).await, &[name("B")]).await.unwrap()),
-        [("B".into(), "value-b".into())]
+        [("B".into(), "value-b-1".into())]
     );
     assert_eq!(
         values(&new_only.resolve(&claim(store, a.id).await, &[name("A")]).await.unwrap()),
-        [("A".into(), "value-a".into())]
+        [("A".into(), "value-a-1".into())]
     );
 }
 
@@ -352,7 +352,11 @@ pub(crate) async fn concurrent_sets_each_get_their_own_version(t: TestStore) {
         // Separate vaults stand for separate processes.
         let (vault, owner) = (vault(store, &key), owner.clone());
         tasks.push(tokio::spawn(async move {
-            vault.set(&owner, &name("SHARED"), &value(&format!("v{i}")), SetOptions::default()).await.unwrap().version
+            vault
+                .set(&owner, &name("SHARED"), &value(&format!("value-v{i}")), SetOptions::default())
+                .await
+                .unwrap()
+                .version
         }));
     }
     let mut versions = Vec::new();
