@@ -135,13 +135,19 @@ impl Vault {
                 )
                 .into());
             }
+            let sealed = match self.seal(house, name, version, value.expose().as_bytes()).await {
+                Ok(sealed) => sealed,
+                // A house-key rotation retired the newest key between listing and reading it.
+                Err(VaultError::MissingHouseKey { .. }) => continue,
+                Err(err) => return Err(err),
+            };
             let new = NewSecretVersion {
                 house_id: house,
                 name: name.clone(),
                 audience,
                 shared: options.shared.or(current.as_ref().map(|m| m.shared)).unwrap_or(false),
                 author_id: current.as_ref().map_or(actor.member_id(), |m| m.author_id),
-                sealed: self.seal(house, name, version, value.expose().as_bytes()).await?,
+                sealed,
             };
             match self.store.put_secret_version(&new).await {
                 Ok(meta) => {
