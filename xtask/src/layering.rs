@@ -15,6 +15,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("arbe-store", 1),
     ("arbe-runtime", 1),
     ("arbe-llm", 1),
+    ("arbe-api", 1),
     ("arbe-vault", 2),
     ("arbe-runtime-local", 2),
     ("arbe-runtime-docker", 2),

@@ -1,0 +1,55 @@
+//! Every error as a problem document: the status and `type` from the error's [`ErrorKind`], the
+//! detail from its message (which names the field and the rule, never the input), and for
+//! internal errors a generic detail while the real one goes to the log.
+
+use arbe_api::{PROBLEM_JSON, Problem};
+use arbe_core::{Classify, ErrorKind};
+use axum::{
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+};
+
+/// An error on its way to the client.
+#[derive(Debug)]
+pub struct ApiError {
+    kind: ErrorKind,
+    detail: String,
+}
+
+impl ApiError {
+    /// An error of `kind` saying `detail`.
+    pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
+        Self { kind, detail: detail.into() }
+    }
+
+    /// Failed authentication: one answer, whichever part was wrong.
+    pub fn unauthenticated() -> Self {
+        Self::new(ErrorKind::Unauthenticated, "a valid API key is required: Authorization: Bearer <key>")
+    }
+}
+
+impl<E: Classify> From<E> for ApiError {
+    fn from(err: E) -> Self {
+        match err.kind() {
+            ErrorKind::Internal | ErrorKind::Misconfigured => {
+                tracing::error!(error = %err, "a request failed inside the server");
+                Self::new(err.kind(), "the server could not complete the request; its log says why")
+            }
+            ErrorKind::Unauthenticated => Self::unauthenticated(),
+            kind => Self::new(kind, err.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = Problem::new(self.kind, self.detail);
+        let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&problem).expect("a problem serializes");
+        let mut response = (status, [(header::CONTENT_TYPE, PROBLEM_JSON)], body).into_response();
+        if self.kind == ErrorKind::Unauthenticated {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

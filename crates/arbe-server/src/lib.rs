@@ -1,0 +1,56 @@
+//! arbe's HTTP API over [`arbe_dispatch::Services`]: every handler authenticates its caller, makes
+//! one service call and translates the answer, so the server adds no rules of its own. Errors are
+//! `application/problem+json` ([`arbe_api::Problem`]); another house's object is the same 404 as
+//! a missing one; a thread's entries can be tailed as Server-Sent Events.
+#![doc = include_str!("../README.md")]
+
+mod auth;
+mod body;
+mod error;
+mod routes;
+
+use std::sync::Arc;
+
+use arbe_dispatch::Services;
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    routing::{get, post},
+};
+
+pub use error::ApiError;
+
+/// The most a request body may hold.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// What every handler shares.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The services every route calls.
+    pub services: Arc<Services>,
+}
+
+/// The API's routes over `services`.
+pub fn router(services: Arc<Services>) -> Router {
+    use routes::{entries, environments, health, houses, secrets, threads};
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/api/houses", get(houses::list).post(houses::create))
+        .route("/api/secrets", get(secrets::list))
+        .route("/api/secrets/{name}", get(secrets::view).put(secrets::set).delete(secrets::delete))
+        .route("/api/environments", get(environments::list).post(environments::create))
+        .route(
+            "/api/environments/{id}",
+            get(environments::view).patch(environments::update).delete(environments::delete),
+        )
+        .route("/api/threads", get(threads::list).post(threads::create))
+        .route("/api/threads/{id}", get(threads::view))
+        .route("/api/threads/{id}/cancel", post(threads::cancel))
+        .route("/api/threads/{id}/entries", get(entries::list).post(entries::create))
+        .route("/api/threads/{id}/entries/stream", get(entries::stream))
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(AppState { services })
+}

@@ -1,0 +1,100 @@
+//! Environments, seed 001 exactly: list and view for members, create and update for writers,
+//! delete (soft) for owners; addressed by id or by name.
+
+use std::collections::HashMap;
+
+use arbe_core::{
+    Environment, EnvironmentName, EnvironmentRef, RepoRef, RuntimeName, SandboxRef, SecretBinding, SecretName,
+};
+use arbe_env::{CreateEnvironment, EnvironmentPatch};
+use axum::{
+    Json,
+    extract::{Path, Query, State},
+    http::{HeaderMap, StatusCode},
+};
+
+use crate::{ApiError, AppState, auth, body::Body};
+
+fn bindings(bindings: Vec<arbe_api::Binding>) -> Result<Vec<SecretBinding>, ApiError> {
+    bindings
+        .into_iter()
+        .map(|b| Ok(SecretBinding { name: SecretName::parse(&b.name)?, required: b.required }))
+        .collect()
+}
+
+fn repos(repos: Vec<String>) -> Result<Vec<RepoRef>, ApiError> {
+    repos.iter().map(|r| Ok(RepoRef::parse(r)?)).collect()
+}
+
+/// `GET /api/environments?house_id=`.
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Vec<Environment>>, ApiError> {
+    let actor = auth::actor(&state, &headers, &query).await?;
+    Ok(Json(state.services.environments.list(&actor).await?))
+}
+
+/// `GET /api/environments/{id or name}?house_id=`.
+pub(crate) async fn view(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Environment>, ApiError> {
+    let actor = auth::actor(&state, &headers, &query).await?;
+    Ok(Json(state.services.environments.view(&actor, &EnvironmentRef::parse(&id)?).await?))
+}
+
+/// `POST /api/environments?house_id=`: without `sandbox_id` a sandbox is provisioned.
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    Body(body): Body<arbe_api::CreateEnvironment>,
+) -> Result<(StatusCode, Json<Environment>), ApiError> {
+    let actor = auth::actor(&state, &headers, &query).await?;
+    let mut req = CreateEnvironment::new(EnvironmentName::parse(&body.name)?);
+    req.runtime = body.runtime.as_deref().map(RuntimeName::parse).transpose()?;
+    req.sandbox = body.sandbox_id.as_deref().map(SandboxRef::parse).transpose()?;
+    req.repo = body.repo.as_deref().map(RepoRef::parse).transpose()?;
+    req.allowed_repos = repos(body.allowed_repos)?;
+    req.github_installation_id = body.github_installation_id;
+    req.secrets = bindings(body.secret_bindings)?;
+    let env = state.services.environments.create(&actor, req).await?;
+    Ok((StatusCode::CREATED, Json(env)))
+}
+
+/// `PATCH /api/environments/{id or name}?house_id=`: a partial update.
+pub(crate) async fn update(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    Body(body): Body<arbe_api::PatchEnvironment>,
+) -> Result<Json<Environment>, ApiError> {
+    let actor = auth::actor(&state, &headers, &query).await?;
+    let by = EnvironmentRef::parse(&id)?;
+    let patch = EnvironmentPatch {
+        name: body.name.as_deref().map(EnvironmentName::parse).transpose()?,
+        sandbox: body.sandbox_id.as_deref().map(SandboxRef::parse).transpose()?,
+        default_repo: body.default_repo.map(|repo| repo.as_deref().map(RepoRef::parse).transpose()).transpose()?,
+        allowed_repos: body.allowed_repos.map(repos).transpose()?,
+        github_installation_id: body.github_installation_id,
+        secret_bindings: body.secret_bindings.map(bindings).transpose()?,
+    };
+    Ok(Json(state.services.environments.update(&actor, &by, patch).await?))
+}
+
+/// `DELETE /api/environments/{id or name}?house_id=`: a soft delete, for owners.
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<StatusCode, ApiError> {
+    let actor = auth::actor(&state, &headers, &query).await?;
+    state.services.environments.delete(&actor, &EnvironmentRef::parse(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,34 @@
+//! The caller's houses.
+
+use arbe_core::{House, Member, Name};
+use axum::{Json, extract::State, http::HeaderMap, http::StatusCode};
+use serde::Serialize;
+
+use crate::{ApiError, AppState, auth, body::Body};
+
+/// A house and the caller's membership in it.
+#[derive(Serialize)]
+pub(crate) struct HouseView {
+    #[serde(flatten)]
+    house: House,
+    membership: Member,
+}
+
+/// `GET /api/houses`: the houses the caller is a member of.
+pub(crate) async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Vec<HouseView>>, ApiError> {
+    let caller = auth::caller(&state, &headers).await?;
+    let houses = state.services.access.houses(&caller).await?;
+    Ok(Json(houses.into_iter().map(|(house, membership)| HouseView { house, membership }).collect()))
+}
+
+/// `POST /api/houses`: a new house, the caller its owner.
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Body(body): Body<arbe_api::CreateHouse>,
+) -> Result<(StatusCode, Json<HouseView>), ApiError> {
+    let caller = auth::caller(&state, &headers).await?;
+    let name = Name::parse_field("house name", &body.name)?;
+    let (house, membership) = state.services.access.create_house(&caller, &name).await?;
+    Ok((StatusCode::CREATED, Json(HouseView { house, membership })))
+}

@@ -1,0 +1,240 @@
+//! The cases `both_backends!` runs on each backend.
+
+use arbe_api::Problem;
+use arbe_core::{SecretValue, ThreadStatus};
+use arbe_store::testkit::TestStore;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::{App, spawn_app};
+
+impl App {
+    /// Calls `path` (with `?house_id=` of `house`) as the holder of `key` (none: anonymous).
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        house: &arbe_core::House,
+        key: Option<&SecretValue>,
+        body: Option<Value>,
+    ) -> (StatusCode, String) {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let mut req = self.http.request(method, format!("{}{path}{sep}house_id={}", self.url, house.id));
+        if let Some(key) = key {
+            req = req.bearer_auth(key.expose());
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = req.send().await.expect("the server answers");
+        let status = res.status();
+        let problem = res.headers().get("content-type").is_some_and(|v| v == "application/problem+json");
+        let text = res.text().await.unwrap();
+        if !status.is_success() {
+            assert!(problem, "an error is a problem document: {status} {text}");
+        }
+        (status, text)
+    }
+
+    async fn env_names(&self, key: &SecretValue) -> Vec<String> {
+        let (status, body) = self.call(Method::GET, "/api/environments", &self.house, Some(key), None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let list: Vec<Value> = serde_json::from_str(&body).unwrap();
+        list.iter().map(|e| e["name"].as_str().unwrap().to_owned()).collect()
+    }
+}
+
+fn problem(body: &str) -> Problem {
+    serde_json::from_str(body).unwrap_or_else(|_| panic!("a problem document: {body}"))
+}
+
+pub(crate) async fn environments_answer_seed_001s_roles_and_another_house_finds_nothing(test: TestStore) {
+    let app = spawn_app(test).await;
+    let (house, other) = (&app.house, &app.other);
+    let create = |name: &str| json!({"name": name, "secret_bindings": [{"name": "OPENROUTER_API_KEY"}]});
+    // Anonymous: 401, the same whatever was wrong.
+    let (status, body) = app.call(Method::GET, "/api/environments", house, None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let bad_key = SecretValue::new("arbe_not_a_real_key".into()).unwrap();
+    let (status, body2) = app.call(Method::GET, "/api/environments", house, Some(&bad_key), None).await;
+    assert_eq!((status, problem(&body2)), (StatusCode::UNAUTHORIZED, problem(&body)));
+    // A reader lists and views but may not create.
+    let (status, body) =
+        app.call(Method::POST, "/api/environments", house, Some(&app.reader), Some(create("work"))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(app.env_names(&app.reader).await, Vec::<String>::new(), "a refused call changed nothing");
+    // A writer creates (a sandbox is provisioned) and updates, but may not delete.
+    let (status, body) =
+        app.call(Method::POST, "/api/environments", house, Some(&app.writer), Some(create("work"))).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let env: Value = serde_json::from_str(&body).unwrap();
+    let id = env["id"].as_str().unwrap().to_owned();
+    assert_eq!(env["secret_bindings"][0]["required"], true);
+    let (status, body) = app
+        .call(Method::PATCH, "/api/environments/WORK", house, Some(&app.writer), Some(json!({"name": "work2"})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = app.call(Method::GET, &format!("/api/environments/{id}"), house, Some(&app.reader), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) =
+        app.call(Method::DELETE, &format!("/api/environments/{id}"), house, Some(&app.writer), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(app.env_names(&app.reader).await, ["work2"]);
+    // Another house's member: 404 whether it names acme's house or its own, for every method,
+    // and the same body as an environment that does not exist.
+    let missing = format!("/api/environments/{}", arbe_core::EnvironmentId::new());
+    let (_, missing_body) = app.call(Method::GET, &missing, house, Some(&app.owner), None).await;
+    for (method, body) in
+        [(Method::GET, None), (Method::PATCH, Some(json!({"name": "stolen"}))), (Method::DELETE, None)]
+    {
+        for in_house in [house, other] {
+            let path = format!("/api/environments/{id}");
+            let (status, text) = app.call(method.clone(), &path, in_house, Some(&app.outsider), body.clone()).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{method} as the outsider in {}: {text}", in_house.name);
+            if in_house.id == other.id {
+                assert_eq!(problem(&text), problem(&missing_body));
+            }
+        }
+    }
+    let (status, _) = app.call(Method::GET, "/api/environments", house, Some(&app.outsider), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "a house without a membership does not exist for the caller");
+    assert_eq!(app.env_names(&app.reader).await, ["work2"], "refused calls changed nothing");
+    // An owner deletes (soft).
+    let (status, _) = app.call(Method::DELETE, &format!("/api/environments/{id}"), house, Some(&app.owner), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(app.env_names(&app.reader).await, Vec::<String>::new());
+}
+
+pub(crate) async fn secret_values_never_come_back(test: TestStore) {
+    let logs = arbe_testkit::LogCapture::install();
+    let app = spawn_app(test).await;
+    let house = &app.house;
+    let canary = format!("sk-canary-{}", arbe_core::SandboxId::new().as_uuid().simple());
+    let mut bodies = vec![];
+    let body = json!({"value": canary, "shared": true});
+    let (status, text) = app.call(Method::PUT, "/api/secrets/DEPLOY_KEY", house, Some(&app.writer), Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    bodies.push(text);
+    // Rotated, listed, viewed; refused for a reader and for another house.
+    let body = json!({"value": format!("{canary}-2")});
+    bodies.push(app.call(Method::PUT, "/api/secrets/DEPLOY_KEY", house, Some(&app.writer), Some(body.clone())).await.1);
+    bodies.push(app.call(Method::GET, "/api/secrets", house, Some(&app.reader), None).await.1);
+    bodies.push(app.call(Method::GET, "/api/secrets/DEPLOY_KEY", house, Some(&app.reader), None).await.1);
+    let (status, text) = app.call(Method::PUT, "/api/secrets/DEPLOY_KEY", house, Some(&app.reader), Some(body)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    bodies.push(text);
+    let (status, text) = app.call(Method::GET, "/api/secrets/DEPLOY_KEY", &app.other, Some(&app.outsider), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    bodies.push(text);
+    // A value too short to redact is refused, naming the rule and not the value.
+    let (status, text) =
+        app.call(Method::PUT, "/api/secrets/PIN", house, Some(&app.writer), Some(json!({"value": "7x3q9z1"}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(problem(&text).detail.contains("at least 8 bytes"), "{text}");
+    assert!(!text.contains("7x3q9z1"));
+    let list: Vec<Value> = serde_json::from_str(&bodies[2]).unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["version"], 2);
+    for body in &bodies {
+        assert!(!body.contains(&canary), "a response carried the value: {body}");
+    }
+    assert!(!logs.text().contains(&canary), "a log line carried the value");
+    // An owner deletes it.
+    let (status, _) = app.call(Method::DELETE, "/api/secrets/DEPLOY_KEY", house, Some(&app.owner), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+}
+
+pub(crate) async fn bad_input_is_a_problem_that_names_the_field_and_echoes_nothing(test: TestStore) {
+    let app = spawn_app(test).await;
+    let house = &app.house;
+    let key = Some(&app.writer);
+    let cases: Vec<(Method, &str, Option<Value>, &str)> = vec![
+        (Method::POST, "/api/environments", Some(json!({"name": "bad name!zq"})), "environment name"),
+        (Method::POST, "/api/environments", Some(json!({"name": "ok", "bogus_fieldzq": 1})), "request body"),
+        (Method::POST, "/api/environments", Some(json!({"name": "ok", "repo": "not a repo zq"})), "repo"),
+        (Method::PUT, "/api/secrets/lower_casezq", Some(json!({"value": "long enough value"})), "secret name"),
+        (Method::GET, "/api/threads/not-a-uuid-zq", None, "thread_id"),
+        (Method::GET, "/api/threads?limit=manyzq", None, "limit"),
+    ];
+    for (method, path, body, field) in cases {
+        let (status, text) = app.call(method.clone(), path, house, key, body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {path}: {text}");
+        let problem = problem(&text);
+        assert_eq!(problem.type_, "urn:arbe:error:invalid_input");
+        assert!(problem.detail.contains(field), "{method} {path}: {}", problem.detail);
+        assert!(!text.contains("zq"), "the input came back: {text}");
+    }
+    // Not JSON at all, and no house named.
+    let res =
+        app.http.post(format!("{}/api/environments?house_id={}", app.url, house.id)).bearer_auth(app.writer.expose());
+    let res = res.header("content-type", "application/json").body("{not json").send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let res =
+        app.http.get(format!("{}/api/environments", app.url)).bearer_auth(app.writer.expose()).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(problem(&res.text().await.unwrap()).detail.contains("house_id"));
+    // Nothing was created.
+    assert_eq!(app.env_names(&app.reader).await, Vec::<String>::new());
+    // A path no route serves.
+    let res = app.http.get(format!("{}/api/nothing-here", app.url)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
+
+pub(crate) async fn a_posted_entry_dispatches_and_its_stream_ends_with_the_dispatch(test: TestStore) {
+    let app = spawn_app(test).await;
+    let house = &app.house;
+    let key = Some(&app.writer);
+    let body = json!({"value": "sk-or-house-key-value", "audience": "capability", "shared": true});
+    assert_eq!(
+        app.call(Method::PUT, "/api/secrets/OPENROUTER_API_KEY", house, key, Some(body)).await.0,
+        StatusCode::OK
+    );
+    let (status, text) = app.call(Method::POST, "/api/environments", house, key, Some(json!({"name": "work"}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    let body = json!({"parent": "general", "environment": "work"});
+    let (status, text) = app.call(Method::POST, "/api/threads", house, key, Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    let thread: Value = serde_json::from_str(&text).unwrap();
+    let thread_id = thread["id"].as_str().unwrap().to_owned();
+    let entries = format!("/api/threads/{thread_id}/entries");
+    let (status, text) = app.call(Method::POST, &entries, house, key, Some(json!({"text": "say hello"}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    // The tail runs until the dispatch ends, then the stream closes by itself.
+    let stream = format!("{}{entries}/stream?house_id={}", app.url, house.id);
+    let res = app.http.get(&stream).bearer_auth(app.writer.expose()).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    let text =
+        tokio::time::timeout(std::time::Duration::from_secs(60), res.text()).await.expect("the stream ends").unwrap();
+    let events: Vec<(i64, Value)> = text
+        .split("\n\n")
+        .filter_map(|event| {
+            let id = event.lines().find_map(|l| l.strip_prefix("id: "))?.parse().ok()?;
+            let data = event.lines().find_map(|l| l.strip_prefix("data: "))?;
+            Some((id, serde_json::from_str(data).unwrap()))
+        })
+        .collect();
+    let kinds: Vec<&str> = events.iter().map(|(_, e)| e["kind"].as_str().unwrap_or("?")).collect();
+    assert!(kinds.contains(&"tool.call"), "{kinds:?}");
+    let output: String = events.iter().filter_map(|(_, e)| e["output"].as_str()).collect();
+    assert!(output.contains("hello-from-the-sandbox"), "{text}");
+    let last = &events.last().unwrap().1;
+    assert_eq!(last["status"], ThreadStatus::Succeeded.as_str(), "{text}");
+    let seqs: Vec<i64> = events.iter().map(|(id, _)| *id).collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "every entry once, in order: {seqs:?}");
+    // Resumed with Last-Event-ID: only what came after.
+    let res = app
+        .http
+        .get(&stream)
+        .bearer_auth(app.reader.expose())
+        .header("last-event-id", seqs[seqs.len() - 3].to_string())
+        .send()
+        .await
+        .unwrap();
+    let resumed = res.text().await.unwrap();
+    let ids: Vec<i64> = resumed.lines().filter_map(|l| l.strip_prefix("id: ")).map(|id| id.parse().unwrap()).collect();
+    assert_eq!(ids, seqs[seqs.len() - 2..]);
+    // The thread says how it ended.
+    let (_, text) = app.call(Method::GET, &format!("/api/threads/{thread_id}"), house, Some(&app.reader), None).await;
+    assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["status"], "succeeded");
+}

@@ -1,0 +1,104 @@
+//! The API over real HTTP: a server on a random loopback port, the real services on both
+//! backends, sandboxes on this machine's Docker engine (isolated, so several houses may share
+//! it), and a scripted model.
+
+mod cases;
+
+use std::sync::Arc;
+
+use arbe_core::{House, Role, RuntimeName, SecretValue};
+use arbe_dispatch::{DispatchConfig, OneProvider, Services, ServicesConfig};
+use arbe_env::EnvConfig;
+use arbe_llm::{ChatRequest, ChatResponse, FnProvider, Message, StopReason, ToolCall};
+use arbe_runtime::{Runtime, RuntimeRegistry};
+use arbe_runtime_docker::{DockerConfig, DockerRuntime};
+use arbe_store::testkit::{self, TestStore};
+use arbe_vault::{MasterKey, MasterKeys};
+
+arbe_store::both_backends!(cases =>
+    environments_answer_seed_001s_roles_and_another_house_finds_nothing,
+    secret_values_never_come_back,
+    bad_input_is_a_problem_that_names_the_field_and_echoes_nothing,
+    a_posted_entry_dispatches_and_its_stream_ends_with_the_dispatch,
+);
+
+/// A server on a random port, with a house (`acme`: owner, writer, reader) and a member of
+/// another house (`outsider`).
+pub(crate) struct App {
+    pub(crate) url: String,
+    pub(crate) http: reqwest::Client,
+    pub(crate) house: House,
+    pub(crate) other: House,
+    pub(crate) owner: SecretValue,
+    pub(crate) writer: SecretValue,
+    pub(crate) reader: SecretValue,
+    pub(crate) outsider: SecretValue,
+    _workers: arbe_dispatch::Workers,
+    _test: TestStore,
+}
+
+/// The scripted model: asked with no tool result yet, it runs `echo hello-from-the-sandbox`;
+/// asked again, it answers.
+fn model(request: &ChatRequest) -> ChatResponse {
+    let ran = request.messages.iter().any(|m| matches!(m, Message::Tool { .. }));
+    let (text, tool_calls, stop) = if ran {
+        ("All done.".to_owned(), vec![], StopReason::EndTurn)
+    } else {
+        let call = ToolCall {
+            id: "call-1".into(),
+            name: "run_command".into(),
+            arguments: r#"{"command": "echo hello-from-the-sandbox"}"#.into(),
+        };
+        (String::new(), vec![call], StopReason::ToolUse)
+    };
+    ChatResponse { text, tool_calls, stop, usage: Default::default() }
+}
+
+pub(crate) async fn spawn_app(test: TestStore) -> App {
+    let docker = DockerRuntime::new(DockerConfig::default()).expect("a docker runtime");
+    assert!(
+        docker.diagnose().await.is_ok(),
+        "the server tests need a running Docker engine and the sandbox image (`cargo xtask sandbox-image`)"
+    );
+    let mut runtimes = RuntimeRegistry::new();
+    runtimes.register(Arc::new(docker));
+    let services = Services::with_store(
+        test.store.clone(),
+        ServicesConfig {
+            master_keys: MasterKeys::new(MasterKey::generate()),
+            runtimes,
+            env: EnvConfig::new(RuntimeName::parse("docker").unwrap()),
+            dispatch: DispatchConfig {
+                poll: std::time::Duration::from_millis(50),
+                output_flush: std::time::Duration::from_millis(50),
+                ..DispatchConfig::default()
+            },
+            models: Arc::new(OneProvider(Arc::new(FnProvider::new("script", model)))),
+            admin_token: None,
+        },
+    );
+    let fx = testkit::house(&test.store, "acme").await;
+    let (_, owner) = testkit::member(&test.store, &fx.house, "acme-key-owner", Role::Owner).await;
+    let (_, writer) = testkit::member(&test.store, &fx.house, "acme-key-writer", Role::Writer).await;
+    let (_, reader) = testkit::member(&test.store, &fx.house, "acme-key-reader", Role::Reader).await;
+    let other = testkit::house(&test.store, "other").await;
+    let (_, outsider) = testkit::member(&test.store, &other.house, "outsider", Role::Owner).await;
+    let services = Arc::new(services);
+    let workers = services.start_workers();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = arbe_server::router(services);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    App {
+        url,
+        http: reqwest::Client::new(),
+        house: fx.house,
+        other: other.house,
+        owner,
+        writer,
+        reader,
+        outsider,
+        _workers: workers,
+        _test: test,
+    }
+}
