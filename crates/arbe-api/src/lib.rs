@@ -222,6 +222,17 @@ pub struct CreateHouse {
     pub name: String,
 }
 
+/// `POST /api/admin/houses` (admin token): a house, a new user who owns it, and that user's
+/// first API key, shown once in the answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminCreateHouse {
+    /// The house's name.
+    pub house: String,
+    /// The owner's user name.
+    pub user: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,6 +29,19 @@ impl Workers {
         let _ = tokio::time::timeout(drain, all).await;
     }
 
+    /// Stops taking jobs and gives the runs in flight up to `grace` to finish. Those still
+    /// running then stop where they are, writing nothing more; their jobs go back to the queue
+    /// once their leases lapse, and another worker (or this process's next start) takes them
+    /// over. A restart never cancels a user's work: [`Dispatcher::cancel`] is what cancels.
+    pub async fn drain(self, grace: Duration) {
+        let _ = self.shutdown.send(true);
+        let aborts: Vec<_> = self.handles.iter().map(JoinHandle::abort_handle).collect();
+        if tokio::time::timeout(grace, futures_util::future::join_all(self.handles)).await.is_err() {
+            tracing::info!("runs still in flight after the drain period: their jobs are handed back to the queue");
+            aborts.iter().for_each(tokio::task::AbortHandle::abort);
+        }
+    }
+
     /// Stops everything at once, writing nothing more: what a crash does. Jobs in flight stay
     /// leased until their lease runs out, then another worker takes them over.
     pub fn abort(self) {

@@ -31,10 +31,11 @@ pub(crate) async fn actor(
     headers: &HeaderMap,
     query: &HashMap<String, String>,
 ) -> Result<Actor, ApiError> {
-    let key = bearer(headers)?;
+    // The key first: a caller who is not one gets 401 whatever else is wrong with the request.
+    let caller = caller(state, headers).await?;
     let house = query
         .get("house_id")
         .ok_or_else(|| ApiError::new(ErrorKind::InvalidInput, "invalid house_id: the request must name its house"))?;
     let house = HouseId::parse(house)?;
-    Ok(state.services.authenticate(key, house).await?)
+    Ok(state.services.access.actor(&caller, house).await?)
 }

@@ -32,11 +32,12 @@ pub struct AppState {
 
 /// The API's routes over `services`.
 pub fn router(services: Arc<Services>) -> Router {
-    use routes::{entries, environments, health, houses, secrets, threads};
+    use routes::{admin, entries, environments, health, houses, secrets, threads};
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/api/houses", get(houses::list).post(houses::create))
+        .route("/api/admin/houses", post(admin::create_house))
         .route("/api/secrets", get(secrets::list))
         .route("/api/secrets/{name}", get(secrets::view).put(secrets::set).delete(secrets::delete))
         .route("/api/environments", get(environments::list).post(environments::create))

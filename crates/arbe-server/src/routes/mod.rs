@@ -1,5 +1,6 @@
 //! One module per area; each handler authenticates, makes one service call and answers.
 
+pub(crate) mod admin;
 pub(crate) mod entries;
 pub(crate) mod environments;
 pub(crate) mod health;

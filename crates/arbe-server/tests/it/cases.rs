@@ -238,3 +238,32 @@ pub(crate) async fn a_posted_entry_dispatches_and_its_stream_ends_with_the_dispa
     let (_, text) = app.call(Method::GET, &format!("/api/threads/{thread_id}"), house, Some(&app.reader), None).await;
     assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["status"], "succeeded");
 }
+
+pub(crate) async fn the_admin_token_makes_a_house_and_its_first_key_and_nothing_else_does(test: TestStore) {
+    let app = spawn_app(test).await;
+    let url = format!("{}/api/admin/houses", app.url);
+    let body = json!({"house": "newco", "user": "founder"});
+    // An API key, even an owner's, is not the admin token; neither is nothing.
+    for key in [Some(&app.owner), None] {
+        let mut req = app.http.post(&url).json(&body);
+        if let Some(key) = key {
+            req = req.bearer_auth(key.expose());
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    let res = app.http.post(&url).bearer_auth(app.admin.expose()).json(&body).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let made: Value = res.json().await.unwrap();
+    let key = SecretValue::new(made["api_key"].as_str().unwrap().to_owned()).unwrap();
+    assert_eq!(made["owner"]["role"], "owner");
+    // The key works, as that house's owner, and only there.
+    let houses = app.http.get(format!("{}/api/houses", app.url)).bearer_auth(key.expose()).send().await.unwrap();
+    let houses: Vec<Value> = houses.json().await.unwrap();
+    assert_eq!(houses.iter().map(|h| h["name"].as_str().unwrap()).collect::<Vec<_>>(), ["newco"]);
+    let (status, _) = app.call(Method::GET, "/api/environments", &app.house, Some(&key), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // The same house name again is a conflict.
+    let res = app.http.post(&url).bearer_auth(app.admin.expose()).json(&json!({"house": "newco", "user": "second"}));
+    assert_eq!(res.send().await.unwrap().status(), StatusCode::CONFLICT);
+}

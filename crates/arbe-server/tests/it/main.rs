@@ -20,6 +20,7 @@ arbe_store::both_backends!(cases =>
     secret_values_never_come_back,
     bad_input_is_a_problem_that_names_the_field_and_echoes_nothing,
     a_posted_entry_dispatches_and_its_stream_ends_with_the_dispatch,
+    the_admin_token_makes_a_house_and_its_first_key_and_nothing_else_does,
 );
 
 /// A server on a random port, with a house (`acme`: owner, writer, reader) and a member of
@@ -33,6 +34,7 @@ pub(crate) struct App {
     pub(crate) writer: SecretValue,
     pub(crate) reader: SecretValue,
     pub(crate) outsider: SecretValue,
+    pub(crate) admin: SecretValue,
     _workers: arbe_dispatch::Workers,
     _test: TestStore,
 }
@@ -55,6 +57,7 @@ fn model(request: &ChatRequest) -> ChatResponse {
 }
 
 pub(crate) async fn spawn_app(test: TestStore) -> App {
+    let admin = arbe_store::AdminToken::generate();
     let docker = DockerRuntime::new(DockerConfig::default()).expect("a docker runtime");
     assert!(
         docker.diagnose().await.is_ok(),
@@ -74,7 +77,7 @@ pub(crate) async fn spawn_app(test: TestStore) -> App {
                 ..DispatchConfig::default()
             },
             models: Arc::new(OneProvider(Arc::new(FnProvider::new("script", model)))),
-            admin_token: None,
+            admin_token: Some(arbe_store::AdminToken::new(&admin)),
         },
     );
     let fx = testkit::house(&test.store, "acme").await;
@@ -98,6 +101,7 @@ pub(crate) async fn spawn_app(test: TestStore) -> App {
         writer,
         reader,
         outsider,
+        admin,
         _workers: workers,
         _test: test,
     }

@@ -1,0 +1,148 @@
+//! `arbe-server`: reads its settings (flags, `ARBE_*`, `~/.arbe/`), opens the store, builds the
+//! runtimes it can reach, starts the dispatch workers and serves the API until SIGTERM or
+//! Ctrl-C, then drains.
+
+mod settings;
+
+use std::{collections::HashMap, process::ExitCode, sync::Arc};
+
+use arbe_dispatch::{DispatchConfig, HttpModels, Services, ServicesConfig};
+use arbe_env::{EnvConfig, OperatorKeys};
+use arbe_llm::ProviderKind;
+use arbe_runtime::{Runtime, RuntimeRegistry};
+use arbe_runtime_docker::{DockerConfig, DockerRuntime};
+use arbe_runtime_local::{LocalConfig, LocalRuntime};
+use arbe_store::{AdminToken, StoreConfig};
+use arbe_vault::{MasterKey, MasterKeys};
+use clap::Parser;
+use settings::{Args, MasterKeySource, Settings};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let settings = match Settings::resolve(args) {
+        Ok(settings) => settings,
+        Err(reason) => return fail(&reason),
+    };
+    let level = if settings.verbose { tracing::Level::DEBUG } else { tracing::Level::INFO };
+    tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).init();
+    match run(settings).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(reason) => fail(&reason),
+    }
+}
+
+#[allow(clippy::print_stderr)]
+fn fail(reason: &str) -> ExitCode {
+    eprintln!("arbe-server: {reason}");
+    ExitCode::FAILURE
+}
+
+async fn run(settings: Settings) -> Result<(), String> {
+    let master = match &settings.master_key {
+        MasterKeySource::Env(text) => {
+            MasterKey::from_base64(text.expose()).map_err(|_| "ARBE_MASTER_KEY must hold 32 bytes in base64")?
+        }
+        MasterKeySource::File(path) => {
+            let (key, created) = MasterKey::load_or_create(path).map_err(|e| e.to_string())?;
+            if created {
+                tracing::info!(path = %path.display(), "created the master key; back it up: without it no secret opens");
+            }
+            key
+        }
+    };
+    let admin_path = settings.home.join("admin_token");
+    let admin = settings::load_or_create_admin_token(&admin_path)?;
+
+    // The runtimes this server can reach; one that cannot be reached is logged with why.
+    let mut runtimes = RuntimeRegistry::new();
+    let mut names = Vec::new();
+    let docker_config = DockerConfig::from_pairs(settings.docker_pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .map_err(|e| e.to_string())?;
+    let mut docker = None;
+    match DockerRuntime::new(docker_config) {
+        Ok(rt) => {
+            let diagnosis = rt.diagnose().await;
+            if diagnosis.is_ok() {
+                let rt = Arc::new(rt);
+                runtimes.register(rt.clone());
+                docker = Some(rt);
+                names.push("docker");
+            } else {
+                tracing::warn!(?diagnosis, "the docker runtime is unavailable");
+            }
+        }
+        Err(err) => tracing::warn!(error = %err, "the docker runtime is unavailable"),
+    }
+    let mut store_config = StoreConfig::new(settings.database_url.clone());
+    if settings.local_runtime_trusted {
+        if !settings.listen.ip().is_loopback() {
+            return Err(format!(
+                "ARBE_LOCAL_RUNTIME=trusted runs agents' commands on this host as this user: it needs a loopback \
+                 address to listen on, not {}",
+                settings.listen.ip()
+            ));
+        }
+        runtimes.register(Arc::new(LocalRuntime::new(LocalConfig::new(settings.home.join("sandboxes")))));
+        // The host runtime serves one house: the store refuses a second.
+        store_config.single_house = true;
+        names.push("local (trusted, one house)");
+    }
+    let base_urls: HashMap<ProviderKind, String> = ProviderKind::ALL
+        .into_iter()
+        .filter_map(|kind| settings.base_url(kind.base_url_var()).map(|url| (kind, url)))
+        .collect();
+    let config = ServicesConfig {
+        master_keys: MasterKeys::new(master),
+        runtimes,
+        env: EnvConfig {
+            default_runtime: arbe_core::RuntimeName::parse(&settings.default_runtime).map_err(|e| e.to_string())?,
+            github: None,
+            worker_keys: settings.worker_keys(),
+            operator_keys: OperatorKeys::Every,
+        },
+        dispatch: DispatchConfig::default(),
+        models: Arc::new(HttpModels { base_urls, ..HttpModels::default() }),
+        admin_token: Some(AdminToken::new(&admin)),
+    };
+    let services = Arc::new(Services::build(&store_config, config).await.map_err(|e| format!("the store: {e}"))?);
+    let workers = services.start_workers();
+    let reaper = docker.map(|rt| rt.spawn_reaper(std::time::Duration::from_secs(60)));
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
+    let store_kind = if settings.database_url.starts_with("postgres") { "postgresql" } else { "sqlite" };
+    tracing::info!(
+        url = %format!("http://{}", settings.listen),
+        store = store_kind,
+        runtimes = %if names.is_empty() { "none".to_owned() } else { names.join(", ") },
+        admin_token = %admin_path.display(),
+        "arbe-server is listening"
+    );
+    let app = arbe_server::router(services);
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.map_err(|e| e.to_string())?;
+    tracing::info!(drain = ?settings.drain, "shutting down: no new dispatches; giving the ones in flight time to finish");
+    if let Some(reaper) = reaper {
+        reaper.abort();
+    }
+    workers.drain(settings.drain).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

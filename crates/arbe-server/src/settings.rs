@@ -1,0 +1,155 @@
+//! The one place the server reads its environment and files. Precedence, first hit wins (seed
+//! 003): a flag, an `ARBE_*` variable, a convention variable (`OPENROUTER_API_KEY`, …), a file
+//! under `~/.arbe/`, the default. `~/.arbe/` comes from `$HOME`.
+
+use std::{
+    io::Write,
+    net::{IpAddr, SocketAddr},
+    os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use arbe_core::SecretValue;
+use clap::Parser;
+
+/// arbe's HTTP API.
+#[derive(Debug, Parser)]
+#[command(name = "arbe-server", version, about)]
+pub(crate) struct Args {
+    /// Port to listen on (ARBE_PORT; default 8080).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Address to listen on (ARBE_BIND; default 127.0.0.1).
+    #[arg(long)]
+    bind: Option<IpAddr>,
+    /// Log every request and mirror entry streams to stderr (ARBE_API_VERBOSE).
+    #[arg(long)]
+    verbose: bool,
+}
+
+/// Everything the server needs, resolved.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    pub(crate) listen: SocketAddr,
+    pub(crate) verbose: bool,
+    pub(crate) home: PathBuf,
+    pub(crate) database_url: String,
+    pub(crate) master_key: MasterKeySource,
+    pub(crate) drain: Duration,
+    /// `ARBE_LOCAL_RUNTIME=trusted`: the unisolated local runtime, for a single loopback house.
+    pub(crate) local_runtime_trusted: bool,
+    /// `ARBE_SANDBOX_*` and `DOCKER_HOST`, for the docker runtime.
+    pub(crate) docker_pairs: Vec<(String, String)>,
+    /// `ARBE_DEFAULT_RUNTIME` (default: docker).
+    pub(crate) default_runtime: String,
+}
+
+/// Where the master key comes from.
+#[derive(Debug)]
+pub(crate) enum MasterKeySource {
+    /// `ARBE_MASTER_KEY` (base64), held as a secret.
+    Env(SecretValue),
+    /// A file, created 0600 on first start.
+    File(PathBuf),
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+impl Settings {
+    pub(crate) fn resolve(args: Args) -> Result<Self, String> {
+        let home =
+            PathBuf::from(var("HOME").ok_or("HOME is not set: arbe keeps its files under ~/.arbe/")?).join(".arbe");
+        let port = match (args.port, var("ARBE_PORT")) {
+            (Some(port), _) => port,
+            (None, Some(text)) => text.parse().map_err(|_| "ARBE_PORT must be a port number (1-65535)")?,
+            (None, None) => 8080,
+        };
+        let bind = match (args.bind, var("ARBE_BIND")) {
+            (Some(bind), _) => bind,
+            (None, Some(text)) => text.parse().map_err(|_| "ARBE_BIND must be an IP address, e.g. 127.0.0.1")?,
+            (None, None) => IpAddr::from([127, 0, 0, 1]),
+        };
+        let verbose = args.verbose || var("ARBE_API_VERBOSE").is_some_and(|v| v != "0" && v != "false");
+        let database_url =
+            var("ARBE_DATABASE_URL").unwrap_or_else(|| format!("sqlite://{}", home.join("arbe.db").display()));
+        let master_key = match var("ARBE_MASTER_KEY") {
+            Some(key) => MasterKeySource::Env(SecretValue::new(key).map_err(|e| format!("ARBE_MASTER_KEY: {e}"))?),
+            None => MasterKeySource::File(home.join("master.key")),
+        };
+        let drain = match var("ARBE_DRAIN_SECONDS") {
+            Some(text) => Duration::from_secs(text.parse().map_err(|_| "ARBE_DRAIN_SECONDS must be a whole number")?),
+            None => Duration::from_secs(30),
+        };
+        let local_runtime_trusted = match var("ARBE_LOCAL_RUNTIME").as_deref() {
+            None => false,
+            Some("trusted") => true,
+            Some(_) => return Err("ARBE_LOCAL_RUNTIME must be `trusted` or unset".into()),
+        };
+        let docker_pairs =
+            std::env::vars().filter(|(k, _)| k.starts_with("ARBE_SANDBOX_") || k == "DOCKER_HOST").collect();
+        let default_runtime = var("ARBE_DEFAULT_RUNTIME").unwrap_or_else(|| "docker".into());
+        Ok(Self {
+            listen: SocketAddr::new(bind, port),
+            verbose,
+            home,
+            database_url,
+            master_key,
+            drain,
+            local_runtime_trusted,
+            docker_pairs,
+            default_runtime,
+        })
+    }
+
+    /// The worker's model keys: convention variables, then `~/.arbe/keys/<VAR>`.
+    pub(crate) fn worker_keys(&self) -> arbe_env::WorkerKeys {
+        arbe_env::WorkerKeys::new(var, Some(self.home.join("keys")))
+    }
+
+    /// Provider base URLs from `OPENROUTER_BASE_URL` and friends.
+    pub(crate) fn base_url(&self, name: &str) -> Option<String> {
+        var(name)
+    }
+}
+
+/// The admin token in `path`, created (0600, a new random token) on first start. Refuses a file
+/// that its group or others can read or write.
+pub(crate) fn load_or_create_admin_token(path: &Path) -> Result<SecretValue, String> {
+    let error = |reason: String| format!("admin token file {}: {reason}", path.display());
+    match std::fs::metadata(path) {
+        Ok(meta) => {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(error(format!(
+                    "is accessible to group or others (mode {mode:04o}); run `chmod 600` on it"
+                )));
+            }
+            let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+            SecretValue::new(text.trim().to_owned()).map_err(|_| error("is empty".into()))
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(parent) = path.parent() {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(parent)
+                    .map_err(|e| error(format!("cannot create its folder: {e}")))?;
+            }
+            let token = arbe_store::AdminToken::generate();
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| error(e.to_string()))?;
+            file.write_all(token.expose().as_bytes())
+                .and_then(|()| file.write_all(b"\n"))
+                .map_err(|e| error(e.to_string()))?;
+            Ok(token)
+        }
+        Err(err) => Err(error(err.to_string())),
+    }
+}
