@@ -762,7 +762,11 @@ pub(crate) async fn stored_pieces_do_not_reveal_a_guess_at_a_secret(test: TestSt
     }
     workers.shutdown(Duration::from_secs(5)).await;
     assert!(sizes[0].len() >= 2, "the output streamed in pieces: {sizes:?}");
-    assert_eq!(sizes[0], sizes[1], "piece sizes for a right and a wrong guess");
+    // The first piece is stored during the pause after the guess: what it holds must not
+    // depend on whether the guess was right. (Later boundaries depend on timing alone: on a
+    // busy machine the last chunk and the command's end may land in one flush or two.)
+    assert_eq!(sizes[0][0], sizes[1][0], "the piece stored after a right and a wrong guess: {sizes:?}");
+    assert_eq!(sizes[0].iter().sum::<usize>(), sizes[1].iter().sum::<usize>(), "{sizes:?}");
 }
 
 pub(crate) async fn a_recorded_end_whose_job_was_never_closed_is_closed_not_rerun(test: TestStore) {

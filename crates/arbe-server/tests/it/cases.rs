@@ -103,6 +103,7 @@ pub(crate) async fn environments_answer_seed_001s_roles_and_another_house_finds_
     let (status, _) = app.call(Method::DELETE, &format!("/api/environments/{id}"), house, Some(&app.owner), None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(app.env_names(&app.reader).await, Vec::<String>::new());
+    app.clean_up().await;
 }
 
 pub(crate) async fn secret_values_never_come_back(test: TestStore) {
@@ -142,6 +143,7 @@ pub(crate) async fn secret_values_never_come_back(test: TestStore) {
     // An owner deletes it.
     let (status, _) = app.call(Method::DELETE, "/api/secrets/DEPLOY_KEY", house, Some(&app.owner), None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
+    app.clean_up().await;
 }
 
 pub(crate) async fn bad_input_is_a_problem_that_names_the_field_and_echoes_nothing(test: TestStore) {
@@ -178,6 +180,7 @@ pub(crate) async fn bad_input_is_a_problem_that_names_the_field_and_echoes_nothi
     // A path no route serves.
     let res = app.http.get(format!("{}/api/nothing-here", app.url)).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    app.clean_up().await;
 }
 
 pub(crate) async fn a_posted_entry_dispatches_and_its_stream_ends_with_the_dispatch(test: TestStore) {
@@ -237,6 +240,7 @@ pub(crate) async fn a_posted_entry_dispatches_and_its_stream_ends_with_the_dispa
     // The thread says how it ended.
     let (_, text) = app.call(Method::GET, &format!("/api/threads/{thread_id}"), house, Some(&app.reader), None).await;
     assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["status"], "succeeded");
+    app.clean_up().await;
 }
 
 pub(crate) async fn the_admin_token_makes_a_house_and_its_first_key_and_nothing_else_does(test: TestStore) {
@@ -266,4 +270,5 @@ pub(crate) async fn the_admin_token_makes_a_house_and_its_first_key_and_nothing_
     // The same house name again is a conflict.
     let res = app.http.post(&url).bearer_auth(app.admin.expose()).json(&json!({"house": "newco", "user": "second"}));
     assert_eq!(res.send().await.unwrap().status(), StatusCode::CONFLICT);
+    app.clean_up().await;
 }

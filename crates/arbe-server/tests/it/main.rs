@@ -35,6 +35,7 @@ pub(crate) struct App {
     pub(crate) reader: SecretValue,
     pub(crate) outsider: SecretValue,
     pub(crate) admin: SecretValue,
+    docker: Arc<DockerRuntime>,
     _workers: arbe_dispatch::Workers,
     _test: TestStore,
 }
@@ -63,8 +64,9 @@ pub(crate) async fn spawn_app(test: TestStore) -> App {
         docker.diagnose().await.is_ok(),
         "the server tests need a running Docker engine and the sandbox image (`cargo xtask sandbox-image`)"
     );
+    let docker = Arc::new(docker);
     let mut runtimes = RuntimeRegistry::new();
-    runtimes.register(Arc::new(docker));
+    runtimes.register(docker.clone());
     let services = Services::with_store(
         test.store.clone(),
         ServicesConfig {
@@ -102,7 +104,20 @@ pub(crate) async fn spawn_app(test: TestStore) -> App {
         reader,
         outsider,
         admin,
+        docker,
         _workers: workers,
         _test: test,
+    }
+}
+
+impl App {
+    /// Destroys the sandboxes the test's houses provisioned on the engine.
+    pub(crate) async fn clean_up(self) {
+        for house in [&self.house, &self.other] {
+            let labels = arbe_core::Labels::parse([(arbe_runtime::HOUSE_LABEL, house.id.to_string())]).unwrap();
+            for sandbox in self.docker.list(&labels).await.unwrap() {
+                self.docker.destroy(&sandbox.external_id).await.unwrap();
+            }
+        }
     }
 }
