@@ -16,7 +16,7 @@ use axum::{
 use futures_util::{Stream, StreamExt};
 use serde::Serialize;
 
-use crate::{ApiError, AppState, auth, body::Body, routes::limit};
+use crate::{ApiError, AppState, auth::InHouse, body::Body, routes::limit};
 
 /// A posted message and the dispatch it queued.
 #[derive(Serialize)]
@@ -28,12 +28,10 @@ pub(crate) struct Posted {
 /// `POST /api/threads/{id}/entries?house_id=`.
 pub(crate) async fn create(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    InHouse(actor): InHouse,
     Path(id): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
     Body(body): Body<arbe_api::CreateEntry>,
 ) -> Result<(StatusCode, Json<Posted>), ApiError> {
-    let actor = auth::actor(&state, &headers, &query).await?;
     let (entry, job) = state.services.dispatcher.post(&actor, ThreadId::parse(&id)?, &body.text).await?;
     Ok((StatusCode::CREATED, Json(Posted { entry, job })))
 }
@@ -51,11 +49,11 @@ fn after(query: &HashMap<String, String>, headers: &HeaderMap) -> Result<i64, Ap
 /// `GET /api/threads/{id}/entries?house_id=&after=&limit=`.
 pub(crate) async fn list(
     State(state): State<AppState>,
+    InHouse(actor): InHouse,
     headers: HeaderMap,
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Vec<Entry>>, ApiError> {
-    let actor = auth::actor(&state, &headers, &query).await?;
     let entries =
         state.services.dispatcher.entries(&actor, ThreadId::parse(&id)?, after(&query, &headers)?, limit(&query, 500)?);
     Ok(Json(entries.await?))
@@ -105,11 +103,11 @@ impl Tail {
 /// `GET /api/threads/{id}/entries/stream?house_id=&after=&follow=`.
 pub(crate) async fn stream(
     State(state): State<AppState>,
+    InHouse(actor): InHouse,
     headers: HeaderMap,
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let actor = auth::actor(&state, &headers, &query).await?;
     let thread = ThreadId::parse(&id)?;
     let follow = match query.get("follow").map(String::as_str) {
         None | Some("false") => false,

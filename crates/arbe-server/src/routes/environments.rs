@@ -1,19 +1,17 @@
 //! Environments, seed 001 exactly: list and view for members, create and update for writers,
 //! delete (soft) for owners; addressed by id or by name.
 
-use std::collections::HashMap;
-
 use arbe_core::{
     Environment, EnvironmentName, EnvironmentRef, RepoRef, RuntimeName, SandboxRef, SecretBinding, SecretName,
 };
 use arbe_env::{CreateEnvironment, EnvironmentPatch};
 use axum::{
     Json,
-    extract::{Path, Query, State},
-    http::{HeaderMap, StatusCode},
+    extract::{Path, State},
+    http::StatusCode,
 };
 
-use crate::{ApiError, AppState, auth, body::Body};
+use crate::{ApiError, AppState, auth::InHouse, body::Body};
 
 fn bindings(bindings: Vec<arbe_api::Binding>) -> Result<Vec<SecretBinding>, ApiError> {
     bindings
@@ -29,32 +27,26 @@ fn repos(repos: Vec<String>) -> Result<Vec<RepoRef>, ApiError> {
 /// `GET /api/environments?house_id=`.
 pub(crate) async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
+    InHouse(actor): InHouse,
 ) -> Result<Json<Vec<Environment>>, ApiError> {
-    let actor = auth::actor(&state, &headers, &query).await?;
     Ok(Json(state.services.environments.list(&actor).await?))
 }
 
 /// `GET /api/environments/{id or name}?house_id=`.
 pub(crate) async fn view(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    InHouse(actor): InHouse,
     Path(id): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Environment>, ApiError> {
-    let actor = auth::actor(&state, &headers, &query).await?;
     Ok(Json(state.services.environments.view(&actor, &EnvironmentRef::parse(&id)?).await?))
 }
 
 /// `POST /api/environments?house_id=`: without `sandbox_id` a sandbox is provisioned.
 pub(crate) async fn create(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
+    InHouse(actor): InHouse,
     Body(body): Body<arbe_api::CreateEnvironment>,
 ) -> Result<(StatusCode, Json<Environment>), ApiError> {
-    let actor = auth::actor(&state, &headers, &query).await?;
     let mut req = CreateEnvironment::new(EnvironmentName::parse(&body.name)?);
     req.runtime = body.runtime.as_deref().map(RuntimeName::parse).transpose()?;
     req.sandbox = body.sandbox_id.as_deref().map(SandboxRef::parse).transpose()?;
@@ -69,12 +61,10 @@ pub(crate) async fn create(
 /// `PATCH /api/environments/{id or name}?house_id=`: a partial update.
 pub(crate) async fn update(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    InHouse(actor): InHouse,
     Path(id): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
     Body(body): Body<arbe_api::PatchEnvironment>,
 ) -> Result<Json<Environment>, ApiError> {
-    let actor = auth::actor(&state, &headers, &query).await?;
     let by = EnvironmentRef::parse(&id)?;
     let patch = EnvironmentPatch {
         name: body.name.as_deref().map(EnvironmentName::parse).transpose()?,
@@ -90,11 +80,9 @@ pub(crate) async fn update(
 /// `DELETE /api/environments/{id or name}?house_id=`: a soft delete, for owners.
 pub(crate) async fn delete(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    InHouse(actor): InHouse,
     Path(id): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
 ) -> Result<StatusCode, ApiError> {
-    let actor = auth::actor(&state, &headers, &query).await?;
     state.services.environments.delete(&actor, &EnvironmentRef::parse(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }

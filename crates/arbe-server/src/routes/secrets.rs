@@ -1,47 +1,39 @@
 //! Secrets: values go in, only metadata comes out.
 
-use std::collections::HashMap;
-
 use arbe_core::{Audience, SecretMeta, SecretName, SecretValue};
 use arbe_vault::SetOptions;
 use axum::{
     Json,
-    extract::{Path, Query, State},
-    http::{HeaderMap, StatusCode},
+    extract::{Path, State},
+    http::StatusCode,
 };
 
-use crate::{ApiError, AppState, auth, body::Body};
+use crate::{ApiError, AppState, auth::InHouse, body::Body};
 
 /// `GET /api/secrets?house_id=`.
 pub(crate) async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
+    InHouse(actor): InHouse,
 ) -> Result<Json<Vec<SecretMeta>>, ApiError> {
-    let actor = auth::actor(&state, &headers, &query).await?;
     Ok(Json(state.services.secrets.list(&actor).await?))
 }
 
 /// `GET /api/secrets/{name}?house_id=`: its metadata.
 pub(crate) async fn view(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    InHouse(actor): InHouse,
     Path(name): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<SecretMeta>, ApiError> {
-    let actor = auth::actor(&state, &headers, &query).await?;
     Ok(Json(state.services.secrets.meta(&actor, &SecretName::parse(&name)?).await?))
 }
 
 /// `PUT /api/secrets/{name}?house_id=`: creates or rotates it.
 pub(crate) async fn set(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    InHouse(actor): InHouse,
     Path(name): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
     Body(body): Body<arbe_api::SetSecret>,
 ) -> Result<Json<SecretMeta>, ApiError> {
-    let actor = auth::actor(&state, &headers, &query).await?;
     let name = SecretName::parse(&name)?;
     let audience = body.audience.as_deref().map(Audience::parse).transpose()?;
     let value = SecretValue::new(body.value)?;
@@ -52,11 +44,9 @@ pub(crate) async fn set(
 /// `DELETE /api/secrets/{name}?house_id=`.
 pub(crate) async fn delete(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    InHouse(actor): InHouse,
     Path(name): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
 ) -> Result<StatusCode, ApiError> {
-    let actor = auth::actor(&state, &headers, &query).await?;
     state.services.secrets.delete(&actor, &SecretName::parse(&name)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -7,20 +7,18 @@ use arbe_dispatch::CreateThread;
 use axum::{
     Json,
     extract::{Path, Query, State},
-    http::{HeaderMap, StatusCode},
+    http::StatusCode,
 };
 use serde::Serialize;
 
-use crate::{ApiError, AppState, auth, body::Body, routes::limit};
+use crate::{ApiError, AppState, auth::InHouse, body::Body, routes::limit};
 
 /// `POST /api/threads?house_id=`.
 pub(crate) async fn create(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
+    InHouse(actor): InHouse,
     Body(body): Body<arbe_api::CreateThread>,
 ) -> Result<(StatusCode, Json<Thread>), ApiError> {
-    let actor = auth::actor(&state, &headers, &query).await?;
     let mut req = CreateThread::new(ParentRef::parse(&body.parent)?);
     req.environment = body.environment.as_deref().map(EnvironmentRef::parse).transpose()?;
     req.model_override = body.model.as_deref().map(ModelRef::parse).transpose()?;
@@ -31,21 +29,18 @@ pub(crate) async fn create(
 /// `GET /api/threads?house_id=&limit=`: the newest first.
 pub(crate) async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    InHouse(actor): InHouse,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Vec<Thread>>, ApiError> {
-    let actor = auth::actor(&state, &headers, &query).await?;
     Ok(Json(state.services.threads.list(&actor, limit(&query, 100)?).await?))
 }
 
 /// `GET /api/threads/{id}?house_id=`.
 pub(crate) async fn view(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    InHouse(actor): InHouse,
     Path(id): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Thread>, ApiError> {
-    let actor = auth::actor(&state, &headers, &query).await?;
     Ok(Json(state.services.threads.view(&actor, ThreadId::parse(&id)?).await?))
 }
 
@@ -59,11 +54,9 @@ pub(crate) struct Cancelled {
 /// `POST /api/threads/{id}/cancel?house_id=`: ends queued dispatches, stops running ones.
 pub(crate) async fn cancel(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    InHouse(actor): InHouse,
     Path(id): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Cancelled>, ApiError> {
-    let actor = auth::actor(&state, &headers, &query).await?;
     let cancelled = state.services.dispatcher.cancel(&actor, ThreadId::parse(&id)?).await?;
     Ok(Json(Cancelled { cancelled }))
 }
