@@ -233,6 +233,42 @@ pub struct AdminCreateHouse {
     pub user: String,
 }
 
+/// `POST /api/sandboxes`: a new sandbox on `runtime` (the server's default when absent).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSandbox {
+    /// Its name.
+    pub name: String,
+    /// The runtime to provision on.
+    #[serde(default)]
+    pub runtime: Option<String>,
+}
+
+/// `POST /api/keys`: a new API key for the caller, shown once in the answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    /// What it is for.
+    pub label: String,
+}
+
+/// `POST /api/agents`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAgent {
+    /// Its name, unique in the house.
+    pub name: String,
+    /// Its model (default `openrouter/anthropic/claude-haiku-4.5`).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Its system prompt.
+    #[serde(default)]
+    pub system_prompt: Option<String>,
+    /// Whether threads without agents get this one.
+    #[serde(default)]
+    pub is_default: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,7 @@ use arbe_dispatch::Services;
 use axum::{
     Router,
     extract::DefaultBodyLimit,
-    routing::{get, post},
+    routing::{delete, get, post},
 };
 
 pub use error::ApiError;
@@ -32,12 +32,22 @@ pub struct AppState {
 
 /// The API's routes over `services`.
 pub fn router(services: Arc<Services>) -> Router {
-    use routes::{admin, entries, environments, health, houses, secrets, threads};
+    use routes::{admin, agents, entries, environments, health, houses, keys, sandboxes, secrets, threads};
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/api/houses", get(houses::list).post(houses::create))
         .route("/api/admin/houses", post(admin::create_house))
+        .route("/api/keys", get(keys::list).post(keys::create))
+        .route("/api/keys/{id}", delete(keys::revoke))
+        .route("/api/sandboxes", get(sandboxes::list).post(sandboxes::create))
+        .route("/api/sandboxes/{id}", get(sandboxes::view).delete(sandboxes::destroy))
+        .route("/api/sandboxes/{id}/ping", get(sandboxes::ping))
+        .route("/api/sandboxes/{id}/diagnose", get(sandboxes::diagnose))
+        .route("/api/sandboxes/{id}/env", get(sandboxes::env))
+        .route("/api/sandboxes/{id}/{action}", post(sandboxes::lifecycle))
+        .route("/api/agents", get(agents::list).post(agents::create))
+        .route("/api/agents/{id}", get(agents::view).delete(agents::delete))
         .route("/api/secrets", get(secrets::list))
         .route("/api/secrets/{name}", get(secrets::view).put(secrets::set).delete(secrets::delete))
         .route("/api/environments", get(environments::list).post(environments::create))

@@ -1,10 +1,13 @@
 //! One module per area; each handler authenticates, makes one service call and answers.
 
 pub(crate) mod admin;
+pub(crate) mod agents;
 pub(crate) mod entries;
 pub(crate) mod environments;
 pub(crate) mod health;
 pub(crate) mod houses;
+pub(crate) mod keys;
+pub(crate) mod sandboxes;
 pub(crate) mod secrets;
 pub(crate) mod threads;
 

@@ -272,3 +272,63 @@ pub(crate) async fn the_admin_token_makes_a_house_and_its_first_key_and_nothing_
     assert_eq!(res.send().await.unwrap().status(), StatusCode::CONFLICT);
     app.clean_up().await;
 }
+
+pub(crate) async fn sandboxes_keys_and_agents_follow_their_rules(test: TestStore) {
+    let app = spawn_app(test).await;
+    let house = &app.house;
+    let json_of = |text: &str| serde_json::from_str::<Value>(text).unwrap();
+    // Sandboxes: a writer provisions one; readers see it; another house does not.
+    let (status, text) =
+        app.call(Method::POST, "/api/sandboxes", house, Some(&app.reader), Some(json!({"name": "box"}))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+    let (status, text) =
+        app.call(Method::POST, "/api/sandboxes", house, Some(&app.writer), Some(json!({"name": "box"}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    assert_eq!(json_of(&text)["state"], "started");
+    let (_, text) = app.call(Method::GET, "/api/sandboxes?runtime=docker", house, Some(&app.reader), None).await;
+    assert_eq!(json_of(&text).as_array().unwrap().len(), 1);
+    let (status, text) = app.call(Method::GET, "/api/sandboxes/box/ping", house, Some(&app.writer), None).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(json_of(&text)["round_trip_ms"].as_f64().is_some(), "{text}");
+    let (_, text) = app.call(Method::GET, "/api/sandboxes/box/diagnose", house, Some(&app.writer), None).await;
+    assert_eq!(json_of(&text)["runtime"], "docker");
+    assert!(json_of(&text)["checks"].as_array().unwrap().iter().all(|c| c["status"] != "blocker"), "{text}");
+    let (_, text) = app.call(Method::GET, "/api/sandboxes/box/env", house, Some(&app.writer), None).await;
+    assert_eq!(json_of(&text), json!([]));
+    let (status, _) = app.call(Method::POST, "/api/sandboxes/box/stop", house, Some(&app.reader), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, text) = app.call(Method::POST, "/api/sandboxes/box/stop", house, Some(&app.writer), None).await;
+    assert_eq!(json_of(&text)["state"], "stopped");
+    let (_, text) = app.call(Method::POST, "/api/sandboxes/box/start", house, Some(&app.writer), None).await;
+    assert_eq!(json_of(&text)["state"], "started");
+    let (status, _) = app.call(Method::GET, "/api/sandboxes/box", &app.other, Some(&app.outsider), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, text) = app.call(Method::DELETE, "/api/sandboxes/box", house, Some(&app.owner), None).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert_eq!(json_of(&text)["state"], "destroyed");
+    // Keys: a new key is shown once, works, and stops working when revoked.
+    let res = app.http.post(format!("{}/api/keys", app.url)).bearer_auth(app.writer.expose());
+    let res = res.json(&json!({"label": "ci"})).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let made: Value = res.json().await.unwrap();
+    let key = SecretValue::new(made["api_key"].as_str().unwrap().to_owned()).unwrap();
+    let list = app.http.get(format!("{}/api/keys", app.url)).bearer_auth(key.expose()).send().await.unwrap();
+    let list = list.text().await.unwrap();
+    assert!(list.contains("\"ci\"") && !list.contains(key.expose()), "{list}");
+    assert_eq!(app.call(Method::GET, "/api/environments", house, Some(&key), None).await.0, StatusCode::OK);
+    let id = made["id"].as_str().unwrap();
+    let res = app.http.delete(format!("{}/api/keys/{id}", app.url)).bearer_auth(app.writer.expose()).send().await;
+    assert_eq!(res.unwrap().status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.call(Method::GET, "/api/environments", house, Some(&key), None).await.0, StatusCode::UNAUTHORIZED);
+    // Agents.
+    let body = json!({"name": "helper", "model": "openrouter/anthropic/claude-haiku-4.5"});
+    let (status, text) = app.call(Method::POST, "/api/agents", house, Some(&app.writer), Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    let (_, text) = app.call(Method::GET, "/api/agents/helper", house, Some(&app.reader), None).await;
+    assert_eq!(json_of(&text)["name"], "helper");
+    let (status, _) = app.call(Method::GET, "/api/agents/helper", &app.other, Some(&app.outsider), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = app.call(Method::DELETE, "/api/agents/helper", house, Some(&app.owner), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    app.clean_up().await;
+}

@@ -1,0 +1,152 @@
+//! Sandboxes: list (on one runtime or every one), view, create, start, stop, destroy, ping,
+//! diagnose, and the names of the variables commands there get. The stored state is kept in
+//! step with the runtime by the service.
+
+use std::collections::HashMap;
+
+use arbe_core::{ErrorKind, Name, RuntimeName, Sandbox, SandboxRef};
+use axum::{
+    Json,
+    extract::{Path, Query, State},
+    http::StatusCode,
+};
+use serde::Serialize;
+
+use crate::{ApiError, AppState, auth::InHouse, body::Body};
+
+/// `GET /api/sandboxes?house_id=&runtime=`.
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    InHouse(actor): InHouse,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Vec<Sandbox>>, ApiError> {
+    let runtime = query.get("runtime").map(|r| RuntimeName::parse(r)).transpose()?;
+    Ok(Json(state.services.sandboxes.list(&actor, runtime.as_ref()).await?))
+}
+
+/// `GET /api/sandboxes/{id or name}?house_id=`.
+pub(crate) async fn view(
+    State(state): State<AppState>,
+    InHouse(actor): InHouse,
+    Path(id): Path<String>,
+) -> Result<Json<Sandbox>, ApiError> {
+    Ok(Json(state.services.sandboxes.view(&actor, &SandboxRef::parse(&id)?).await?))
+}
+
+/// `POST /api/sandboxes?house_id=` with `{"name": …, "runtime": …}`.
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    InHouse(actor): InHouse,
+    Body(body): Body<arbe_api::CreateSandbox>,
+) -> Result<(StatusCode, Json<Sandbox>), ApiError> {
+    let name = Name::parse_field("sandbox name", &body.name)?;
+    let runtime = body.runtime.as_deref().map(RuntimeName::parse).transpose()?;
+    Ok((StatusCode::CREATED, Json(state.services.sandboxes.create(&actor, name, runtime).await?)))
+}
+
+/// `POST /api/sandboxes/{id or name}/{start|stop}?house_id=`.
+pub(crate) async fn lifecycle(
+    State(state): State<AppState>,
+    InHouse(actor): InHouse,
+    Path((id, action)): Path<(String, String)>,
+) -> Result<Json<Sandbox>, ApiError> {
+    let by = SandboxRef::parse(&id)?;
+    let sandboxes = &state.services.sandboxes;
+    Ok(Json(match action.as_str() {
+        "start" => sandboxes.start(&actor, &by).await?,
+        "stop" => sandboxes.stop(&actor, &by).await?,
+        _ => return Err(ApiError::new(ErrorKind::NotFound, "no such route")),
+    }))
+}
+
+/// `DELETE /api/sandboxes/{id or name}?house_id=`: destroys it and its workspace.
+pub(crate) async fn destroy(
+    State(state): State<AppState>,
+    InHouse(actor): InHouse,
+    Path(id): Path<String>,
+) -> Result<Json<Sandbox>, ApiError> {
+    Ok(Json(state.services.sandboxes.destroy(&actor, &SandboxRef::parse(&id)?).await?))
+}
+
+/// What a ping found.
+#[derive(Serialize)]
+pub(crate) struct Ping {
+    sandbox: Sandbox,
+    /// How long a `true` took, in milliseconds, when the sandbox is started.
+    round_trip_ms: Option<f64>,
+}
+
+/// `GET /api/sandboxes/{id or name}/ping?house_id=`.
+pub(crate) async fn ping(
+    State(state): State<AppState>,
+    InHouse(actor): InHouse,
+    Path(id): Path<String>,
+) -> Result<Json<Ping>, ApiError> {
+    let ping = state.services.sandboxes.ping(&actor, &SandboxRef::parse(&id)?).await?;
+    let round_trip_ms = ping.round_trip.map(|d| d.as_secs_f64() * 1000.0);
+    Ok(Json(Ping { sandbox: ping.sandbox, round_trip_ms }))
+}
+
+/// One check of a diagnosis.
+#[derive(Serialize)]
+pub(crate) struct Check {
+    name: String,
+    /// `ok`, `warning` or `blocker`.
+    status: &'static str,
+    detail: String,
+}
+
+/// What a diagnosis found.
+#[derive(Serialize)]
+pub(crate) struct Diagnosis {
+    sandbox: Sandbox,
+    runtime: &'static str,
+    checks: Vec<Check>,
+}
+
+/// `GET /api/sandboxes/{id or name}/diagnose?house_id=`.
+pub(crate) async fn diagnose(
+    State(state): State<AppState>,
+    InHouse(actor): InHouse,
+    Path(id): Path<String>,
+) -> Result<Json<Diagnosis>, ApiError> {
+    let found = state.services.sandboxes.diagnose(&actor, &SandboxRef::parse(&id)?).await?;
+    let checks = found
+        .runtime
+        .checks
+        .into_iter()
+        .map(|c| Check {
+            name: c.name,
+            status: match c.status {
+                arbe_env::CheckStatus::Ok => "ok",
+                arbe_env::CheckStatus::Warning => "warning",
+                arbe_env::CheckStatus::Blocker => "blocker",
+            },
+            detail: c.detail,
+        })
+        .collect();
+    Ok(Json(Diagnosis { sandbox: found.sandbox, runtime: found.runtime.runtime, checks }))
+}
+
+/// A variable commands in the sandbox get (its name, never its value).
+#[derive(Serialize)]
+pub(crate) struct EnvVar {
+    name: String,
+    required: bool,
+    environment: String,
+}
+
+/// `GET /api/sandboxes/{id or name}/env?house_id=`.
+pub(crate) async fn env(
+    State(state): State<AppState>,
+    InHouse(actor): InHouse,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<EnvVar>>, ApiError> {
+    let names = state.services.sandboxes.env_names(&actor, &SandboxRef::parse(&id)?).await?;
+    Ok(Json(
+        names
+            .into_iter()
+            .map(|v| EnvVar { name: v.name.to_string(), required: v.required, environment: v.environment.to_string() })
+            .collect(),
+    ))
+}
