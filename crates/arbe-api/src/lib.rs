@@ -269,6 +269,24 @@ pub struct CreateAgent {
     pub is_default: bool,
 }
 
+/// `POST /api/members`: an existing user joins the house.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddMember {
+    /// The user's name.
+    pub user: String,
+    /// `owner`, `writer` or `reader`.
+    pub role: String,
+}
+
+/// `PATCH /api/members/{id}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetRole {
+    /// `owner`, `writer` or `reader`.
+    pub role: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

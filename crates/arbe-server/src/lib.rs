@@ -15,7 +15,7 @@ use arbe_dispatch::Services;
 use axum::{
     Router,
     extract::DefaultBodyLimit,
-    routing::{delete, get, post},
+    routing::{delete, get, patch, post},
 };
 
 pub use error::ApiError;
@@ -32,12 +32,15 @@ pub struct AppState {
 
 /// The API's routes over `services`.
 pub fn router(services: Arc<Services>) -> Router {
-    use routes::{admin, agents, entries, environments, health, houses, keys, sandboxes, secrets, threads};
+    use routes::{admin, agents, entries, environments, health, houses, keys, members, sandboxes, secrets, threads};
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/api/houses", get(houses::list).post(houses::create))
         .route("/api/admin/houses", post(admin::create_house))
+        .route("/api/members", get(members::list).post(members::add))
+        .route("/api/members/{id}", patch(members::set_role).delete(members::remove))
+        .route("/api/audit", get(members::audit))
         .route("/api/keys", get(keys::list).post(keys::create))
         .route("/api/keys/{id}", delete(keys::revoke))
         .route("/api/sandboxes", get(sandboxes::list).post(sandboxes::create))

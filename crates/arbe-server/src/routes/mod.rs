@@ -7,6 +7,7 @@ pub(crate) mod environments;
 pub(crate) mod health;
 pub(crate) mod houses;
 pub(crate) mod keys;
+pub(crate) mod members;
 pub(crate) mod sandboxes;
 pub(crate) mod secrets;
 pub(crate) mod threads;

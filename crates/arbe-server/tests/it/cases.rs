@@ -332,3 +332,42 @@ pub(crate) async fn sandboxes_keys_and_agents_follow_their_rules(test: TestStore
     assert_eq!(status, StatusCode::NO_CONTENT);
     app.clean_up().await;
 }
+
+pub(crate) async fn members_join_change_and_leave_and_owners_read_the_audit_trail(test: TestStore) {
+    let app = spawn_app(test).await;
+    let house = &app.house;
+    let json_of = |text: &str| serde_json::from_str::<Value>(text).unwrap();
+    let envs = |key| app.call(Method::GET, "/api/environments", house, Some(key), None);
+    assert_eq!(envs(&app.outsider).await.0, StatusCode::NOT_FOUND);
+    // Only an owner adds a member.
+    let body = json!({"user": "outsider", "role": "reader"});
+    let (status, _) = app.call(Method::POST, "/api/members", house, Some(&app.writer), Some(body.clone())).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(envs(&app.outsider).await.0, StatusCode::NOT_FOUND, "a refused call changed nothing");
+    let (status, text) = app.call(Method::POST, "/api/members", house, Some(&app.owner), Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    let member = json_of(&text)["id"].as_str().unwrap().to_owned();
+    assert_eq!(envs(&app.outsider).await.0, StatusCode::OK, "a member now");
+    let (status, _) =
+        app.call(Method::POST, "/api/environments", house, Some(&app.outsider), Some(json!({"name": "nope"}))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "as a reader");
+    let path = format!("/api/members/{member}");
+    let (status, text) =
+        app.call(Method::PATCH, &path, house, Some(&app.owner), Some(json!({"role": "superuser"}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    assert!(!text.contains("superuser"));
+    let (_, text) = app.call(Method::PATCH, &path, house, Some(&app.owner), Some(json!({"role": "writer"}))).await;
+    assert_eq!(json_of(&text)["role"], "writer");
+    let (status, _) = app.call(Method::DELETE, &path, house, Some(&app.owner), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(envs(&app.outsider).await.0, StatusCode::NOT_FOUND, "gone again");
+    // The audit trail: owners only, names and never values.
+    let canary = "sk-audit-canary-value";
+    let body = json!({"value": canary});
+    app.call(Method::PUT, "/api/secrets/AUDITED", house, Some(&app.writer), Some(body)).await;
+    assert_eq!(app.call(Method::GET, "/api/audit", house, Some(&app.writer), None).await.0, StatusCode::FORBIDDEN);
+    let (status, text) = app.call(Method::GET, "/api/audit", house, Some(&app.owner), None).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(text.contains("AUDITED") && !text.contains(canary), "{text}");
+    app.clean_up().await;
+}

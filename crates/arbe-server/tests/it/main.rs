@@ -22,6 +22,7 @@ arbe_store::both_backends!(cases =>
     a_posted_entry_dispatches_and_its_stream_ends_with_the_dispatch,
     the_admin_token_makes_a_house_and_its_first_key_and_nothing_else_does,
     sandboxes_keys_and_agents_follow_their_rules,
+    members_join_change_and_leave_and_owners_read_the_audit_trail,
 );
 
 /// A server on a random port, with a house (`acme`: owner, writer, reader) and a member of
