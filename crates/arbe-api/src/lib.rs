@@ -287,6 +287,15 @@ pub struct SetRole {
     pub role: String,
 }
 
+/// `PUT /api/environments/{id}/secrets/{NAME}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BindSecret {
+    /// Whether a dispatch fails without it (default) or only warns.
+    #[serde(default = "yes")]
+    pub required: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,7 @@ use arbe_dispatch::Services;
 use axum::{
     Router,
     extract::DefaultBodyLimit,
-    routing::{delete, get, patch, post},
+    routing::{delete, get, patch, post, put},
 };
 
 pub use error::ApiError;
@@ -58,6 +58,8 @@ pub fn router(services: Arc<Services>) -> Router {
             "/api/environments/{id}",
             get(environments::view).patch(environments::update).delete(environments::delete),
         )
+        .route("/api/environments/{id}/diagnose", get(environments::diagnose))
+        .route("/api/environments/{id}/secrets/{name}", put(environments::bind).delete(environments::unbind))
         .route("/api/threads", get(threads::list).post(threads::create))
         .route("/api/threads/{id}", get(threads::view))
         .route("/api/threads/{id}/cancel", post(threads::cancel))

@@ -2,14 +2,15 @@
 //! delete (soft) for owners; addressed by id or by name.
 
 use arbe_core::{
-    Environment, EnvironmentName, EnvironmentRef, RepoRef, RuntimeName, SandboxRef, SecretBinding, SecretName,
+    Environment, EnvironmentName, EnvironmentRef, ModelRef, RepoRef, RuntimeName, SandboxRef, SecretBinding, SecretName,
 };
 use arbe_env::{CreateEnvironment, EnvironmentPatch};
 use axum::{
     Json,
-    extract::{Path, State},
+    extract::{Path, Query, State},
     http::StatusCode,
 };
+use serde::Serialize;
 
 use crate::{ApiError, AppState, auth::InHouse, body::Body};
 
@@ -85,4 +86,95 @@ pub(crate) async fn delete(
 ) -> Result<StatusCode, ApiError> {
     state.services.environments.delete(&actor, &EnvironmentRef::parse(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// An environment after a binding changed, and what changed.
+#[derive(Serialize)]
+pub(crate) struct Bound {
+    environment: Environment,
+    /// `added`, `changed` (the `required` flag flipped) or `unchanged`.
+    outcome: &'static str,
+}
+
+/// `PUT /api/environments/{id or name}/secrets/{NAME}?house_id=` with `{"required": …}`
+/// (default true): binds a secret by name; the same flag again changes nothing.
+pub(crate) async fn bind(
+    State(state): State<AppState>,
+    InHouse(actor): InHouse,
+    Path((id, name)): Path<(String, String)>,
+    Body(body): Body<arbe_api::BindSecret>,
+) -> Result<Json<Bound>, ApiError> {
+    let by = EnvironmentRef::parse(&id)?;
+    let name = SecretName::parse(&name)?;
+    let (environment, outcome) = state.services.environments.bind_secret(&actor, &by, name, body.required).await?;
+    let outcome = match outcome {
+        arbe_env::BindOutcome::Added => "added",
+        arbe_env::BindOutcome::Changed => "changed",
+        arbe_env::BindOutcome::Unchanged => "unchanged",
+    };
+    Ok(Json(Bound { environment, outcome }))
+}
+
+/// An environment after an unbind, and whether the binding was there.
+#[derive(Serialize)]
+pub(crate) struct Unbound {
+    environment: Environment,
+    removed: bool,
+}
+
+/// `DELETE /api/environments/{id or name}/secrets/{NAME}?house_id=`.
+pub(crate) async fn unbind(
+    State(state): State<AppState>,
+    InHouse(actor): InHouse,
+    Path((id, name)): Path<(String, String)>,
+) -> Result<Json<Unbound>, ApiError> {
+    let by = EnvironmentRef::parse(&id)?;
+    let name = SecretName::parse(&name)?;
+    let (environment, removed) = state.services.environments.unbind_secret(&actor, &by, &name).await?;
+    Ok(Json(Unbound { environment, removed }))
+}
+
+/// One check of a preflight.
+#[derive(Serialize)]
+pub(crate) struct Check {
+    name: String,
+    /// `ok`, `warning` or `blocker`.
+    status: &'static str,
+    detail: String,
+}
+
+/// What a preflight found: would a dispatch in this environment, with this model, start?
+#[derive(Serialize)]
+pub(crate) struct Diagnosis {
+    environment: String,
+    model: String,
+    ok: bool,
+    checks: Vec<Check>,
+}
+
+/// `GET /api/environments/{id or name}/diagnose?house_id=&model=`.
+pub(crate) async fn diagnose(
+    State(state): State<AppState>,
+    InHouse(actor): InHouse,
+    Path(id): Path<String>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Result<Json<Diagnosis>, ApiError> {
+    let by = EnvironmentRef::parse(&id)?;
+    let model = ModelRef::parse(query.get("model").map_or(ModelRef::DEFAULT, String::as_str))?;
+    let found = state.services.environments.diagnose(&actor, &by, &model).await?;
+    let ok = found.is_ok();
+    let checks = found
+        .checks
+        .into_iter()
+        .map(|c| Check {
+            name: c.name,
+            status: match c.status {
+                arbe_env::CheckStatus::Ok => "ok",
+                arbe_env::CheckStatus::Warning => "warning",
+                arbe_env::CheckStatus::Blocker => "blocker",
+            },
+            detail: c.detail,
+        })
+        .collect();
+    Ok(Json(Diagnosis { environment: found.environment.to_string(), model: found.model.to_string(), ok, checks }))
 }

@@ -99,6 +99,25 @@ pub(crate) async fn environments_answer_seed_001s_roles_and_another_house_finds_
     let (status, _) = app.call(Method::GET, "/api/environments", house, Some(&app.outsider), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "a house without a membership does not exist for the caller");
     assert_eq!(app.env_names(&app.reader).await, ["work2"], "refused calls changed nothing");
+    // Bindings by name: seed 001's idempotent bind, unbind, and the preflight.
+    let bind = |required: bool| json!({"required": required});
+    let secret = "/api/environments/work2/secrets/DEPLOY_KEY";
+    let outcome = |text: String| serde_json::from_str::<Value>(&text).unwrap()["outcome"].clone();
+    let key = Some(&app.writer);
+    assert_eq!(outcome(app.call(Method::PUT, secret, house, key, Some(bind(true))).await.1), "added");
+    assert_eq!(outcome(app.call(Method::PUT, secret, house, key, Some(bind(true))).await.1), "unchanged");
+    assert_eq!(outcome(app.call(Method::PUT, secret, house, key, Some(bind(false))).await.1), "changed");
+    let (status, _) = app.call(Method::PUT, secret, house, Some(&app.reader), Some(bind(true))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, text) =
+        app.call(Method::GET, "/api/environments/work2/diagnose", house, Some(&app.reader), None).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let diagnosis: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(diagnosis["ok"], false, "no OPENROUTER_API_KEY anywhere: {text}");
+    assert!(text.contains("OPENROUTER_API_KEY"), "the blocker names the key: {text}");
+    let removed = |text: String| serde_json::from_str::<Value>(&text).unwrap()["removed"].clone();
+    assert_eq!(removed(app.call(Method::DELETE, secret, house, key, None).await.1), true);
+    assert_eq!(removed(app.call(Method::DELETE, secret, house, key, None).await.1), false);
     // An owner deletes (soft).
     let (status, _) = app.call(Method::DELETE, &format!("/api/environments/{id}"), house, Some(&app.owner), None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
