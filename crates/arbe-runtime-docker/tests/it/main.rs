@@ -290,3 +290,21 @@ async fn exec_api_variables_arrive_on_standard_input_before_the_commands_own() {
     assert_eq!(out.stdout_text(), "it's \"quoted\"\nand $(not run)|just this");
     rt.destroy(&id).await.unwrap();
 }
+
+/// A killed command whose descendant escaped its process group (and holds its output open) does
+/// not hold `exec` until that descendant ends: after the kill, exec waits a bounded time. The
+/// 60 s bound below is a hang detector, not a speed target: the escaped process lives 300 s.
+#[tokio::test]
+async fn a_timed_out_command_whose_child_escaped_its_group_does_not_hold_exec() {
+    for (rt, ()) in [make().await, make_plain().await] {
+        let id = rt.provision(&testkit::spec()).await.unwrap().external_id;
+        let req = ExecRequest::shell("setsid sleep 300 & echo started; sleep 300").timeout(Duration::from_secs(1));
+        let out = tokio::time::timeout(Duration::from_secs(60), rt.exec(&id, req, &mut ()))
+            .await
+            .expect("exec returned while the escaped process still held its output")
+            .unwrap();
+        assert!(out.timed_out, "{out:?}");
+        assert_eq!(out.stdout_text(), "started\n");
+        rt.destroy(&id).await.unwrap();
+    }
+}
