@@ -1,16 +1,102 @@
 //! Who is calling: an API key (`Authorization: Bearer <key>`) and, for a house's objects, the
 //! house the request names (`?house_id=`). A key without a membership there finds no house (404).
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    sync::Mutex,
+    time::{Duration, Instant},
+};
 
 use arbe_core::{ErrorKind, HouseId};
 use arbe_store::{Actor, Caller};
 use axum::{
-    extract::{FromRequestParts, Query},
+    extract::{ConnectInfo, FromRequestParts, Query},
     http::{HeaderMap, header, request::Parts},
 };
 
 use crate::{ApiError, AppState};
+
+/// Failed authentications per client address: past [`FailedAuth::MAX`] in a window, that
+/// address gets 429 until the window ends, whatever it presents. Other addresses are never
+/// affected, so a valid key is never limited by someone else's failures.
+#[derive(Debug, Default)]
+pub struct FailedAuth {
+    by_address: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+}
+
+impl FailedAuth {
+    /// Failures allowed per address per window.
+    pub const MAX: u32 = 20;
+    /// The window.
+    pub const WINDOW: Duration = Duration::from_secs(60);
+
+    /// `Err` (429, with how long to wait) while `address` is over the limit.
+    fn check(&self, address: Option<IpAddr>) -> Result<(), ApiError> {
+        let Some(address) = address else { return Ok(()) };
+        let map = self.by_address.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get(&address) {
+            Some((count, since)) if *count >= Self::MAX && since.elapsed() < Self::WINDOW => {
+                let wait = Self::WINDOW.saturating_sub(since.elapsed()).as_secs().max(1);
+                Err(ApiError::rate_limited(
+                    format!("too many failed authentications from this address: try again in {wait} s"),
+                    wait,
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn record(&self, address: Option<IpAddr>) {
+        let Some(address) = address else { return };
+        let mut map = self.by_address.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > 100_000 {
+            map.retain(|_, (_, since)| since.elapsed() < Self::WINDOW);
+        }
+        let entry = map.entry(address).or_insert((0, Instant::now()));
+        if entry.1.elapsed() >= Self::WINDOW {
+            *entry = (0, Instant::now());
+        }
+        entry.0 += 1;
+    }
+}
+
+/// The client's address, when the server was started with connect info.
+fn address(parts: &Parts) -> Option<IpAddr> {
+    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())
+}
+
+/// The caller, by its API key.
+pub(crate) struct Authed(pub(crate) Caller);
+
+impl FromRequestParts<AppState> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(Self(caller(state, parts).await?))
+    }
+}
+
+/// Runs `verify` on the request's bearer credential under the failed-authentication limit.
+pub(crate) async fn limited<T, F>(
+    state: &AppState,
+    parts: &Parts,
+    verify: impl FnOnce(String) -> F,
+) -> Result<T, ApiError>
+where
+    F: std::future::Future<Output = Result<T, ApiError>>,
+{
+    let address = address(parts);
+    state.failed_auth.check(address)?;
+    let result = match bearer(&parts.headers) {
+        Ok(key) => verify(key.to_owned()).await,
+        Err(err) => Err(err),
+    };
+    if matches!(&result, Err(err) if err.kind() == ErrorKind::Unauthenticated) {
+        state.failed_auth.record(address);
+    }
+    result
+}
 
 /// The caller, acting in the house the request names: what every route on a house's objects
 /// starts from.
@@ -21,7 +107,13 @@ impl FromRequestParts<AppState> for InHouse {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let query = query(parts).await?;
-        Ok(Self(actor(state, &parts.headers, &query).await?))
+        // The key first: a caller who is not one gets 401 whatever else is wrong with the request.
+        let caller = caller(state, parts).await?;
+        let house = query.get("house_id").ok_or_else(|| {
+            ApiError::new(ErrorKind::InvalidInput, "invalid house_id: the request must name its house")
+        })?;
+        let house = HouseId::parse(house)?;
+        Ok(Self(state.services.access.actor(&caller, house).await?))
     }
 }
 
@@ -45,17 +137,6 @@ fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
 }
 
 /// The user the key belongs to.
-pub(crate) async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    Ok(state.services.access.authenticate(bearer(headers)?).await?)
-}
-
-/// The caller acting in the house `?house_id=` names.
-async fn actor(state: &AppState, headers: &HeaderMap, query: &HashMap<String, String>) -> Result<Actor, ApiError> {
-    // The key first: a caller who is not one gets 401 whatever else is wrong with the request.
-    let caller = caller(state, headers).await?;
-    let house = query
-        .get("house_id")
-        .ok_or_else(|| ApiError::new(ErrorKind::InvalidInput, "invalid house_id: the request must name its house"))?;
-    let house = HouseId::parse(house)?;
-    Ok(state.services.access.actor(&caller, house).await?)
+async fn caller(state: &AppState, parts: &Parts) -> Result<Caller, ApiError> {
+    limited(state, parts, |key| async move { Ok(state.services.access.authenticate(&key).await?) }).await
 }

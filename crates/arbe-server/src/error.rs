@@ -14,12 +14,24 @@ use axum::{
 pub struct ApiError {
     kind: ErrorKind,
     detail: String,
+    /// Seconds to wait, for `RateLimited`.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
     /// An error of `kind` saying `detail`.
     pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
-        Self { kind, detail: detail.into() }
+        Self { kind, detail: detail.into(), retry_after: None }
+    }
+
+    /// Too many requests: try again in `seconds`.
+    pub fn rate_limited(detail: impl Into<String>, seconds: u64) -> Self {
+        Self { retry_after: Some(seconds), ..Self::new(ErrorKind::RateLimited, detail) }
+    }
+
+    /// Its kind.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
     }
 
     /// Failed authentication: one answer, whichever part was wrong.
@@ -49,6 +61,9 @@ impl IntoResponse for ApiError {
         let mut response = (status, [(header::CONTENT_TYPE, PROBLEM_JSON)], body).into_response();
         if self.kind == ErrorKind::Unauthenticated {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        }
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
         }
         response
     }

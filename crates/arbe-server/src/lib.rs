@@ -18,6 +18,7 @@ use axum::{
     routing::{delete, get, patch, post, put},
 };
 
+pub use auth::FailedAuth;
 pub use error::ApiError;
 
 /// The most a request body may hold.
@@ -28,9 +29,13 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 pub struct AppState {
     /// The services every route calls.
     pub services: Arc<Services>,
+    /// Failed authentications per client address.
+    pub failed_auth: Arc<auth::FailedAuth>,
 }
 
-/// The API's routes over `services`.
+/// The API's routes over `services`. Serve it with
+/// `into_make_service_with_connect_info::<SocketAddr>()` so failed authentications are limited
+/// per client address.
 pub fn router(services: Arc<Services>) -> Router {
     use routes::{admin, agents, entries, environments, health, houses, keys, members, sandboxes, secrets, threads};
     Router::new()
@@ -68,5 +73,5 @@ pub fn router(services: Arc<Services>) -> Router {
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(AppState { services })
+        .with_state(AppState { services, failed_auth: Arc::default() })
 }

@@ -120,7 +120,10 @@ async fn run(settings: Settings) -> Result<(), String> {
         "arbe-server is listening"
     );
     let app = arbe_server::router(services);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.map_err(|e| e.to_string())?;
+    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
     tracing::info!(drain = ?settings.drain, "shutting down: no new dispatches; giving the ones in flight time to finish");
     if let Some(reaper) = reaper {
         reaper.abort();

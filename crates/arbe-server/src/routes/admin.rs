@@ -4,20 +4,22 @@ use arbe_core::Name;
 use arbe_store::Admin;
 use axum::{
     Json,
-    extract::State,
-    http::{HeaderMap, StatusCode, header},
+    extract::{FromRequestParts, State},
+    http::{StatusCode, request::Parts},
 };
 use serde::Serialize;
 
-use crate::{ApiError, AppState, body::Body};
+use crate::{ApiError, AppState, auth, body::Body};
 
-fn admin(state: &AppState, headers: &HeaderMap) -> Result<Admin, ApiError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(ApiError::unauthenticated)?;
-    Ok(state.services.admin(token.trim())?)
+/// The operator, proven by the admin token (under the same failed-authentication limit as keys).
+pub(crate) struct AsAdmin(Admin);
+
+impl FromRequestParts<AppState> for AsAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        auth::limited(state, parts, |token| async move { Ok(Self(state.services.admin(&token)?)) }).await
+    }
 }
 
 /// A new house, its owner and the owner's first API key.
@@ -33,10 +35,9 @@ pub(crate) struct Bootstrapped {
 /// owner, and that user's first key.
 pub(crate) async fn create_house(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    AsAdmin(admin): AsAdmin,
     Body(body): Body<arbe_api::AdminCreateHouse>,
 ) -> Result<(StatusCode, Json<Bootstrapped>), ApiError> {
-    let admin = admin(&state, &headers)?;
     let house = Name::parse_field("house", &body.house)?;
     let user = Name::parse_field("user", &body.user)?;
     let made = state.services.access.admin_bootstrap(&admin, &house, &user, "first key").await?;

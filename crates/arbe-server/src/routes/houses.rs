@@ -1,10 +1,10 @@
 //! The caller's houses.
 
 use arbe_core::{House, Member, Name};
-use axum::{Json, extract::State, http::HeaderMap, http::StatusCode};
+use axum::{Json, extract::State, http::StatusCode};
 use serde::Serialize;
 
-use crate::{ApiError, AppState, auth, body::Body};
+use crate::{ApiError, AppState, auth::Authed, body::Body};
 
 /// A house and the caller's membership in it.
 #[derive(Serialize)]
@@ -15,8 +15,10 @@ pub(crate) struct HouseView {
 }
 
 /// `GET /api/houses`: the houses the caller is a member of.
-pub(crate) async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Vec<HouseView>>, ApiError> {
-    let caller = auth::caller(&state, &headers).await?;
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+) -> Result<Json<Vec<HouseView>>, ApiError> {
     let houses = state.services.access.houses(&caller).await?;
     Ok(Json(houses.into_iter().map(|(house, membership)| HouseView { house, membership }).collect()))
 }
@@ -24,10 +26,9 @@ pub(crate) async fn list(State(state): State<AppState>, headers: HeaderMap) -> R
 /// `POST /api/houses`: a new house, the caller its owner.
 pub(crate) async fn create(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     Body(body): Body<arbe_api::CreateHouse>,
 ) -> Result<(StatusCode, Json<HouseView>), ApiError> {
-    let caller = auth::caller(&state, &headers).await?;
     let name = Name::parse_field("house name", &body.name)?;
     let (house, membership) = state.services.access.create_house(&caller, &name).await?;
     Ok((StatusCode::CREATED, Json(HouseView { house, membership })))

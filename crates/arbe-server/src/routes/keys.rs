@@ -4,15 +4,17 @@ use arbe_core::{ApiKeyId, ApiKeyMeta};
 use axum::{
     Json,
     extract::{Path, State},
-    http::{HeaderMap, StatusCode},
+    http::StatusCode,
 };
 use serde::Serialize;
 
-use crate::{ApiError, AppState, auth, body::Body};
+use crate::{ApiError, AppState, auth::Authed, body::Body};
 
 /// `GET /api/keys`: the caller's keys (never the keys themselves).
-pub(crate) async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Vec<ApiKeyMeta>>, ApiError> {
-    let caller = auth::caller(&state, &headers).await?;
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+) -> Result<Json<Vec<ApiKeyMeta>>, ApiError> {
     Ok(Json(state.services.access.keys(&caller).await?))
 }
 
@@ -27,10 +29,9 @@ pub(crate) struct Created {
 /// `POST /api/keys` with `{"label": …}`.
 pub(crate) async fn create(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     Body(body): Body<arbe_api::CreateKey>,
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
-    let caller = auth::caller(&state, &headers).await?;
     let made = state.services.access.create_key(&caller, &body.label).await?;
     Ok((StatusCode::CREATED, Json(Created { meta: made.meta, api_key: made.key.expose().to_owned() })))
 }
@@ -38,10 +39,9 @@ pub(crate) async fn create(
 /// `DELETE /api/keys/{id}`: revokes one of the caller's keys; it fails at its next request.
 pub(crate) async fn revoke(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let caller = auth::caller(&state, &headers).await?;
     state.services.access.revoke_key(&caller, ApiKeyId::parse(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }

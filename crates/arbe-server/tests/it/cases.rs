@@ -390,3 +390,28 @@ pub(crate) async fn members_join_change_and_leave_and_owners_read_the_audit_trai
     assert!(text.contains("AUDITED") && !text.contains(canary), "{text}");
     app.clean_up().await;
 }
+
+pub(crate) async fn failed_authentication_is_limited_per_address_and_never_limits_another(test: TestStore) {
+    let app = spawn_app(test).await;
+    // Two clients on their own loopback addresses: one guessing keys, one with a valid key.
+    let from = |ip: [u8; 4]| reqwest::Client::builder().local_address(std::net::IpAddr::from(ip)).build().unwrap();
+    let (guesser, honest) = (from([127, 0, 0, 2]), from([127, 0, 0, 3]));
+    let url = format!("{}/api/houses", app.url);
+    let mut statuses = vec![];
+    for n in 0..arbe_server::FailedAuth::MAX + 1 {
+        let res = guesser.get(&url).bearer_auth(format!("arbe_guess_{n}")).send().await.unwrap();
+        statuses.push(res.status());
+    }
+    assert!(statuses[..statuses.len() - 1].iter().all(|s| *s == StatusCode::UNAUTHORIZED), "{statuses:?}");
+    let res = guesser.get(&url).bearer_auth("arbe_one_more").send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.headers().get("retry-after").is_some());
+    assert_eq!(problem(&res.text().await.unwrap()).type_, "urn:arbe:error:rate_limited");
+    // The guesser's address is limited even with a valid key (and so is the admin token there)…
+    let res = guesser.get(&url).bearer_auth(app.writer.expose()).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    // …and nobody else is.
+    let res = honest.get(&url).bearer_auth(app.writer.expose()).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    app.clean_up().await;
+}

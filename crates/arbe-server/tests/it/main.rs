@@ -23,6 +23,7 @@ arbe_store::both_backends!(cases =>
     the_admin_token_makes_a_house_and_its_first_key_and_nothing_else_does,
     sandboxes_keys_and_agents_follow_their_rules,
     members_join_change_and_leave_and_owners_read_the_audit_trail,
+    failed_authentication_is_limited_per_address_and_never_limits_another,
 );
 
 /// A server on a random port, with a house (`acme`: owner, writer, reader) and a member of
@@ -95,7 +96,9 @@ pub(crate) async fn spawn_app(test: TestStore) -> App {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let app = arbe_server::router(services);
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(async move {
+        axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await
+    });
     App {
         url,
         http: reqwest::Client::new(),
