@@ -40,7 +40,8 @@ pub struct DispatchConfig {
     pub workers: usize,
     /// How long a claimed job stays a worker's without a heartbeat.
     pub lease: Duration,
-    /// How often a worker renews its lease (and notices a cancel request).
+    /// How often a worker renews its lease (and notices a cancel request). Keep it well under
+    /// `lease`: a run stops by itself once no renewal has succeeded for `lease − heartbeat`.
     pub heartbeat: Duration,
     /// How often an idle worker looks for a job (posts in this process wake it at once).
     pub poll: Duration,
