@@ -130,9 +130,16 @@ pub async fn env_vars_are_per_command(rt: &dyn Runtime) {
 /// while it runs, and not in any file of the workspace or `/tmp` afterwards.
 pub async fn env_values_never_reach_a_command_line_or_disk(rt: &dyn Runtime) {
     let id = provision(rt).await;
-    let canary = format!("sk-canary-{}", SandboxId::new().as_uuid().simple());
-    let scan = "for f in /proc/[0-9]*/cmdline; do tr '\\000' ' ' < \"$f\"; echo; done 2>/dev/null \
-                | grep -c 'sk-canary-[0-9a-f]' || true";
+    let unique = SandboxId::new().as_uuid().simple().to_string();
+    let canary = format!("sk-canary-{unique}");
+    // This canary's own pattern, which the grep's command line does not match: other tests on
+    // this machine legitimately print canaries of their own.
+    let scan = format!(
+        "for f in /proc/[0-9]*/cmdline; do tr '\\000' ' ' < \"$f\"; echo; done 2>/dev/null \
+         | grep -c 'sk-canary-[{}]{}' || true",
+        &unique[..1],
+        &unique[1..]
+    );
     let out = run(rt, &id, ExecRequest::shell(scan).env("ARBE_CANARY_TOKEN", secret(&canary))).await;
     assert_eq!(out.stdout_text().trim(), "0", "a command line carried the value");
     // The command saw it.

@@ -102,12 +102,16 @@ async fn env_values_never_reach_the_remote_command_line() {
     let (rt, _sshd) = make().await;
     let id = rt.provision(&testkit::spec()).await.unwrap().external_id;
     // While the command runs, no process on the host has the value in its arguments.
-    let script =
-        "for f in /proc/[0-9]*/cmdline; do tr '\\000' ' ' < \"$f\"; echo; done | grep -c 'sk-canary-[0-9]' || true";
-    let out = rt
-        .exec(&id, ExecRequest::shell(script).env("TOKEN", arbe_runtime::testkit::secret("sk-canary-42")), &mut ())
-        .await
-        .unwrap();
+    // This canary's own pattern (which the grep's command line does not match): other tests on
+    // this machine print canaries of their own.
+    let unique = arbe_core::SandboxId::new().as_uuid().simple().to_string();
+    let canary = arbe_runtime::testkit::secret(&format!("sk-canary-{unique}"));
+    let script = format!(
+        "for f in /proc/[0-9]*/cmdline; do tr '\\000' ' ' < \"$f\"; echo; done | grep -c 'sk-canary-[{}]{}' || true",
+        &unique[..1],
+        &unique[1..]
+    );
+    let out = rt.exec(&id, ExecRequest::shell(script).env("TOKEN", canary), &mut ()).await.unwrap();
     assert_eq!(out.stdout_text().trim(), "0");
     rt.destroy(&id).await.unwrap();
 }
