@@ -41,8 +41,9 @@ impl Redactor {
     pub fn new<'a>(secrets: impl IntoIterator<Item = (&'a SecretName, &'a SecretValue)>) -> Self {
         let mut redactor = Self::default();
         for (name, value) in secrets {
-            redactor.add(name.as_str(), value);
+            redactor.push(name.as_str(), value);
         }
+        redactor.build();
         redactor
     }
 
@@ -50,12 +51,19 @@ impl Redactor {
     /// shorter than [`SecretValue::MIN_REDACTED_BYTES`] is not added (see the module docs);
     /// returns whether it was.
     pub fn add(&mut self, name: &str, value: &SecretValue) -> bool {
-        let bytes = value.expose().as_bytes();
-        if bytes.len() < SecretValue::MIN_REDACTED_BYTES {
-            return false;
+        let added = self.push(name, value);
+        if added {
+            self.build();
         }
-        if self.values.iter().any(|v| v.as_slice() == bytes) {
-            return true;
+        added || value.expose().len() >= SecretValue::MIN_REDACTED_BYTES
+    }
+
+    /// Records a value's patterns; the automaton is built by [`Redactor::build`]. Returns
+    /// whether the value is new.
+    fn push(&mut self, name: &str, value: &SecretValue) -> bool {
+        let bytes = value.expose().as_bytes();
+        if bytes.len() < SecretValue::MIN_REDACTED_BYTES || self.values.iter().any(|v| v.as_slice() == bytes) {
+            return false;
         }
         self.values.push(Zeroizing::new(bytes.to_vec()));
         let marker = self.markers.len();
@@ -66,13 +74,17 @@ impl Redactor {
                 self.patterns.push((form, marker));
             }
         }
-        self.automaton = Some(
+        true
+    }
+
+    /// One automaton over every pattern.
+    fn build(&mut self) {
+        self.automaton = (!self.patterns.is_empty()).then(|| {
             AhoCorasick::builder()
                 .match_kind(MatchKind::LeftmostLongest)
                 .build(self.patterns.iter().map(|(p, _)| p.as_slice()))
-                .expect("secret patterns are at most 64 KiB each, well inside the automaton's limits"),
-        );
-        true
+                .expect("secret patterns are at most 64 KiB each, well inside the automaton's limits")
+        });
     }
 
     /// `text` with every value replaced.

@@ -311,20 +311,20 @@ enum Output {
 const OUTPUT_QUEUE_BYTES: usize = 4 * 1024 * 1024;
 
 /// The runtime's sink, which never blocks, and the pump's end of a queue bounded in bytes.
-fn output_queue() -> (OutputSink, OutputSource) {
+fn output_queue() -> (QueueSink, QueueSource) {
     let (tx, rx) = mpsc::unbounded_channel();
     let queued = Arc::new(AtomicUsize::new(0));
-    (OutputSink { tx, queued: queued.clone(), lost: 0 }, OutputSource { rx, queued })
+    (QueueSink { tx, queued: queued.clone(), lost: 0 }, QueueSource { rx, queued })
 }
 
-struct OutputSink {
+struct QueueSink {
     tx: mpsc::UnboundedSender<Output>,
     queued: Arc<AtomicUsize>,
     /// Bytes dropped since the last `Lost` sent.
     lost: u64,
 }
 
-impl arbe_runtime::OutputSink for OutputSink {
+impl arbe_runtime::OutputSink for QueueSink {
     fn output(&mut self, _: Stream, chunk: &[u8]) {
         if self.queued.load(Ordering::Acquire) + chunk.len() > OUTPUT_QUEUE_BYTES {
             self.lost += chunk.len() as u64;
@@ -338,7 +338,7 @@ impl arbe_runtime::OutputSink for OutputSink {
     }
 }
 
-impl Drop for OutputSink {
+impl Drop for QueueSink {
     fn drop(&mut self) {
         if self.lost > 0 {
             let _ = self.tx.send(Output::Lost(self.lost));
@@ -346,12 +346,12 @@ impl Drop for OutputSink {
     }
 }
 
-struct OutputSource {
+struct QueueSource {
     rx: mpsc::UnboundedReceiver<Output>,
     queued: Arc<AtomicUsize>,
 }
 
-impl OutputSource {
+impl QueueSource {
     async fn recv(&mut self) -> Option<Output> {
         let out = self.rx.recv().await;
         if let Some(Output::Bytes(chunk)) = &out {

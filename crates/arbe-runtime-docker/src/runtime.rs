@@ -47,11 +47,6 @@ const WRAPPER: &str = r#"echo $$ > "$0"; n=$1; shift
 if [ "$n" -gt 0 ]; then eval "$(dd bs=1 count="$n" 2>/dev/null)"; fi
 "$@"; rc=$?; rm -f "$0"; exit $rc"#;
 
-/// Quotes a word for a POSIX shell.
-fn quote(word: &str) -> String {
-    format!("'{}'", word.replace('\'', r"'\''"))
-}
-
 /// The docker runtime.
 #[derive(Debug, Clone)]
 pub struct DockerRuntime {
@@ -714,9 +709,7 @@ impl Runtime for DockerRuntime {
         let pidfile = format!("/tmp/.arbe-exec-{}.pid", arbe_core::JobId::new());
         // Variables reach the command through its standard input, read by the wrapper before
         // the command starts: never in the exec's create body, which the engine client logs.
-        let env_script: zeroize::Zeroizing<String> = zeroize::Zeroizing::new(
-            req.env.iter().map(|(k, v)| format!("export {k}={}\n", quote(v.expose()))).collect(),
-        );
+        let env_script = arbe_runtime::env_script(&req.env);
         let mut argv = vec![
             "/bin/sh".to_owned(),
             "-c".to_owned(),

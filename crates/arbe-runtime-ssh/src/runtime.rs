@@ -10,6 +10,7 @@ use arbe_core::{ErrorKind, HouseId, Labels, SandboxId, SandboxState};
 use arbe_runtime::{
     Capabilities, Capture, CheckStatus, Command, Diagnosis, ExecOutcome, ExecRequest, ExternalId, HOUSE_LABEL,
     OutputSink, Result, Runtime, RuntimeError, SANDBOX_LABEL, SandboxInfo, SandboxSpec, Stream, check_workspace_path,
+    shell_quote as quote,
 };
 use russh::{
     ChannelMsg,
@@ -94,11 +95,6 @@ struct Meta {
 
 fn err(op: &'static str, kind: ErrorKind, message: impl Into<String>) -> RuntimeError {
     RuntimeError::new(NAME, op, kind, message)
-}
-
-/// Quotes a word for a POSIX shell.
-fn quote(word: &str) -> String {
-    format!("'{}'", word.replace('\'', r"'\''"))
 }
 
 /// Runs on the host for every command, with shell builtins only (every extra process costs a
@@ -234,9 +230,7 @@ impl SshRuntime {
     /// Runs one command on the host through the wrapper, streaming into `capture`.
     async fn raw(&self, op: &'static str, raw: Raw<'_>, capture: &mut Capture<'_>) -> Result<ExecOutcome> {
         let started = Instant::now();
-        let env_script: zeroize::Zeroizing<String> = zeroize::Zeroizing::new(
-            raw.env.iter().map(|(k, v)| format!("export {k}={}\n", quote(v.expose()))).collect(),
-        );
+        let env_script = arbe_runtime::env_script(raw.env);
         let pidfile = raw.run.map(|run| format!("{run}/{}.pid", arbe_core::JobId::new()));
         let mut line = format!(
             "sh -c {} arbe {} {} {} {}",

@@ -117,6 +117,18 @@ impl std::fmt::Debug for ExecRequest {
     }
 }
 
+/// Quotes a word for a POSIX shell: `'…'`, with each `'` written as `'\''`.
+pub fn shell_quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', r"'\''"))
+}
+
+/// A command's variables as a POSIX shell script (`export NAME='value'` lines), for adapters
+/// that hand them to a wrapper on standard input rather than in a request body or an argv.
+/// Wiped when dropped.
+pub fn env_script(env: &[(String, arbe_core::SecretValue)]) -> zeroize::Zeroizing<String> {
+    zeroize::Zeroizing::new(env.iter().map(|(k, v)| format!("export {k}={}\n", shell_quote(v.expose()))).collect())
+}
+
 /// Which output stream a chunk came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stream {

@@ -10,6 +10,7 @@ pub mod testkit;
 pub use error::{Result, RuntimeError};
 pub use exec::{
     Capture, Command, DEFAULT_OUTPUT_CAP, ExecOutcome, ExecRequest, OutputSink, Stream, check_workspace_path,
+    env_script, shell_quote,
 };
 pub use registry::RuntimeRegistry;
 pub use runtime::{

@@ -12,7 +12,7 @@ use axum::{
 };
 use serde::Serialize;
 
-use crate::{ApiError, AppState, auth::InHouse, body::Body};
+use crate::{ApiError, AppState, auth::InHouse, body::Body, routes::CheckView};
 
 fn bindings(bindings: Vec<arbe_api::Binding>) -> Result<Vec<SecretBinding>, ApiError> {
     bindings
@@ -134,22 +134,13 @@ pub(crate) async fn unbind(
     Ok(Json(Unbound { environment, removed }))
 }
 
-/// One check of a preflight.
-#[derive(Serialize)]
-pub(crate) struct Check {
-    name: String,
-    /// `ok`, `warning` or `blocker`.
-    status: &'static str,
-    detail: String,
-}
-
 /// What a preflight found: would a dispatch in this environment, with this model, start?
 #[derive(Serialize)]
 pub(crate) struct Diagnosis {
     environment: String,
     model: String,
     ok: bool,
-    checks: Vec<Check>,
+    checks: Vec<CheckView>,
 }
 
 /// `GET /api/environments/{id or name}/diagnose?house_id=&model=`.
@@ -163,18 +154,6 @@ pub(crate) async fn diagnose(
     let model = ModelRef::parse(query.get("model").map_or(ModelRef::DEFAULT, String::as_str))?;
     let found = state.services.environments.diagnose(&actor, &by, &model).await?;
     let ok = found.is_ok();
-    let checks = found
-        .checks
-        .into_iter()
-        .map(|c| Check {
-            name: c.name,
-            status: match c.status {
-                arbe_env::CheckStatus::Ok => "ok",
-                arbe_env::CheckStatus::Warning => "warning",
-                arbe_env::CheckStatus::Blocker => "blocker",
-            },
-            detail: c.detail,
-        })
-        .collect();
+    let checks = found.checks.into_iter().map(CheckView::from).collect();
     Ok(Json(Diagnosis { environment: found.environment.to_string(), model: found.model.to_string(), ok, checks }))
 }

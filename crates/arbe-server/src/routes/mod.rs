@@ -35,3 +35,23 @@ pub(crate) fn limit(query: &std::collections::HashMap<String, String>, default: 
             .map_err(|_| ApiError::new(ErrorKind::InvalidInput, "invalid limit: must be a whole number")),
     }
 }
+
+/// One check of a diagnosis, as the API shows it.
+#[derive(serde::Serialize)]
+pub(crate) struct CheckView {
+    name: String,
+    /// `ok`, `warning` or `blocker`.
+    status: &'static str,
+    detail: String,
+}
+
+impl From<arbe_env::Check> for CheckView {
+    fn from(check: arbe_env::Check) -> Self {
+        let status = match check.status {
+            arbe_env::CheckStatus::Ok => "ok",
+            arbe_env::CheckStatus::Warning => "warning",
+            arbe_env::CheckStatus::Blocker => "blocker",
+        };
+        Self { name: check.name, status, detail: check.detail }
+    }
+}

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use arbe_core::{ErrorKind, Name, RuntimeName, Sandbox, SandboxRef};
+use arbe_core::{Name, RuntimeName, Sandbox, SandboxRef};
 use axum::{
     Json,
     extract::{Path, Query, State},
@@ -12,7 +12,7 @@ use axum::{
 };
 use serde::Serialize;
 
-use crate::{ApiError, AppState, auth::InHouse, body::Body};
+use crate::{ApiError, AppState, auth::InHouse, body::Body, routes::CheckView};
 
 /// `GET /api/sandboxes?house_id=&runtime=`.
 pub(crate) async fn list(
@@ -44,19 +44,22 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, Json(state.services.sandboxes.create(&actor, name, runtime).await?)))
 }
 
-/// `POST /api/sandboxes/{id or name}/{start|stop}?house_id=`.
-pub(crate) async fn lifecycle(
+/// `POST /api/sandboxes/{id or name}/start?house_id=`.
+pub(crate) async fn start(
     State(state): State<AppState>,
     InHouse(actor): InHouse,
-    Path((id, action)): Path<(String, String)>,
+    Path(id): Path<String>,
 ) -> Result<Json<Sandbox>, ApiError> {
-    let by = SandboxRef::parse(&id)?;
-    let sandboxes = &state.services.sandboxes;
-    Ok(Json(match action.as_str() {
-        "start" => sandboxes.start(&actor, &by).await?,
-        "stop" => sandboxes.stop(&actor, &by).await?,
-        _ => return Err(ApiError::new(ErrorKind::NotFound, "no such route")),
-    }))
+    Ok(Json(state.services.sandboxes.start(&actor, &SandboxRef::parse(&id)?).await?))
+}
+
+/// `POST /api/sandboxes/{id or name}/stop?house_id=`: the workspace is kept.
+pub(crate) async fn stop(
+    State(state): State<AppState>,
+    InHouse(actor): InHouse,
+    Path(id): Path<String>,
+) -> Result<Json<Sandbox>, ApiError> {
+    Ok(Json(state.services.sandboxes.stop(&actor, &SandboxRef::parse(&id)?).await?))
 }
 
 /// `DELETE /api/sandboxes/{id or name}?house_id=`: destroys it and its workspace.
@@ -87,21 +90,12 @@ pub(crate) async fn ping(
     Ok(Json(Ping { sandbox: ping.sandbox, round_trip_ms }))
 }
 
-/// One check of a diagnosis.
-#[derive(Serialize)]
-pub(crate) struct Check {
-    name: String,
-    /// `ok`, `warning` or `blocker`.
-    status: &'static str,
-    detail: String,
-}
-
 /// What a diagnosis found.
 #[derive(Serialize)]
 pub(crate) struct Diagnosis {
     sandbox: Sandbox,
     runtime: &'static str,
-    checks: Vec<Check>,
+    checks: Vec<CheckView>,
 }
 
 /// `GET /api/sandboxes/{id or name}/diagnose?house_id=`.
@@ -111,20 +105,7 @@ pub(crate) async fn diagnose(
     Path(id): Path<String>,
 ) -> Result<Json<Diagnosis>, ApiError> {
     let found = state.services.sandboxes.diagnose(&actor, &SandboxRef::parse(&id)?).await?;
-    let checks = found
-        .runtime
-        .checks
-        .into_iter()
-        .map(|c| Check {
-            name: c.name,
-            status: match c.status {
-                arbe_env::CheckStatus::Ok => "ok",
-                arbe_env::CheckStatus::Warning => "warning",
-                arbe_env::CheckStatus::Blocker => "blocker",
-            },
-            detail: c.detail,
-        })
-        .collect();
+    let checks = found.runtime.checks.into_iter().map(CheckView::from).collect();
     Ok(Json(Diagnosis { sandbox: found.sandbox, runtime: found.runtime.runtime, checks }))
 }
 
