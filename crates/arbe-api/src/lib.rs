@@ -13,6 +13,7 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 /// An error, as RFC 9457 describes it. `type` is stable per [`ErrorKind`]; `detail` names the
 /// field and the rule, and never echoes the input or holds a secret.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Problem {
     /// `urn:arbe:error:<kind>`.
     #[serde(rename = "type")]
@@ -96,9 +97,10 @@ fn title(kind: ErrorKind) -> &'static str {
 
 /// `PUT /api/secrets/{name}`: creates or rotates a secret. The value is never returned.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SetSecret {
-    /// The value (1 byte to 64 KiB; at least 8 bytes for the `environment` audience).
+    /// The value (1 byte to 64 KiB; at least 8 characters for the `environment` audience).
     pub value: String,
     /// `environment` (the default for a new secret) or `capability`.
     #[serde(default)]
@@ -120,6 +122,7 @@ impl std::fmt::Debug for SetSecret {
 
 /// A secret an environment binds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Binding {
     /// The secret's name.
@@ -136,6 +139,7 @@ fn yes() -> bool {
 /// `POST /api/environments` (seed 001). Without `sandbox_id` a sandbox is provisioned on
 /// `runtime` (or the server's default).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateEnvironment {
     /// Unique in the house, without regard to case.
@@ -162,6 +166,7 @@ pub struct CreateEnvironment {
 
 /// `PATCH /api/environments/{id}`: what is present changes; `null` clears an optional field.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PatchEnvironment {
     /// A new name.
@@ -191,6 +196,7 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
 
 /// `POST /api/threads`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateThread {
     /// A channel name or another thread's id.
@@ -208,6 +214,7 @@ pub struct CreateThread {
 
 /// `POST /api/threads/{id}/entries`: a user message, which dispatches the thread's agents.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateEntry {
     /// The message (1 byte to 100 KiB).
@@ -216,6 +223,7 @@ pub struct CreateEntry {
 
 /// `POST /api/houses`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateHouse {
     /// Its name.
@@ -225,6 +233,7 @@ pub struct CreateHouse {
 /// `POST /api/admin/houses` (admin token): a house, a new user who owns it, and that user's
 /// first API key, shown once in the answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AdminCreateHouse {
     /// The house's name.
@@ -233,8 +242,35 @@ pub struct AdminCreateHouse {
     pub user: String,
 }
 
+/// `POST /api/admin/users` (admin token): a user with no house and no key yet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AdminCreateUser {
+    /// The user's name.
+    pub name: String,
+}
+
+/// `PUT /api/admin/houses/{id}/quotas` (admin token): a house's overrides; an absent or `null`
+/// field takes the operator's default.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SetQuotas {
+    /// Sandboxes that are not destroyed.
+    #[serde(default)]
+    pub sandboxes: Option<u64>,
+    /// Dispatches queued or running at once.
+    #[serde(default)]
+    pub concurrent_dispatches: Option<u64>,
+    /// Bytes one sandbox's workspace may hold.
+    #[serde(default)]
+    pub workspace_bytes: Option<u64>,
+}
+
 /// `POST /api/sandboxes`: a new sandbox on `runtime` (the server's default when absent).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateSandbox {
     /// Its name.
@@ -246,6 +282,7 @@ pub struct CreateSandbox {
 
 /// `POST /api/keys`: a new API key for the caller, shown once in the answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     /// What it is for.
@@ -254,6 +291,7 @@ pub struct CreateKey {
 
 /// `POST /api/agents`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateAgent {
     /// Its name, unique in the house.
@@ -271,6 +309,7 @@ pub struct CreateAgent {
 
 /// `POST /api/members`: an existing user joins the house.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AddMember {
     /// The user's name.
@@ -281,6 +320,7 @@ pub struct AddMember {
 
 /// `PATCH /api/members/{id}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SetRole {
     /// `owner`, `writer` or `reader`.
@@ -289,6 +329,7 @@ pub struct SetRole {
 
 /// `PUT /api/environments/{id}/secrets/{NAME}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BindSecret {
     /// Whether a dispatch fails without it (default) or only warns.

@@ -16,6 +16,7 @@ use crate::{
 /// The provider is `[a-z][a-z0-9-]*`; the model is everything after the first `/`, non-empty,
 /// with no whitespace or control characters, 200 characters at most in all.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct ModelRef(String);
 
@@ -83,6 +84,7 @@ impl<'de> Deserialize<'de> for ModelRef {
 
 /// A bot that replies in threads.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Agent {
     /// Its id.
     pub id: AgentId,

@@ -10,6 +10,7 @@ use crate::ids::{HouseId, UserId};
 
 /// What was done.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum AuditAction {
@@ -108,6 +109,7 @@ impl fmt::Display for AuditAction {
 
 /// One recorded change.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEvent {
     /// Its position in the trail: increasing, never reused.
     pub seq: i64,

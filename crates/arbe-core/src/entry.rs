@@ -16,6 +16,7 @@ use crate::{
 
 /// The kind of an entry, as stored in its own column so it can be filtered on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum EntryKind {
     /// A person wrote to the thread.
     #[serde(rename = "user.message")]
@@ -77,6 +78,7 @@ impl fmt::Display for EntryKind {
 
 /// What a finished dispatch cost; carried by the terminal status entry. Names, never values.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Ledger {
     /// Model calls made.
     pub model_turns: u32,
@@ -94,6 +96,7 @@ pub struct Ledger {
 
 /// The body of an entry, tagged by its wire kind.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind")]
 pub enum EntryBody {
     /// A person wrote to the thread.
@@ -192,6 +195,7 @@ impl EntryBody {
 
 /// One record in a thread.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Entry {
     /// Its id.
     pub id: EntryId,

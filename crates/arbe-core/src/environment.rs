@@ -10,6 +10,7 @@ use crate::{
 
 /// A secret an environment needs, by name; the value resolves at dispatch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SecretBinding {
     /// The house secret's name.
     pub name: SecretName,
@@ -46,6 +47,7 @@ pub fn bind_secret(bindings: &mut Vec<SecretBinding>, name: SecretName, required
 
 /// A named execution context in a house.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Environment {
     /// Its id.
     pub id: EnvironmentId,
@@ -99,6 +101,7 @@ impl Environment {
 
 /// An environment as a thread saw it when it was created.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnvironmentSnapshot {
     /// The environment's id (the row itself may since be gone).
     pub id: EnvironmentId,

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// What a caller should do about an error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ErrorKind {
@@ -78,6 +79,7 @@ pub trait Classify: std::error::Error + Send + Sync + 'static {
 
 /// Why an agent run failed, as shown to users in `signal.thread.agent_failed` (seed 002).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorClass {
     /// The provider rejected the key.

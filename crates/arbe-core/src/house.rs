@@ -13,6 +13,7 @@ use crate::{
 
 /// A tenant: every other object belongs to exactly one house.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct House {
     /// Its id.
     pub id: HouseId,
@@ -24,6 +25,7 @@ pub struct House {
 
 /// A member's role in a house, from least to most privileged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// A house member: may read.
@@ -170,6 +172,7 @@ impl Action {
 /// A user: a person or a service account. Users act through API keys, and their memberships
 /// say what they may do in each house.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     /// Its id.
     pub id: UserId,
@@ -182,6 +185,7 @@ pub struct User {
 /// A membership: a user in a house with a role. Entries, secrets and environments name their
 /// author by this id, so authorship is always within one house.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Member {
     /// Its id.
     pub id: MemberId,
@@ -230,6 +234,7 @@ impl Classify for Forbidden {
 /// part it is looked up by, and only a hash of the secret part is stored. A key acts as its
 /// user, in whichever house a request names.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiKeyMeta {
     /// The public id inside the key.
     pub id: ApiKeyId,
@@ -247,6 +252,7 @@ pub struct ApiKeyMeta {
 
 /// A per-house quota the operator sets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum QuotaKind {
     /// Sandboxes that are not destroyed.
@@ -276,6 +282,7 @@ impl fmt::Display for QuotaKind {
 
 /// A house's quotas. `None` means no cap.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Quotas {
     /// Sandboxes that are not destroyed.
     pub sandboxes: Option<u64>,
@@ -335,6 +342,7 @@ impl Classify for QuotaExceeded {
 /// token, that they can reach it. Only connected installations may be named on the house's
 /// environments, and dispatch mints tokens only for them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GitHubConnection {
     /// The house.
     pub house_id: HouseId,

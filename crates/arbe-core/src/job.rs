@@ -12,6 +12,7 @@ use crate::{
 
 /// Where a job is. A job with state `running` whose lease expired is taken over by another worker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     /// Waiting for a worker.
@@ -66,6 +67,7 @@ impl fmt::Display for JobState {
 
 /// One dispatch: run a thread's agents for the user entry at `trigger_seq`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DispatchJob {
     /// Its id.
     pub id: JobId,

@@ -12,6 +12,7 @@ macro_rules! string_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         #[serde(transparent)]
         pub struct $name(String);
 
@@ -224,6 +225,7 @@ impl RepoRef {
 /// Labels on a sandbox: at most 64 pairs; keys `[a-z0-9][a-z0-9._/-]*` up to 63 characters;
 /// values up to 256 characters with no control characters.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct Labels(BTreeMap<String, String>);
 

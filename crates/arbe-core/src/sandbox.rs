@@ -13,6 +13,7 @@ use crate::{
 
 /// Where a sandbox is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SandboxState {
     /// Being created on the runtime.
@@ -65,6 +66,7 @@ impl fmt::Display for SandboxState {
 
 /// What a sandbox may use. `None` means the runtime's default.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Resources {
     /// CPUs (fractions allowed).
     pub cpus: Option<f64>,
@@ -109,6 +111,7 @@ impl Resources {
 
 /// A sandbox row. Created once and reused across dispatches.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Sandbox {
     /// Its id.
     pub id: SandboxId,

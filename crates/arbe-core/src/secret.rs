@@ -15,6 +15,7 @@ use crate::{
 
 /// Who may use a secret's value.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Audience {
     /// May be injected into sandboxes (the default).
@@ -45,6 +46,7 @@ impl Audience {
 
 /// Everything about a secret except its value.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SecretMeta {
     /// Its id (stable across versions).
     pub id: SecretId,

@@ -55,6 +55,20 @@ impl Serialize for ParentRef {
     }
 }
 
+/// On the wire a parent is its text: a channel name or a thread id.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for ParentRef {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("A channel name or a thread id"))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for ParentRef {}
+
 impl<'de> Deserialize<'de> for ParentRef {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
@@ -64,6 +78,7 @@ impl<'de> Deserialize<'de> for ParentRef {
 
 /// A thread's dispatch status, as `signal.thread.status` entries report it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ThreadStatus {
     /// Nothing dispatched yet, or the last dispatch finished long ago.
@@ -125,6 +140,7 @@ impl fmt::Display for ThreadStatus {
 
 /// A conversation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Thread {
     /// Its id.
     pub id: ThreadId,

@@ -7,6 +7,7 @@ mod models;
 mod redact;
 mod run;
 mod services;
+mod stats;
 mod threads;
 mod tools;
 mod worker;
@@ -28,6 +29,7 @@ pub use error::{DispatchError, Result};
 pub use models::{HttpModels, ModelFactory, OneProvider};
 pub use redact::{Redactor, StreamRedactor};
 pub use services::{Services, ServicesConfig};
+pub use stats::{BUCKETS, DispatchStats, Outcome};
 pub use threads::{CreateThread, MAX_THREAD_AGENTS, Threads};
 pub use worker::Workers;
 
@@ -132,6 +134,8 @@ pub(crate) struct Inner {
     listening_now: watch::Sender<bool>,
     /// How many other-process appends the listener has heard.
     heard: std::sync::atomic::AtomicU64,
+    /// What this process's dispatches came to.
+    pub(crate) stats: DispatchStats,
 }
 
 impl Inner {
@@ -185,6 +189,11 @@ impl Inner {
 pub const MAX_MESSAGE_BYTES: usize = 100 * 1024;
 
 impl Dispatcher {
+    /// What this process's dispatches came to, for `/metrics`.
+    pub fn stats(&self) -> &DispatchStats {
+        &self.inner.stats
+    }
+
     /// A dispatcher over `store` and the environments service, with `models` for model calls.
     /// [`Services::build`] wires one; embedding services rarely call this.
     pub fn new(store: Store, envs: Environments, models: Arc<dyn ModelFactory>, config: DispatchConfig) -> Self {
@@ -198,6 +207,7 @@ impl Dispatcher {
                 running: Mutex::default(),
                 listening: std::sync::Once::new(),
                 listening_now: watch::Sender::new(false),
+                stats: DispatchStats::default(),
                 heard: std::sync::atomic::AtomicU64::new(0),
             }),
         }

@@ -494,6 +494,7 @@ impl Run<'_> {
             .into_iter()
             .map(|id| crate::tools::done(&id, note.to_owned()))
             .collect();
+        let failed_class = failed.as_ref().map(|f| f.class);
         if let Some(failure) = failed {
             bodies.push(EntryBody::AgentFailed {
                 error_class: failure.class,
@@ -503,6 +504,7 @@ impl Run<'_> {
             });
         }
         let ledger = self.ledger().clone();
+        self.inner.stats.record(status, failed_class, ledger.wall_ms);
         bodies.push(EntryBody::Status { status, job: Some(self.job.id), ledger: Some(ledger) });
         self.write_all(thread, bodies).await?;
         self.close(status).await

@@ -102,6 +102,16 @@ impl Services {
         Ok(self.store.ping().await?)
     }
 
+    /// Dispatch jobs queued or running across houses, by state (counts only, for `/metrics`).
+    pub async fn active_job_counts(&self) -> Result<Vec<(String, u64)>> {
+        Ok(self.store.active_job_counts().await?)
+    }
+
+    /// Sandboxes across houses by runtime and state (counts only, for `/metrics`).
+    pub async fn sandbox_counts(&self) -> Result<Vec<(String, String, u64)>> {
+        Ok(self.store.sandbox_counts().await?)
+    }
+
     /// Which database the services run on.
     pub fn backend(&self) -> arbe_store::Backend {
         self.store.backend()

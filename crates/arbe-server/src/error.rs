@@ -16,12 +16,22 @@ pub struct ApiError {
     detail: String,
     /// Seconds to wait, for `RateLimited`.
     retry_after: Option<u64>,
+    /// A route that does not take the method: 405, which no [`ErrorKind`] maps to.
+    method_not_allowed: bool,
 }
 
 impl ApiError {
     /// An error of `kind` saying `detail`.
     pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
-        Self { kind, detail: detail.into(), retry_after: None }
+        Self { kind, detail: detail.into(), retry_after: None, method_not_allowed: false }
+    }
+
+    /// 405: the route exists and does not take this method.
+    pub fn method_not_allowed() -> Self {
+        Self {
+            method_not_allowed: true,
+            ..Self::new(ErrorKind::Unsupported, "this route does not take that method; the Allow header lists those it takes")
+        }
     }
 
     /// Too many requests: try again in `seconds`.
@@ -55,7 +65,12 @@ impl<E: Classify> From<E> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let problem = Problem::new(self.kind, self.detail);
+        let mut problem = Problem::new(self.kind, self.detail);
+        if self.method_not_allowed {
+            problem.type_ = "urn:arbe:error:method_not_allowed".into();
+            problem.title = "Method not allowed".into();
+            problem.status = 405;
+        }
         let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&problem).expect("a problem serializes");
         let mut response = (status, [(header::CONTENT_TYPE, PROBLEM_JSON)], body).into_response();

@@ -1,28 +1,50 @@
 //! arbe's HTTP API over [`arbe_dispatch::Services`]: every handler authenticates its caller, makes
 //! one service call and translates the answer, so the server adds no rules of its own. Errors are
 //! `application/problem+json` ([`arbe_api::Problem`]); another house's object is the same 404 as
-//! a missing one; a thread's entries can be tailed as Server-Sent Events.
+//! a missing one; a thread's entries can be tailed as Server-Sent Events. The OpenAPI document
+//! is generated from the handlers ([`openapi`]).
 #![doc = include_str!("../README.md")]
 
 mod auth;
 mod body;
 mod error;
+mod metrics;
+mod openapi;
 mod routes;
 
 use std::sync::Arc;
 
 use arbe_dispatch::Services;
 use axum::{
-    Router,
+    Json, Router,
     extract::DefaultBodyLimit,
-    routing::{delete, get, patch, post, put},
+    http::{HeaderName, Request, header},
+    routing::get,
 };
+use tower_http::{
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    sensitive_headers::SetSensitiveRequestHeadersLayer,
+    trace::TraceLayer,
+};
+use utoipa::OpenApi as _;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub use auth::FailedAuth;
 pub use error::ApiError;
+pub use metrics::Metrics;
 
 /// The most a request body may hold.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// The header that carries a request's id, set by the server when the client sent none.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// How the server behaves beyond its services.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Mirror every Server-Sent Event to the log (`ARBE_API_VERBOSE`, `--verbose`).
+    pub verbose: bool,
+}
 
 /// What every handler shares.
 #[derive(Clone, Debug)]
@@ -31,48 +53,82 @@ pub struct AppState {
     pub services: Arc<Services>,
     /// Failed authentications per client address.
     pub failed_auth: Arc<auth::FailedAuth>,
+    /// Request counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// The server's options.
+    pub options: Options,
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(components(schemas(arbe_api::Problem)))]
+struct Components;
+
+/// Every documented route, with its part of the OpenAPI document.
+fn api() -> OpenApiRouter<AppState> {
+    use routes::{admin, agents, entries, environments, health, houses, keys, members, sandboxes, secrets, threads};
+    OpenApiRouter::with_openapi(Components::openapi())
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(metrics::metrics))
+        .routes(routes!(houses::list, houses::create))
+        .routes(routes!(admin::houses, admin::create_house))
+        .routes(routes!(admin::set_quotas))
+        .routes(routes!(admin::users, admin::create_user))
+        .routes(routes!(admin::create_key))
+        .routes(routes!(admin::revoke_key))
+        .routes(routes!(admin::rotate_master_key))
+        .routes(routes!(members::list, members::add))
+        .routes(routes!(members::set_role, members::remove))
+        .routes(routes!(members::audit))
+        .routes(routes!(keys::list, keys::create))
+        .routes(routes!(keys::revoke))
+        .routes(routes!(sandboxes::list, sandboxes::create))
+        .routes(routes!(sandboxes::view, sandboxes::destroy))
+        .routes(routes!(sandboxes::ping))
+        .routes(routes!(sandboxes::diagnose))
+        .routes(routes!(sandboxes::env))
+        .routes(routes!(sandboxes::start))
+        .routes(routes!(sandboxes::stop))
+        .routes(routes!(agents::list, agents::create))
+        .routes(routes!(agents::view, agents::delete))
+        .routes(routes!(secrets::list))
+        .routes(routes!(secrets::view, secrets::set, secrets::delete))
+        .routes(routes!(environments::list, environments::create))
+        .routes(routes!(environments::view, environments::update, environments::delete))
+        .routes(routes!(environments::diagnose))
+        .routes(routes!(environments::bind, environments::unbind))
+        .routes(routes!(threads::list, threads::create))
+        .routes(routes!(threads::view))
+        .routes(routes!(threads::cancel))
+        .routes(routes!(entries::list, entries::create))
+        .routes(routes!(entries::stream))
+}
+
+/// The API's OpenAPI document, as `GET /api/openapi.json` serves it.
+pub fn openapi() -> serde_json::Value {
+    openapi::finish(api().into_openapi())
 }
 
 /// The API's routes over `services`. Serve it with
 /// `into_make_service_with_connect_info::<SocketAddr>()` so failed authentications are limited
 /// per client address.
-pub fn router(services: Arc<Services>) -> Router {
-    use routes::{admin, agents, entries, environments, health, houses, keys, members, sandboxes, secrets, threads};
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/api/houses", get(houses::list).post(houses::create))
-        .route("/api/admin/houses", post(admin::create_house))
-        .route("/api/members", get(members::list).post(members::add))
-        .route("/api/members/{id}", patch(members::set_role).delete(members::remove))
-        .route("/api/audit", get(members::audit))
-        .route("/api/keys", get(keys::list).post(keys::create))
-        .route("/api/keys/{id}", delete(keys::revoke))
-        .route("/api/sandboxes", get(sandboxes::list).post(sandboxes::create))
-        .route("/api/sandboxes/{id}", get(sandboxes::view).delete(sandboxes::destroy))
-        .route("/api/sandboxes/{id}/ping", get(sandboxes::ping))
-        .route("/api/sandboxes/{id}/diagnose", get(sandboxes::diagnose))
-        .route("/api/sandboxes/{id}/env", get(sandboxes::env))
-        .route("/api/sandboxes/{id}/start", post(sandboxes::start))
-        .route("/api/sandboxes/{id}/stop", post(sandboxes::stop))
-        .route("/api/agents", get(agents::list).post(agents::create))
-        .route("/api/agents/{id}", get(agents::view).delete(agents::delete))
-        .route("/api/secrets", get(secrets::list))
-        .route("/api/secrets/{name}", get(secrets::view).put(secrets::set).delete(secrets::delete))
-        .route("/api/environments", get(environments::list).post(environments::create))
-        .route(
-            "/api/environments/{id}",
-            get(environments::view).patch(environments::update).delete(environments::delete),
-        )
-        .route("/api/environments/{id}/diagnose", get(environments::diagnose))
-        .route("/api/environments/{id}/secrets/{name}", put(environments::bind).delete(environments::unbind))
-        .route("/api/threads", get(threads::list).post(threads::create))
-        .route("/api/threads/{id}", get(threads::view))
-        .route("/api/threads/{id}/cancel", post(threads::cancel))
-        .route("/api/threads/{id}/entries", get(entries::list).post(entries::create))
-        .route("/api/threads/{id}/entries/stream", get(entries::stream))
+pub fn router(services: Arc<Services>, options: Options) -> Router {
+    let (router, doc) = api().split_for_parts();
+    let doc = Arc::new(openapi::finish(doc));
+    let state = AppState { services, failed_auth: Arc::default(), metrics: Arc::default(), options };
+    let request_id = HeaderName::from_static(REQUEST_ID);
+    router
+        .route("/api/openapi.json", get(move || async move { Json(doc.as_ref().clone()) }))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(AppState { services, failed_auth: Arc::default() })
+        .with_state(state)
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+            let id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
+        }))
+        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }

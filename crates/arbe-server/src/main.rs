@@ -15,17 +15,29 @@ use arbe_runtime_local::{LocalConfig, LocalRuntime};
 use arbe_store::{AdminToken, StoreConfig};
 use arbe_vault::{MasterKey, MasterKeys};
 use clap::Parser;
-use settings::{Args, MasterKeySource, Settings};
+use settings::{Args, LogFormat, MasterKeySource, Settings};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    if args.openapi {
+        let doc = serde_json::to_string_pretty(&arbe_server::openapi()).expect("the document serializes");
+        #[allow(clippy::print_stdout)]
+        {
+            println!("{doc}");
+        }
+        return ExitCode::SUCCESS;
+    }
     let settings = match Settings::resolve(args) {
         Ok(settings) => settings,
         Err(reason) => return fail(&reason),
     };
     let level = if settings.verbose { tracing::Level::DEBUG } else { tracing::Level::INFO };
-    tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).init();
+    let logs = tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr);
+    match settings.log_format {
+        LogFormat::Human => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).with_current_span(true).with_span_list(false).init(),
+    }
     match run(settings).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(reason) => fail(&reason),
@@ -51,6 +63,12 @@ async fn run(settings: Settings) -> Result<(), String> {
             key
         }
     };
+    let mut master_keys = MasterKeys::new(master);
+    for key in &settings.previous_master_keys {
+        let key = MasterKey::from_base64(key.expose())
+            .map_err(|_| "ARBE_PREVIOUS_MASTER_KEYS must hold 32-byte keys in base64, comma-separated")?;
+        master_keys.previous.push(key);
+    }
     let admin_path = settings.home.join("admin_token");
     let admin = settings::load_or_create_admin_token(&admin_path)?;
 
@@ -93,7 +111,7 @@ async fn run(settings: Settings) -> Result<(), String> {
         .filter_map(|kind| settings.base_url(kind.base_url_var()).map(|url| (kind, url)))
         .collect();
     let config = ServicesConfig {
-        master_keys: MasterKeys::new(master),
+        master_keys,
         runtimes,
         env: EnvConfig {
             default_runtime: arbe_core::RuntimeName::parse(&settings.default_runtime).map_err(|e| e.to_string())?,
@@ -119,7 +137,7 @@ async fn run(settings: Settings) -> Result<(), String> {
         admin_token = %admin_path.display(),
         "arbe-server is listening"
     );
-    let app = arbe_server::router(services);
+    let app = arbe_server::router(services, arbe_server::Options { verbose: settings.verbose });
     axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await

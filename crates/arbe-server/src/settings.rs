@@ -26,6 +26,18 @@ pub(crate) struct Args {
     /// Log every request and mirror entry streams to stderr (ARBE_API_VERBOSE).
     #[arg(long)]
     verbose: bool,
+    /// Print the API's OpenAPI document and exit.
+    #[arg(long)]
+    pub(crate) openapi: bool,
+}
+
+/// How log lines look (`ARBE_LOG_FORMAT`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LogFormat {
+    /// One readable line per event (the default).
+    Human,
+    /// One JSON object per line, with the request's id and span fields on every line.
+    Json,
 }
 
 /// Everything the server needs, resolved.
@@ -33,9 +45,13 @@ pub(crate) struct Args {
 pub(crate) struct Settings {
     pub(crate) listen: SocketAddr,
     pub(crate) verbose: bool,
+    pub(crate) log_format: LogFormat,
     pub(crate) home: PathBuf,
     pub(crate) database_url: String,
     pub(crate) master_key: MasterKeySource,
+    /// `ARBE_PREVIOUS_MASTER_KEYS`: earlier master keys (base64, comma-separated), still
+    /// accepted for data keys a rotation has not rewrapped yet.
+    pub(crate) previous_master_keys: Vec<SecretValue>,
     pub(crate) drain: Duration,
     /// `ARBE_LOCAL_RUNTIME=trusted`: the unisolated local runtime, for a single loopback house.
     pub(crate) local_runtime_trusted: bool,
@@ -79,6 +95,20 @@ impl Settings {
             Some(key) => MasterKeySource::Env(SecretValue::new(key).map_err(|e| format!("ARBE_MASTER_KEY: {e}"))?),
             None => MasterKeySource::File(home.join("master.key")),
         };
+        let log_format = match var("ARBE_LOG_FORMAT").as_deref() {
+            None | Some("human") => LogFormat::Human,
+            Some("json") => LogFormat::Json,
+            Some(_) => return Err("ARBE_LOG_FORMAT must be `human` or `json`".into()),
+        };
+        let previous_master_keys = match var("ARBE_PREVIOUS_MASTER_KEYS") {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(|k| SecretValue::new(k.to_owned()).map_err(|e| format!("ARBE_PREVIOUS_MASTER_KEYS: {e}")))
+                .collect::<Result<_, _>>()?,
+        };
         let drain = match var("ARBE_DRAIN_SECONDS") {
             Some(text) => Duration::from_secs(text.parse().map_err(|_| "ARBE_DRAIN_SECONDS must be a whole number")?),
             None => Duration::from_secs(30),
@@ -94,9 +124,11 @@ impl Settings {
         Ok(Self {
             listen: SocketAddr::new(bind, port),
             verbose,
+            log_format,
             home,
             database_url,
             master_key,
+            previous_master_keys,
             drain,
             local_runtime_trusted,
             docker_pairs,

@@ -433,3 +433,19 @@ pub struct CancelledJobs {
     /// Running jobs flagged for their workers to stop.
     pub running: u64,
 }
+
+impl Store {
+    /// Dispatch jobs queued or running, across every house, by state: the queue depth an
+    /// operator watches on `/metrics`.
+    pub async fn active_job_counts(&self) -> Result<Vec<(String, u64)>> {
+        let rows: Vec<(String, i64)> = on!(&self.read, |pool| {
+            sqlx::query_as(
+                "SELECT state, count(*) FROM dispatch_jobs WHERE state IN ('queued', 'running') GROUP BY state \
+                 ORDER BY state",
+            )
+            .fetch_all(pool)
+            .await
+        })?;
+        Ok(rows.into_iter().map(|(state, n)| (state, n.max(0) as u64)).collect())
+    }
+}

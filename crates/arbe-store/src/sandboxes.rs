@@ -258,3 +258,17 @@ impl Store {
         rows.into_iter().map(TryInto::try_into).collect()
     }
 }
+
+impl Store {
+    /// Sandboxes across every house by runtime and state, for `/metrics`.
+    pub async fn sandbox_counts(&self) -> Result<Vec<(String, String, u64)>> {
+        let rows: Vec<(String, String, i64)> = on!(&self.read, |pool| {
+            sqlx::query_as(
+                "SELECT runtime, state, count(*) FROM sandboxes GROUP BY runtime, state ORDER BY runtime, state",
+            )
+            .fetch_all(pool)
+            .await
+        })?;
+        Ok(rows.into_iter().map(|(runtime, state, n)| (runtime, state, n.max(0) as u64)).collect())
+    }
+}

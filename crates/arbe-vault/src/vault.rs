@@ -128,10 +128,12 @@ impl Vault {
             }
             let version = current.as_ref().map_or(1, |meta| meta.version + 1);
             let audience = options.audience.or(current.as_ref().map(|m| m.audience)).unwrap_or_default();
-            if audience == Audience::Environment && value.expose().len() < SecretValue::MIN_REDACTED_BYTES {
+            // Counted in characters, as the API's schema counts them; 8 characters are at least 8
+            // bytes.
+            if audience == Audience::Environment && value.expose().chars().count() < SecretValue::MIN_REDACTED_BYTES {
                 return Err(InvalidInput::new(
                     "secret value",
-                    "must be at least 8 bytes for an environment secret (output redaction cannot hide a shorter one)",
+                    "must be at least 8 characters for an environment secret (output redaction cannot hide a shorter one)",
                 )
                 .into());
             }

@@ -8,14 +8,19 @@ use axum::{
     http::StatusCode,
 };
 
-use crate::{ApiError, AppState, auth::InHouse, body::Body};
+use crate::{ApiError, AppState, auth::InHouse, body::Body, routes::HouseParam};
 
 /// `GET /api/agents?house_id=`.
+#[utoipa::path(get, path = "/api/agents", tag = "agents", operation_id = "agents_list", params(HouseParam),
+    responses((status = 200, description = "The house's agents", body = Vec<Agent>)))]
 pub(crate) async fn list(State(state): State<AppState>, InHouse(actor): InHouse) -> Result<Json<Vec<Agent>>, ApiError> {
     Ok(Json(state.services.agents.list(&actor).await?))
 }
 
 /// `GET /api/agents/{id or name}?house_id=`.
+#[utoipa::path(get, path = "/api/agents/{id}", tag = "agents", operation_id = "agents_view",
+    params(HouseParam, ("id" = String, Path, description = "The agent's id or name")),
+    responses((status = 200, description = "The agent", body = Agent)))]
 pub(crate) async fn view(
     State(state): State<AppState>,
     InHouse(actor): InHouse,
@@ -25,6 +30,8 @@ pub(crate) async fn view(
 }
 
 /// `POST /api/agents?house_id=`.
+#[utoipa::path(post, path = "/api/agents", tag = "agents", operation_id = "agents_create", params(HouseParam),
+    request_body = arbe_api::CreateAgent, responses((status = 201, description = "The new agent", body = Agent)))]
 pub(crate) async fn create(
     State(state): State<AppState>,
     InHouse(actor): InHouse,
@@ -40,6 +47,9 @@ pub(crate) async fn create(
 }
 
 /// `DELETE /api/agents/{id or name}?house_id=`.
+#[utoipa::path(delete, path = "/api/agents/{id}", tag = "agents", operation_id = "agents_delete",
+    params(HouseParam, ("id" = String, Path, description = "The agent's id or name")),
+    responses((status = 204, description = "Deleted")))]
 pub(crate) async fn delete(
     State(state): State<AppState>,
     InHouse(actor): InHouse,

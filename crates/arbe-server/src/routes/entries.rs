@@ -16,16 +16,24 @@ use axum::{
 use futures_util::{Stream, StreamExt};
 use serde::Serialize;
 
-use crate::{ApiError, AppState, auth::InHouse, body::Body, routes::limit};
+use crate::{
+    ApiError, AppState,
+    auth::InHouse,
+    body::Body,
+    routes::{HouseParam, limit},
+};
 
 /// A posted message and the dispatch it queued.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct Posted {
     entry: Entry,
     job: DispatchJob,
 }
 
 /// `POST /api/threads/{id}/entries?house_id=`.
+#[utoipa::path(post, path = "/api/threads/{id}/entries", tag = "entries", operation_id = "entries_create",
+    params(HouseParam, ("id" = String, Path, description = "The thread's id")), request_body = arbe_api::CreateEntry,
+    responses((status = 201, description = "The message and the dispatch it queued", body = Posted)))]
 pub(crate) async fn create(
     State(state): State<AppState>,
     InHouse(actor): InHouse,
@@ -47,6 +55,10 @@ fn after(query: &HashMap<String, String>, headers: &HeaderMap) -> Result<i64, Ap
 }
 
 /// `GET /api/threads/{id}/entries?house_id=&after=&limit=`.
+#[utoipa::path(get, path = "/api/threads/{id}/entries", tag = "entries", operation_id = "entries_list",
+    params(HouseParam, ("id" = String, Path, description = "The thread's id"), ("after" = Option<i64>, Query, minimum = 0, description = "Entries after this sequence number (default 0); the `Last-Event-ID` header wins"),
+        ("limit" = Option<u32>, Query, description = "At most this many (default 500, at most 1000)")),
+    responses((status = 200, description = "Entries in sequence order", body = Vec<Entry>)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     InHouse(actor): InHouse,
@@ -101,6 +113,12 @@ impl Tail {
 }
 
 /// `GET /api/threads/{id}/entries/stream?house_id=&after=&follow=`.
+#[utoipa::path(get, path = "/api/threads/{id}/entries/stream", tag = "entries", operation_id = "entries_stream",
+    params(HouseParam, ("id" = String, Path, description = "The thread's id"), ("after" = Option<i64>, Query, minimum = 0, description = "Entries after this sequence number (default 0); the `Last-Event-ID` header wins"),
+        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this sequence number"),
+        ("follow" = Option<bool>, Query, description = "Keep the stream open after the dispatches end (default false)")),
+    responses((status = 200, description = "Server-Sent Events: `id` is the sequence number, `event` the kind, `data` the entry as JSON",
+        body = String, content_type = "text/event-stream")))]
 pub(crate) async fn stream(
     State(state): State<AppState>,
     InHouse(actor): InHouse,
@@ -118,8 +136,15 @@ pub(crate) async fn stream(
     let entries = state.services.dispatcher.subscribe(&actor, thread, last).await?.boxed();
     let tail =
         Tail { entries, services: state.services.clone(), actor, thread, follow, last, end_at: None, check: true };
-    let events = futures_util::stream::unfold(tail, |mut tail| async move {
+    let verbose = state.options.verbose;
+    let events = futures_util::stream::unfold(tail, move |mut tail| async move {
         let entry = tail.next().await?;
+        if verbose {
+            // Entries hold no secret (the dispatcher redacts before it writes), so the mirror
+            // shows what the client sees.
+            let data = serde_json::to_string(&entry.body).expect("an entry serializes");
+            tracing::info!(thread = %entry.thread_id, seq = entry.seq, kind = entry.body.kind().as_str(), %data, "sse");
+        }
         let event = Event::default()
             .id(entry.seq.to_string())
             .event(entry.body.kind().as_str())

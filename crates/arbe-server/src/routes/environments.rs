@@ -12,7 +12,12 @@ use axum::{
 };
 use serde::Serialize;
 
-use crate::{ApiError, AppState, auth::InHouse, body::Body, routes::CheckView};
+use crate::{
+    ApiError, AppState,
+    auth::InHouse,
+    body::Body,
+    routes::{CheckView, HouseParam},
+};
 
 fn bindings(bindings: Vec<arbe_api::Binding>) -> Result<Vec<SecretBinding>, ApiError> {
     bindings
@@ -26,6 +31,9 @@ fn repos(repos: Vec<String>) -> Result<Vec<RepoRef>, ApiError> {
 }
 
 /// `GET /api/environments?house_id=`.
+#[utoipa::path(get, path = "/api/environments", tag = "environments", operation_id = "environments_list",
+    params(HouseParam),
+    responses((status = 200, description = "The house's environments", body = Vec<Environment>)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     InHouse(actor): InHouse,
@@ -34,6 +42,9 @@ pub(crate) async fn list(
 }
 
 /// `GET /api/environments/{id or name}?house_id=`.
+#[utoipa::path(get, path = "/api/environments/{id}", tag = "environments", operation_id = "environments_view",
+    params(HouseParam, ("id" = String, Path, description = "The environment's id or name")),
+    responses((status = 200, description = "The environment", body = Environment)))]
 pub(crate) async fn view(
     State(state): State<AppState>,
     InHouse(actor): InHouse,
@@ -43,6 +54,9 @@ pub(crate) async fn view(
 }
 
 /// `POST /api/environments?house_id=`: without `sandbox_id` a sandbox is provisioned.
+#[utoipa::path(post, path = "/api/environments", tag = "environments", operation_id = "environments_create",
+    params(HouseParam), request_body = arbe_api::CreateEnvironment,
+    responses((status = 201, description = "The new environment", body = Environment)))]
 pub(crate) async fn create(
     State(state): State<AppState>,
     InHouse(actor): InHouse,
@@ -60,6 +74,9 @@ pub(crate) async fn create(
 }
 
 /// `PATCH /api/environments/{id or name}?house_id=`: a partial update.
+#[utoipa::path(patch, path = "/api/environments/{id}", tag = "environments", operation_id = "environments_update",
+    params(HouseParam, ("id" = String, Path, description = "The environment's id or name")), request_body = arbe_api::PatchEnvironment,
+    responses((status = 200, description = "The environment, updated", body = Environment)))]
 pub(crate) async fn update(
     State(state): State<AppState>,
     InHouse(actor): InHouse,
@@ -79,6 +96,9 @@ pub(crate) async fn update(
 }
 
 /// `DELETE /api/environments/{id or name}?house_id=`: a soft delete, for owners.
+#[utoipa::path(delete, path = "/api/environments/{id}", tag = "environments", operation_id = "environments_delete",
+    params(HouseParam, ("id" = String, Path, description = "The environment's id or name")),
+    responses((status = 204, description = "Deleted")))]
 pub(crate) async fn delete(
     State(state): State<AppState>,
     InHouse(actor): InHouse,
@@ -89,7 +109,7 @@ pub(crate) async fn delete(
 }
 
 /// An environment after a binding changed, and what changed.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct Bound {
     environment: Environment,
     /// `added`, `changed` (the `required` flag flipped) or `unchanged`.
@@ -98,6 +118,9 @@ pub(crate) struct Bound {
 
 /// `PUT /api/environments/{id or name}/secrets/{NAME}?house_id=` with `{"required": …}`
 /// (default true): binds a secret by name; the same flag again changes nothing.
+#[utoipa::path(put, path = "/api/environments/{id}/secrets/{name}", tag = "environments", operation_id = "environments_bind",
+    params(HouseParam, ("id" = String, Path, description = "The environment's id or name"), ("name" = String, Path, description = "The secret's name")), request_body = arbe_api::BindSecret,
+    responses((status = 200, description = "The environment and what changed", body = Bound)))]
 pub(crate) async fn bind(
     State(state): State<AppState>,
     InHouse(actor): InHouse,
@@ -116,13 +139,16 @@ pub(crate) async fn bind(
 }
 
 /// An environment after an unbind, and whether the binding was there.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct Unbound {
     environment: Environment,
     removed: bool,
 }
 
 /// `DELETE /api/environments/{id or name}/secrets/{NAME}?house_id=`.
+#[utoipa::path(delete, path = "/api/environments/{id}/secrets/{name}", tag = "environments", operation_id = "environments_unbind",
+    params(HouseParam, ("id" = String, Path, description = "The environment's id or name"), ("name" = String, Path, description = "The secret's name")),
+    responses((status = 200, description = "The environment and whether the binding was there", body = Unbound)))]
 pub(crate) async fn unbind(
     State(state): State<AppState>,
     InHouse(actor): InHouse,
@@ -135,7 +161,7 @@ pub(crate) async fn unbind(
 }
 
 /// What a preflight found: would a dispatch in this environment, with this model, start?
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct Diagnosis {
     environment: String,
     model: String,
@@ -144,6 +170,9 @@ pub(crate) struct Diagnosis {
 }
 
 /// `GET /api/environments/{id or name}/diagnose?house_id=&model=`.
+#[utoipa::path(get, path = "/api/environments/{id}/diagnose", tag = "environments", operation_id = "environments_diagnose",
+    params(HouseParam, ("id" = String, Path, description = "The environment's id or name"), ("model" = Option<String>, Query, description = "The model to check for (default: the house default)")),
+    responses((status = 200, description = "Would a dispatch start: every check", body = Diagnosis)))]
 pub(crate) async fn diagnose(
     State(state): State<AppState>,
     InHouse(actor): InHouse,

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::{ApiError, AppState, auth::Authed, body::Body};
 
 /// A house and the caller's membership in it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct HouseView {
     #[serde(flatten)]
     house: House,
@@ -15,6 +15,8 @@ pub(crate) struct HouseView {
 }
 
 /// `GET /api/houses`: the houses the caller is a member of.
+#[utoipa::path(get, path = "/api/houses", tag = "houses", operation_id = "houses_list",
+    responses((status = 200, description = "The caller's houses and memberships", body = Vec<HouseView>)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     Authed(caller): Authed,
@@ -24,6 +26,8 @@ pub(crate) async fn list(
 }
 
 /// `POST /api/houses`: a new house, the caller its owner.
+#[utoipa::path(post, path = "/api/houses", tag = "houses", operation_id = "houses_create", request_body = arbe_api::CreateHouse,
+    responses((status = 201, description = "The new house; the caller owns it", body = HouseView)))]
 pub(crate) async fn create(
     State(state): State<AppState>,
     Authed(caller): Authed,

@@ -11,6 +11,8 @@ use serde::Serialize;
 use crate::{ApiError, AppState, auth::Authed, body::Body};
 
 /// `GET /api/keys`: the caller's keys (never the keys themselves).
+#[utoipa::path(get, path = "/api/keys", tag = "keys", operation_id = "keys_list",
+    responses((status = 200, description = "The caller's keys, without the keys themselves", body = Vec<ApiKeyMeta>)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     Authed(caller): Authed,
@@ -19,24 +21,35 @@ pub(crate) async fn list(
 }
 
 /// A new key, shown this once.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct Created {
     #[serde(flatten)]
     meta: ApiKeyMeta,
     api_key: String,
 }
 
+impl From<arbe_store::NewApiKey> for Created {
+    fn from(made: arbe_store::NewApiKey) -> Self {
+        Self { meta: made.meta, api_key: made.key.expose().to_owned() }
+    }
+}
+
 /// `POST /api/keys` with `{"label": …}`.
+#[utoipa::path(post, path = "/api/keys", tag = "keys", operation_id = "keys_create", request_body = arbe_api::CreateKey,
+    responses((status = 201, description = "The new key, shown this once", body = Created)))]
 pub(crate) async fn create(
     State(state): State<AppState>,
     Authed(caller): Authed,
     Body(body): Body<arbe_api::CreateKey>,
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
     let made = state.services.access.create_key(&caller, &body.label).await?;
-    Ok((StatusCode::CREATED, Json(Created { meta: made.meta, api_key: made.key.expose().to_owned() })))
+    Ok((StatusCode::CREATED, Json(Created::from(made))))
 }
 
 /// `DELETE /api/keys/{id}`: revokes one of the caller's keys; it fails at its next request.
+#[utoipa::path(delete, path = "/api/keys/{id}", tag = "keys", operation_id = "keys_revoke",
+    params(("id" = String, Path, description = "The key's id")),
+    responses((status = 204, description = "Revoked")))]
 pub(crate) async fn revoke(
     State(state): State<AppState>,
     Authed(caller): Authed,

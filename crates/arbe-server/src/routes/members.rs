@@ -9,13 +9,20 @@ use axum::{
     http::StatusCode,
 };
 
-use crate::{ApiError, AppState, auth::InHouse, body::Body, routes::limit};
+use crate::{
+    ApiError, AppState,
+    auth::InHouse,
+    body::Body,
+    routes::{HouseParam, Page, limit},
+};
 
 fn role(text: &str) -> Result<Role, ApiError> {
     Ok(Role::parse(text)?)
 }
 
 /// `GET /api/members?house_id=`.
+#[utoipa::path(get, path = "/api/members", tag = "members", operation_id = "members_list", params(HouseParam),
+    responses((status = 200, description = "The house's members", body = Vec<Member>)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     InHouse(actor): InHouse,
@@ -24,6 +31,8 @@ pub(crate) async fn list(
 }
 
 /// `POST /api/members?house_id=` with `{"user": …, "role": …}`: an existing user joins.
+#[utoipa::path(post, path = "/api/members", tag = "members", operation_id = "members_add", params(HouseParam),
+    request_body = arbe_api::AddMember, responses((status = 201, description = "The new member", body = Member)))]
 pub(crate) async fn add(
     State(state): State<AppState>,
     InHouse(actor): InHouse,
@@ -35,6 +44,9 @@ pub(crate) async fn add(
 }
 
 /// `PATCH /api/members/{id}?house_id=` with `{"role": …}`.
+#[utoipa::path(patch, path = "/api/members/{id}", tag = "members", operation_id = "members_set_role",
+    params(HouseParam, ("id" = String, Path, description = "The membership's id")),
+    request_body = arbe_api::SetRole, responses((status = 200, description = "The member with its new role", body = Member)))]
 pub(crate) async fn set_role(
     State(state): State<AppState>,
     InHouse(actor): InHouse,
@@ -46,6 +58,9 @@ pub(crate) async fn set_role(
 }
 
 /// `DELETE /api/members/{id}?house_id=`.
+#[utoipa::path(delete, path = "/api/members/{id}", tag = "members", operation_id = "members_remove",
+    params(HouseParam, ("id" = String, Path, description = "The membership's id")),
+    responses((status = 204, description = "Removed")))]
 pub(crate) async fn remove(
     State(state): State<AppState>,
     InHouse(actor): InHouse,
@@ -56,6 +71,8 @@ pub(crate) async fn remove(
 }
 
 /// `GET /api/audit?house_id=&after=&limit=`: owners only; who did what, never a value.
+#[utoipa::path(get, path = "/api/audit", tag = "members", operation_id = "audit_list", params(HouseParam, Page),
+    responses((status = 200, description = "Who did what, oldest first", body = Vec<AuditEvent>)))]
 pub(crate) async fn audit(
     State(state): State<AppState>,
     InHouse(actor): InHouse,

@@ -21,9 +21,9 @@ pub(crate) async fn not_found() -> ApiError {
     ApiError::new(ErrorKind::NotFound, "no such route")
 }
 
-/// A route that does not take this method.
+/// A route that does not take this method: 405 (axum adds the `Allow` header).
 pub(crate) async fn method_not_allowed() -> ApiError {
-    ApiError::new(ErrorKind::Unsupported, "this route does not take that method")
+    ApiError::method_not_allowed()
 }
 
 /// `?limit=`, bounded by the service.
@@ -36,21 +36,62 @@ pub(crate) fn limit(query: &std::collections::HashMap<String, String>, default: 
     }
 }
 
+/// The house a request acts in: every route on a house's objects names it.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct HouseParam {
+    /// The house's id; a house the caller is not a member of is not found.
+    #[allow(dead_code)]
+    house_id: arbe_core::HouseId,
+}
+
+/// `?limit=`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct Limit {
+    /// At most this many (each list has its own default and bound).
+    #[allow(dead_code)]
+    limit: Option<u32>,
+}
+
+/// `?after=&limit=`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct Page {
+    /// Only events after this sequence number.
+    #[allow(dead_code)]
+    after: Option<i64>,
+    /// At most this many (default 200).
+    #[allow(dead_code)]
+    limit: Option<u32>,
+}
+
+/// How a check came out.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum CheckStatus {
+    /// Passed.
+    Ok,
+    /// Worth knowing; does not stop a dispatch.
+    Warning,
+    /// Stops a dispatch until fixed.
+    Blocker,
+}
+
 /// One check of a diagnosis, as the API shows it.
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 pub(crate) struct CheckView {
     name: String,
-    /// `ok`, `warning` or `blocker`.
-    status: &'static str,
+    status: CheckStatus,
     detail: String,
 }
 
 impl From<arbe_env::Check> for CheckView {
     fn from(check: arbe_env::Check) -> Self {
         let status = match check.status {
-            arbe_env::CheckStatus::Ok => "ok",
-            arbe_env::CheckStatus::Warning => "warning",
-            arbe_env::CheckStatus::Blocker => "blocker",
+            arbe_env::CheckStatus::Ok => CheckStatus::Ok,
+            arbe_env::CheckStatus::Warning => CheckStatus::Warning,
+            arbe_env::CheckStatus::Blocker => CheckStatus::Blocker,
         };
         Self { name: check.name, status, detail: check.detail }
     }

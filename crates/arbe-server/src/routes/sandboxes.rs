@@ -12,9 +12,17 @@ use axum::{
 };
 use serde::Serialize;
 
-use crate::{ApiError, AppState, auth::InHouse, body::Body, routes::CheckView};
+use crate::{
+    ApiError, AppState,
+    auth::InHouse,
+    body::Body,
+    routes::{CheckView, HouseParam},
+};
 
 /// `GET /api/sandboxes?house_id=&runtime=`.
+#[utoipa::path(get, path = "/api/sandboxes", tag = "sandboxes", operation_id = "sandboxes_list",
+    params(HouseParam, ("runtime" = Option<String>, Query, description = "Only this runtime's sandboxes (default: every runtime)")),
+    responses((status = 200, description = "The house's sandboxes", body = Vec<Sandbox>)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     InHouse(actor): InHouse,
@@ -25,6 +33,9 @@ pub(crate) async fn list(
 }
 
 /// `GET /api/sandboxes/{id or name}?house_id=`.
+#[utoipa::path(get, path = "/api/sandboxes/{id}", tag = "sandboxes", operation_id = "sandboxes_view",
+    params(HouseParam, ("id" = String, Path, description = "The sandbox's id or name")),
+    responses((status = 200, description = "The sandbox", body = Sandbox)))]
 pub(crate) async fn view(
     State(state): State<AppState>,
     InHouse(actor): InHouse,
@@ -34,6 +45,8 @@ pub(crate) async fn view(
 }
 
 /// `POST /api/sandboxes?house_id=` with `{"name": …, "runtime": …}`.
+#[utoipa::path(post, path = "/api/sandboxes", tag = "sandboxes", operation_id = "sandboxes_create", params(HouseParam),
+    request_body = arbe_api::CreateSandbox, responses((status = 201, description = "The new sandbox", body = Sandbox)))]
 pub(crate) async fn create(
     State(state): State<AppState>,
     InHouse(actor): InHouse,
@@ -45,6 +58,9 @@ pub(crate) async fn create(
 }
 
 /// `POST /api/sandboxes/{id or name}/start?house_id=`.
+#[utoipa::path(post, path = "/api/sandboxes/{id}/start", tag = "sandboxes", operation_id = "sandboxes_start",
+    params(HouseParam, ("id" = String, Path, description = "The sandbox's id or name")),
+    responses((status = 200, description = "The sandbox, started", body = Sandbox)))]
 pub(crate) async fn start(
     State(state): State<AppState>,
     InHouse(actor): InHouse,
@@ -54,6 +70,9 @@ pub(crate) async fn start(
 }
 
 /// `POST /api/sandboxes/{id or name}/stop?house_id=`: the workspace is kept.
+#[utoipa::path(post, path = "/api/sandboxes/{id}/stop", tag = "sandboxes", operation_id = "sandboxes_stop",
+    params(HouseParam, ("id" = String, Path, description = "The sandbox's id or name")),
+    responses((status = 200, description = "The sandbox, stopped", body = Sandbox)))]
 pub(crate) async fn stop(
     State(state): State<AppState>,
     InHouse(actor): InHouse,
@@ -63,6 +82,9 @@ pub(crate) async fn stop(
 }
 
 /// `DELETE /api/sandboxes/{id or name}?house_id=`: destroys it and its workspace.
+#[utoipa::path(delete, path = "/api/sandboxes/{id}", tag = "sandboxes", operation_id = "sandboxes_destroy",
+    params(HouseParam, ("id" = String, Path, description = "The sandbox's id or name")),
+    responses((status = 200, description = "The sandbox, destroyed", body = Sandbox)))]
 pub(crate) async fn destroy(
     State(state): State<AppState>,
     InHouse(actor): InHouse,
@@ -72,7 +94,7 @@ pub(crate) async fn destroy(
 }
 
 /// What a ping found.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct Ping {
     sandbox: Sandbox,
     /// How long a `true` took, in milliseconds, when the sandbox is started.
@@ -80,6 +102,9 @@ pub(crate) struct Ping {
 }
 
 /// `GET /api/sandboxes/{id or name}/ping?house_id=`.
+#[utoipa::path(get, path = "/api/sandboxes/{id}/ping", tag = "sandboxes", operation_id = "sandboxes_ping",
+    params(HouseParam, ("id" = String, Path, description = "The sandbox's id or name")),
+    responses((status = 200, description = "The sandbox and, when started, a round trip", body = Ping)))]
 pub(crate) async fn ping(
     State(state): State<AppState>,
     InHouse(actor): InHouse,
@@ -91,14 +116,17 @@ pub(crate) async fn ping(
 }
 
 /// What a diagnosis found.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct Diagnosis {
     sandbox: Sandbox,
-    runtime: &'static str,
+    runtime: String,
     checks: Vec<CheckView>,
 }
 
 /// `GET /api/sandboxes/{id or name}/diagnose?house_id=`.
+#[utoipa::path(get, path = "/api/sandboxes/{id}/diagnose", tag = "sandboxes", operation_id = "sandboxes_diagnose",
+    params(HouseParam, ("id" = String, Path, description = "The sandbox's id or name")),
+    responses((status = 200, description = "What the runtime found", body = Diagnosis)))]
 pub(crate) async fn diagnose(
     State(state): State<AppState>,
     InHouse(actor): InHouse,
@@ -106,11 +134,11 @@ pub(crate) async fn diagnose(
 ) -> Result<Json<Diagnosis>, ApiError> {
     let found = state.services.sandboxes.diagnose(&actor, &SandboxRef::parse(&id)?).await?;
     let checks = found.runtime.checks.into_iter().map(CheckView::from).collect();
-    Ok(Json(Diagnosis { sandbox: found.sandbox, runtime: found.runtime.runtime, checks }))
+    Ok(Json(Diagnosis { sandbox: found.sandbox, runtime: found.runtime.runtime.to_owned(), checks }))
 }
 
 /// A variable commands in the sandbox get (its name, never its value).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct EnvVar {
     name: String,
     required: bool,
@@ -118,6 +146,9 @@ pub(crate) struct EnvVar {
 }
 
 /// `GET /api/sandboxes/{id or name}/env?house_id=`.
+#[utoipa::path(get, path = "/api/sandboxes/{id}/env", tag = "sandboxes", operation_id = "sandboxes_env",
+    params(HouseParam, ("id" = String, Path, description = "The sandbox's id or name")),
+    responses((status = 200, description = "The variables commands there get, by name", body = Vec<EnvVar>)))]
 pub(crate) async fn env(
     State(state): State<AppState>,
     InHouse(actor): InHouse,

@@ -8,9 +8,11 @@ use axum::{
     http::StatusCode,
 };
 
-use crate::{ApiError, AppState, auth::InHouse, body::Body};
+use crate::{ApiError, AppState, auth::InHouse, body::Body, routes::HouseParam};
 
 /// `GET /api/secrets?house_id=`.
+#[utoipa::path(get, path = "/api/secrets", tag = "secrets", operation_id = "secrets_list", params(HouseParam),
+    responses((status = 200, description = "The house's secrets, never a value", body = Vec<SecretMeta>)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     InHouse(actor): InHouse,
@@ -19,6 +21,9 @@ pub(crate) async fn list(
 }
 
 /// `GET /api/secrets/{name}?house_id=`: its metadata.
+#[utoipa::path(get, path = "/api/secrets/{name}", tag = "secrets", operation_id = "secrets_view",
+    params(HouseParam, ("name" = String, Path, description = "The secret's name: an environment variable name, `[A-Z_][A-Z0-9_]*`")),
+    responses((status = 200, description = "The secret's metadata", body = SecretMeta)))]
 pub(crate) async fn view(
     State(state): State<AppState>,
     InHouse(actor): InHouse,
@@ -28,6 +33,9 @@ pub(crate) async fn view(
 }
 
 /// `PUT /api/secrets/{name}?house_id=`: creates or rotates it.
+#[utoipa::path(put, path = "/api/secrets/{name}", tag = "secrets", operation_id = "secrets_set",
+    params(HouseParam, ("name" = String, Path, description = "The secret's name: an environment variable name, `[A-Z_][A-Z0-9_]*`")),
+    request_body = arbe_api::SetSecret, responses((status = 200, description = "The secret's metadata, never its value", body = SecretMeta)))]
 pub(crate) async fn set(
     State(state): State<AppState>,
     InHouse(actor): InHouse,
@@ -42,6 +50,9 @@ pub(crate) async fn set(
 }
 
 /// `DELETE /api/secrets/{name}?house_id=`.
+#[utoipa::path(delete, path = "/api/secrets/{name}", tag = "secrets", operation_id = "secrets_delete",
+    params(HouseParam, ("name" = String, Path, description = "The secret's name: an environment variable name, `[A-Z_][A-Z0-9_]*`")),
+    responses((status = 204, description = "Deleted")))]
 pub(crate) async fn delete(
     State(state): State<AppState>,
     InHouse(actor): InHouse,

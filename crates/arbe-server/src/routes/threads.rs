@@ -11,9 +11,16 @@ use axum::{
 };
 use serde::Serialize;
 
-use crate::{ApiError, AppState, auth::InHouse, body::Body, routes::limit};
+use crate::{
+    ApiError, AppState,
+    auth::InHouse,
+    body::Body,
+    routes::{HouseParam, Limit, limit},
+};
 
 /// `POST /api/threads?house_id=`.
+#[utoipa::path(post, path = "/api/threads", tag = "threads", operation_id = "threads_create", params(HouseParam),
+    request_body = arbe_api::CreateThread, responses((status = 201, description = "The new thread", body = Thread)))]
 pub(crate) async fn create(
     State(state): State<AppState>,
     InHouse(actor): InHouse,
@@ -27,6 +34,8 @@ pub(crate) async fn create(
 }
 
 /// `GET /api/threads?house_id=&limit=`: the newest first.
+#[utoipa::path(get, path = "/api/threads", tag = "threads", operation_id = "threads_list", params(HouseParam, Limit),
+    responses((status = 200, description = "The house's threads, newest first", body = Vec<Thread>)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     InHouse(actor): InHouse,
@@ -36,6 +45,8 @@ pub(crate) async fn list(
 }
 
 /// `GET /api/threads/{id}?house_id=`.
+#[utoipa::path(get, path = "/api/threads/{id}", tag = "threads", operation_id = "threads_view", params(HouseParam, ("id" = String, Path, description = "The thread's id")),
+    responses((status = 200, description = "The thread", body = Thread)))]
 pub(crate) async fn view(
     State(state): State<AppState>,
     InHouse(actor): InHouse,
@@ -45,13 +56,16 @@ pub(crate) async fn view(
 }
 
 /// What a cancel did.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct Cancelled {
     /// Dispatches ended or told to stop.
     cancelled: u64,
 }
 
 /// `POST /api/threads/{id}/cancel?house_id=`: ends queued dispatches, stops running ones.
+#[utoipa::path(post, path = "/api/threads/{id}/cancel", tag = "threads", operation_id = "threads_cancel",
+    params(HouseParam, ("id" = String, Path, description = "The thread's id")),
+    responses((status = 200, description = "How many dispatches were ended or told to stop", body = Cancelled)))]
 pub(crate) async fn cancel(
     State(state): State<AppState>,
     InHouse(actor): InHouse,

@@ -95,7 +95,7 @@ pub(crate) async fn spawn_app(test: TestStore) -> App {
     let workers = services.start_workers();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let app = arbe_server::router(services);
+    let app = arbe_server::router(services, arbe_server::Options::default());
     tokio::spawn(async move {
         axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await
     });

@@ -486,7 +486,7 @@ pub(crate) async fn environment_values_too_short_to_redact_are_refused(t: TestSt
     let err = vault.set(&owner, &name("PIN"), &value("1234567"), SetOptions::default()).await.unwrap_err();
     assert_eq!(
         err.to_string(),
-        "invalid secret value: must be at least 8 bytes for an environment secret (output redaction cannot hide a shorter one)"
+        "invalid secret value: must be at least 8 characters for an environment secret (output redaction cannot hide a shorter one)"
     );
     assert_kind(store.secret_meta(house.id, &name("PIN")).await, ErrorKind::NotFound);
     vault.set(&owner, &name("PIN"), &value("12345678"), SetOptions::default()).await.unwrap();
