@@ -5,6 +5,7 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod api;
 mod layering;
 mod pg;
 mod sandbox_image;
@@ -25,6 +26,8 @@ tasks:
   layering              check that crates depend only on lower layers (SPEC §1)
   tidy                  check module docs, no ignored or should_panic tests, workspace deps
   sandbox-image         build the default docker sandbox image (arbe-sandbox:latest) locally
+  openapi               write the API's OpenAPI document, as the code generates it, to docs/openapi.json
+  schemathesis          fuzz a live arbe-server against its OpenAPI document (every check, stateful too)
   bench <area>          run a benchmark (targets judged; non-zero exit on a miss) with a throwaway,
                         durable PostgreSQL; areas: store, vault, runtime, dispatch, all
 ";
@@ -38,6 +41,8 @@ fn main() -> ExitCode {
         Some("tidy") => tidy::run(&root()),
         Some("bench") => bench(args.get(1).map(String::as_str)),
         Some("sandbox-image") => sandbox_image::run(),
+        Some("openapi") => api::write_openapi(),
+        Some("schemathesis") => api::schemathesis(),
         _ => Err(USAGE.to_owned()),
     };
     match res {
@@ -50,18 +55,18 @@ fn main() -> ExitCode {
 }
 
 /// The workspace root.
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace root").to_owned()
 }
 
 /// Runs a command in the workspace root, failing with its command line if it fails.
-fn run(cmd: &mut Command) -> Result<(), String> {
+pub(crate) fn run(cmd: &mut Command) -> Result<(), String> {
     let shown = format!("{cmd:?}");
     let status = cmd.current_dir(root()).status().map_err(|err| format!("could not start {shown}: {err}"))?;
     if status.success() { Ok(()) } else { Err(format!("{shown} failed ({status})")) }
 }
 
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
@@ -76,6 +81,7 @@ fn ci(keep_going: bool) -> Result<(), String> {
         ("tidy", || tidy::run(&root())),
         ("deny", deny),
         ("test", || test(&[])),
+        ("schemathesis", api::schemathesis),
     ];
     let mut failed = Vec::new();
     for (name, step) in steps {
@@ -135,7 +141,7 @@ const BENCHES: &[(&str, &str)] =
 
 /// Builds the sandbox image when the engine answers and the image is missing or predates the
 /// executor. Without an engine the docker tests fail on their own, saying so.
-fn ensure_sandbox_image() -> Result<(), String> {
+pub(crate) fn ensure_sandbox_image() -> Result<(), String> {
     let engine = Command::new("docker").args(["info", "--format", "{{.ServerVersion}}"]).output();
     if !engine.is_ok_and(|out| out.status.success()) {
         eprintln!("xtask: no docker engine answers; the docker runtime tests will fail");

@@ -100,7 +100,7 @@ fn title(kind: ErrorKind) -> &'static str {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SetSecret {
-    /// The value (1 byte to 64 KiB; at least 8 characters for the `environment` audience).
+    /// The value: 8 to 16,384 characters.
     pub value: String,
     /// `environment` (the default for a new secret) or `capability`.
     #[serde(default)]
@@ -157,7 +157,7 @@ pub struct CreateEnvironment {
     #[serde(default)]
     pub allowed_repos: Vec<String>,
     /// A GitHub App installation the house connected.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole::optional")]
     pub github_installation_id: Option<i64>,
     /// The secrets it binds, by name.
     #[serde(default)]
@@ -182,7 +182,7 @@ pub struct PatchEnvironment {
     #[serde(default)]
     pub allowed_repos: Option<Vec<String>>,
     /// Another connected installation, or `null` for none.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "whole::present")]
     pub github_installation_id: Option<Option<i64>>,
     /// The new bindings.
     #[serde(default)]
@@ -192,6 +192,55 @@ pub struct PatchEnvironment {
 /// A field that is present (`null` included) deserializes to `Some`; an absent one stays `None`.
 fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
+}
+
+/// Whole numbers as JSON Schema sees them: `3` and `3.0` alike (a generator or a JavaScript
+/// client may send either); a fraction or a number out of range is refused.
+mod whole {
+    use serde::{Deserialize, Deserializer, de};
+
+    struct Whole(i128);
+
+    impl<'de> Deserialize<'de> for Whole {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Visitor;
+            impl de::Visitor<'_> for Visitor {
+                type Value = Whole;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a whole number")
+                }
+                fn visit_i64<E: de::Error>(self, v: i64) -> Result<Whole, E> {
+                    Ok(Whole(v.into()))
+                }
+                fn visit_u64<E: de::Error>(self, v: u64) -> Result<Whole, E> {
+                    Ok(Whole(v.into()))
+                }
+                fn visit_f64<E: de::Error>(self, v: f64) -> Result<Whole, E> {
+                    // Beyond 2^63 no f64 is a number the fields below can hold anyway.
+                    if v.fract() == 0.0 && v.abs() < 9.2e18 {
+                        Ok(Whole(v as i128))
+                    } else {
+                        Err(E::custom("not a whole number"))
+                    }
+                }
+            }
+            d.deserialize_any(Visitor)
+        }
+    }
+
+    fn convert<T: TryFrom<i128>, E: de::Error>(n: Whole) -> Result<T, E> {
+        T::try_from(n.0).map_err(|_| E::custom("out of range"))
+    }
+
+    /// An optional whole number.
+    pub(crate) fn optional<'de, D: Deserializer<'de>, T: TryFrom<i128>>(d: D) -> Result<Option<T>, D::Error> {
+        Option::<Whole>::deserialize(d)?.map(convert).transpose()
+    }
+
+    /// A whole number that may be present as `null` (see `present`).
+    pub(crate) fn present<'de, D: Deserializer<'de>, T: TryFrom<i128>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+        optional(d).map(Some)
+    }
 }
 
 /// `POST /api/threads`.
@@ -217,7 +266,7 @@ pub struct CreateThread {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateEntry {
-    /// The message (1 byte to 100 KiB).
+    /// The message: 1 to 32,768 characters, not only white space, no NUL.
     pub text: String,
 }
 
@@ -258,13 +307,13 @@ pub struct AdminCreateUser {
 #[serde(deny_unknown_fields)]
 pub struct SetQuotas {
     /// Sandboxes that are not destroyed.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole::optional")]
     pub sandboxes: Option<u64>,
     /// Dispatches queued or running at once.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole::optional")]
     pub concurrent_dispatches: Option<u64>,
     /// Bytes one sandbox's workspace may hold.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole::optional")]
     pub workspace_bytes: Option<u64>,
 }
 
@@ -358,6 +407,19 @@ mod tests {
         assert_eq!(patch.default_repo, Some(None));
         assert_eq!(patch.github_installation_id, None);
         assert!(serde_json::from_str::<PatchEnvironment>(r#"{"nme": "x"}"#).is_err());
+    }
+
+    #[test]
+    fn whole_numbers_may_be_written_with_a_zero_fraction() {
+        let quotas: SetQuotas = serde_json::from_str(r#"{"sandboxes": 3.0, "workspace_bytes": 7}"#).unwrap();
+        assert_eq!((quotas.sandboxes, quotas.workspace_bytes, quotas.concurrent_dispatches), (Some(3), Some(7), None));
+        for bad in [r#"{"sandboxes": 3.5}"#, r#"{"sandboxes": -1}"#, r#"{"sandboxes": "3"}"#] {
+            assert!(serde_json::from_str::<SetQuotas>(bad).is_err(), "{bad}");
+        }
+        let patch: PatchEnvironment = serde_json::from_str(r#"{"github_installation_id": 12.0}"#).unwrap();
+        assert_eq!(patch.github_installation_id, Some(Some(12)));
+        let patch: PatchEnvironment = serde_json::from_str(r#"{"github_installation_id": null}"#).unwrap();
+        assert_eq!(patch.github_installation_id, Some(None));
     }
 
     #[test]

@@ -6,8 +6,8 @@ use arbe_store::{Actor, AgentPatch, NewAgent, Store};
 
 use crate::Result;
 
-/// The largest system prompt accepted, in bytes.
-pub const MAX_PROMPT_BYTES: usize = 32 * 1024;
+/// The longest system prompt accepted, in characters (at most 64 KiB of UTF-8).
+pub const MAX_PROMPT_CHARS: usize = 16 * 1024;
 
 /// The default agent's instructions.
 pub const DEFAULT_PROMPT: &str = "You are arbe, a coding agent. You work in a sandbox through the \
@@ -28,8 +28,9 @@ pub struct CreateAgent {
 }
 
 fn check_prompt(prompt: &str) -> std::result::Result<(), InvalidInput> {
-    if prompt.len() > MAX_PROMPT_BYTES || prompt.contains('\0') {
-        return Err(InvalidInput::new("system_prompt", "must be at most 32 KiB with no NUL characters"));
+    // Counted in characters, as the API's schema counts them (at most 64 KiB of UTF-8).
+    if prompt.chars().count() > MAX_PROMPT_CHARS || prompt.contains('\0') {
+        return Err(InvalidInput::new("system_prompt", "must be at most 16,384 characters with no NUL characters"));
     }
     Ok(())
 }

@@ -24,7 +24,7 @@ use arbe_store::{Actor, Store};
 use futures_util::Stream;
 use tokio::sync::{Notify, watch};
 
-pub use agents::{Agents, CreateAgent, DEFAULT_PROMPT, MAX_PROMPT_BYTES};
+pub use agents::{Agents, CreateAgent, DEFAULT_PROMPT, MAX_PROMPT_CHARS};
 pub use error::{DispatchError, Result};
 pub use models::{HttpModels, ModelFactory, OneProvider};
 pub use redact::{Redactor, StreamRedactor};
@@ -185,8 +185,8 @@ impl Inner {
     }
 }
 
-/// The largest user message accepted, in bytes.
-pub const MAX_MESSAGE_BYTES: usize = 100 * 1024;
+/// The longest user message accepted, in characters (at most 128 KiB of UTF-8).
+pub const MAX_MESSAGE_CHARS: usize = 32 * 1024;
 
 impl Dispatcher {
     /// What this process's dispatches came to, for `/metrics`.
@@ -218,13 +218,12 @@ impl Dispatcher {
     /// oversized message changes nothing.
     pub async fn post(&self, actor: &Actor, thread: ThreadId, text: &str) -> Result<(Entry, DispatchJob)> {
         actor.require(Action::Dispatch)?;
-        if text.trim().is_empty() || text.len() > MAX_MESSAGE_BYTES {
-            return Err(InvalidInput::new("message", "must be 1 byte to 100 KiB and not only white space").into());
+        if text.trim().is_empty() || text.chars().count() > MAX_MESSAGE_CHARS {
+            return Err(InvalidInput::new("message", "must be 1 to 32,768 characters and not only white space").into());
         }
-        if text.contains('\0') {
-            return Err(InvalidInput::new("message", "must not contain NUL characters").into());
-        }
-        let body = EntryBody::UserMessage { author_id: actor.member_id(), text: text.to_owned() };
+        // PostgreSQL's JSON cannot hold NUL: it becomes U+FFFD, as in every other entry.
+        let text = text.replace('\0', "\u{FFFD}");
+        let body = EntryBody::UserMessage { author_id: actor.member_id(), text };
         // Another house's thread is not found, and nothing is written.
         let (entry, job) = self.inner.store.append_and_enqueue(actor.house_id(), thread, body).await?;
         self.inner.appended.notify_waiters();

@@ -164,11 +164,10 @@ impl Environments {
                 if let Some(runtime) = &req.runtime
                     && *runtime != sandbox.runtime
                 {
-                    return Err(InvalidInput::new(
-                        "runtime",
-                        format!("must match the runtime of sandbox {} ({})", sandbox.name, sandbox.runtime),
-                    )
-                    .into());
+                    return Err(EnvError::RuntimeMismatch {
+                        sandbox: sandbox.name.to_string(),
+                        runtime: sandbox.runtime.to_string(),
+                    });
                 }
                 (sandbox.id, sandbox.runtime)
             }

@@ -83,6 +83,14 @@ pub enum EnvError {
         /// Why not.
         rule: String,
     },
+    /// The request names a runtime and a sandbox on another runtime.
+    #[error("runtime conflicts with the sandbox: sandbox {sandbox} runs on {runtime}; name that runtime or none")]
+    RuntimeMismatch {
+        /// The sandbox's name.
+        sandbox: String,
+        /// Its runtime.
+        runtime: String,
+    },
     /// The environment names a GitHub installation its house has not connected.
     #[error(
         "GitHub installation {installation} is not connected to this house: an owner connects it through the GitHub \
@@ -153,7 +161,9 @@ impl Classify for EnvError {
         match self {
             Self::Invalid(_) | Self::UnresolvedSecrets { .. } | Self::RepoNotAllowed { .. } => ErrorKind::InvalidInput,
             Self::Forbidden(_) | Self::Private(_) | Self::GitHubNotReachable { .. } => ErrorKind::Forbidden,
-            Self::GitHubNotConnected { .. } => ErrorKind::InvalidInput,
+            // Like any object of another house: not found in this one.
+            Self::GitHubNotConnected { .. } => ErrorKind::NotFound,
+            Self::RuntimeMismatch { .. } => ErrorKind::Conflict,
             Self::GitHubNotConfigured => ErrorKind::Unsupported,
             Self::GitHubConfig { .. } | Self::NotIsolated { .. } => ErrorKind::Misconfigured,
             Self::GitHub { status, .. } => match status {

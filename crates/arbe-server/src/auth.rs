@@ -17,17 +17,29 @@ use axum::{
 
 use crate::{ApiError, AppState};
 
-/// Failed authentications per client address: past [`FailedAuth::MAX`] in a window, that
-/// address gets 429 until the window ends, whatever it presents. Other addresses are never
-/// affected, so a valid key is never limited by someone else's failures.
-#[derive(Debug, Default)]
+/// Failed authentications per client address: past its limit in a window, that address gets
+/// 429 until the window ends, whatever it presents. Other addresses are never affected, so a
+/// valid key is never limited by someone else's failures.
+#[derive(Debug)]
 pub struct FailedAuth {
+    max: u32,
     by_address: Mutex<HashMap<IpAddr, (u32, Instant)>>,
 }
 
+impl Default for FailedAuth {
+    fn default() -> Self {
+        Self::new(Self::MAX)
+    }
+}
+
 impl FailedAuth {
-    /// Failures allowed per address per window.
+    /// Failures allowed per address per window, unless the operator sets another limit.
     pub const MAX: u32 = 20;
+
+    /// A limit of `max` failures per address per window.
+    pub fn new(max: u32) -> Self {
+        Self { max, by_address: Mutex::default() }
+    }
     /// The window.
     pub const WINDOW: Duration = Duration::from_secs(60);
 
@@ -36,7 +48,7 @@ impl FailedAuth {
         let Some(address) = address else { return Ok(()) };
         let map = self.by_address.lock().unwrap_or_else(|e| e.into_inner());
         match map.get(&address) {
-            Some((count, since)) if *count >= Self::MAX && since.elapsed() < Self::WINDOW => {
+            Some((count, since)) if *count >= self.max && since.elapsed() < Self::WINDOW => {
                 let wait = Self::WINDOW.saturating_sub(since.elapsed()).as_secs().max(1);
                 Err(ApiError::rate_limited(
                     format!("too many failed authentications from this address: try again in {wait} s"),

@@ -1,35 +1,49 @@
-//! Request bodies as JSON, refused with a problem document that says what was wrong without
-//! echoing any of it (serde's own messages quote the input).
+//! Request bodies as JSON objects, refused with a problem document that says what was wrong
+//! without echoing any of it (serde's own messages quote the input).
 
 use arbe_core::ErrorKind;
 use axum::{
-    Json,
-    extract::{FromRequest, Request, rejection::JsonRejection},
+    body::Bytes,
+    extract::{FromRequest, Request},
+    http::header,
 };
 use serde::de::DeserializeOwned;
 
-use crate::ApiError;
+use crate::{ApiError, MAX_BODY_BYTES};
 
-/// A JSON body of type `T`.
+/// A JSON object body of type `T`.
 pub(crate) struct Body<T>(pub(crate) T);
+
+fn invalid(detail: &'static str) -> ApiError {
+    ApiError::new(ErrorKind::InvalidInput, detail)
+}
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(ApiError::new(
-                ErrorKind::InvalidInput,
-                match rejection {
-                    JsonRejection::MissingJsonContentType(_) => "request body: Content-Type must be application/json",
-                    JsonRejection::JsonSyntaxError(_) => "request body: must be valid JSON",
-                    JsonRejection::JsonDataError(_) => {
-                        "request body: must match the operation's schema (a field is missing, unknown or of the wrong type)"
-                    }
-                    JsonRejection::BytesRejection(_) => "request body: must be at most 256 KiB",
-                    _ => "request body: could not be read",
-                },
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+        if !json {
+            return Err(invalid("request body: Content-Type must be application/json"));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|_| {
+            const _: () = assert!(MAX_BODY_BYTES == 512 * 1024, "the message below names the limit");
+            invalid("request body: must be at most 512 KiB")
+        })?;
+        // serde reads a struct from a JSON array too (by position); the API takes objects only.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(invalid("request body: must be a JSON object"));
+        }
+        match serde_json::from_slice::<T>(&bytes) {
+            Ok(value) => Ok(Self(value)),
+            Err(err) if err.is_syntax() || err.is_eof() => Err(invalid("request body: must be valid JSON")),
+            Err(_) => Err(invalid(
+                "request body: must match the operation's schema (a field is missing, unknown or of the wrong type)",
             )),
         }
     }

@@ -30,7 +30,10 @@ impl ApiError {
     pub fn method_not_allowed() -> Self {
         Self {
             method_not_allowed: true,
-            ..Self::new(ErrorKind::Unsupported, "this route does not take that method; the Allow header lists those it takes")
+            ..Self::new(
+                ErrorKind::Unsupported,
+                "this route does not take that method; the Allow header lists those it takes",
+            )
         }
     }
 

@@ -33,17 +33,27 @@ pub use auth::FailedAuth;
 pub use error::ApiError;
 pub use metrics::Metrics;
 
-/// The most a request body may hold.
-pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// The most a request body may hold: room for the longest message (32,768 characters) even
+/// when every character is JSON-escaped as a surrogate pair.
+pub const MAX_BODY_BYTES: usize = 512 * 1024;
 
 /// The header that carries a request's id, set by the server when the client sent none.
 pub const REQUEST_ID: &str = "x-request-id";
 
 /// How the server behaves beyond its services.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Options {
     /// Mirror every Server-Sent Event to the log (`ARBE_API_VERBOSE`, `--verbose`).
     pub verbose: bool,
+    /// Failed authentications allowed per client address per minute
+    /// (`ARBE_AUTH_FAILURES_PER_MINUTE`, default [`FailedAuth::MAX`]).
+    pub auth_failures_per_minute: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { verbose: false, auth_failures_per_minute: FailedAuth::MAX }
+    }
 }
 
 /// What every handler shares.
@@ -115,7 +125,8 @@ pub fn openapi() -> serde_json::Value {
 pub fn router(services: Arc<Services>, options: Options) -> Router {
     let (router, doc) = api().split_for_parts();
     let doc = Arc::new(openapi::finish(doc));
-    let state = AppState { services, failed_auth: Arc::default(), metrics: Arc::default(), options };
+    let failed_auth = Arc::new(FailedAuth::new(options.auth_failures_per_minute));
+    let state = AppState { services, failed_auth, metrics: Arc::default(), options };
     let request_id = HeaderName::from_static(REQUEST_ID);
     router
         .route("/api/openapi.json", get(move || async move { Json(doc.as_ref().clone()) }))

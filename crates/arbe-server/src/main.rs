@@ -137,7 +137,10 @@ async fn run(settings: Settings) -> Result<(), String> {
         admin_token = %admin_path.display(),
         "arbe-server is listening"
     );
-    let app = arbe_server::router(services, arbe_server::Options { verbose: settings.verbose });
+    let app = arbe_server::router(
+        services,
+        arbe_server::Options { verbose: settings.verbose, auth_failures_per_minute: settings.auth_failures_per_minute },
+    );
     axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await

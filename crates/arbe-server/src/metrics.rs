@@ -3,12 +3,7 @@
 //! sandboxes by runtime and state. Counters live in this process; the queue and the sandboxes
 //! are counted in the store at scrape time, so every replica reports the same totals.
 
-use std::{
-    collections::BTreeMap,
-    fmt::Write,
-    sync::Mutex,
-    time::Instant,
-};
+use std::{collections::BTreeMap, fmt::Write, sync::Mutex, time::Instant};
 
 use axum::{
     extract::{MatchedPath, Request, State},
@@ -81,7 +76,15 @@ fn labels(pairs: &[(&str, &str)]) -> String {
     out
 }
 
-fn histogram(out: &mut String, name: &str, base: &[(&str, &str)], bounds: &[f64], buckets: &[u64], count: u64, sum: f64) {
+fn histogram(
+    out: &mut String,
+    name: &str,
+    base: &[(&str, &str)],
+    bounds: &[f64],
+    buckets: &[u64],
+    count: u64,
+    sum: f64,
+) {
     for (le, n) in bounds.iter().zip(buckets) {
         let le = le.to_string();
         let mut pairs = base.to_vec();
@@ -113,12 +116,22 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, A
                 r.count
             );
         }
-        out.push_str("# HELP arbe_http_request_duration_seconds Time to answer a request (to its headers, for streams).\n");
+        out.push_str(
+            "# HELP arbe_http_request_duration_seconds Time to answer a request (to its headers, for streams).\n",
+        );
         out.push_str("# TYPE arbe_http_request_duration_seconds histogram\n");
         for ((route, method, status), r) in requests.iter() {
             let status = status.to_string();
             let base = [("route", route.as_str()), ("method", method.as_str()), ("status", status.as_str())];
-            histogram(&mut out, "arbe_http_request_duration_seconds", &base, &REQUEST_BUCKETS, &r.buckets, r.count, r.sum_seconds);
+            histogram(
+                &mut out,
+                "arbe_http_request_duration_seconds",
+                &base,
+                &REQUEST_BUCKETS,
+                &r.buckets,
+                r.count,
+                r.sum_seconds,
+            );
         }
     }
     out.push_str("# HELP arbe_dispatch_duration_seconds Wall time of dispatches this process ended, by outcome and error class.\n");

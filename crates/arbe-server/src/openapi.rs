@@ -25,30 +25,162 @@ type Link = (&'static str, &'static str, &'static str, &'static str, &'static [(
 
 /// Every link the document declares.
 const LINKS: &[Link] = &[
-    ("threads_create", "201", "view", "threads_view", &[("id", "$response.body#/id"), ("house_id", "$request.query.house_id")]),
-    ("threads_create", "201", "post_entry", "entries_create", &[("id", "$response.body#/id"), ("house_id", "$request.query.house_id")]),
-    ("threads_create", "201", "entries", "entries_list", &[("id", "$response.body#/id"), ("house_id", "$request.query.house_id")]),
-    ("threads_create", "201", "cancel", "threads_cancel", &[("id", "$response.body#/id"), ("house_id", "$request.query.house_id")]),
-    ("entries_create", "201", "entries", "entries_list", &[("id", "$request.path.id"), ("house_id", "$request.query.house_id")]),
-    ("entries_create", "201", "stream", "entries_stream", &[("id", "$request.path.id"), ("house_id", "$request.query.house_id")]),
-    ("agents_create", "201", "view", "agents_view", &[("id", "$response.body#/id"), ("house_id", "$request.query.house_id")]),
-    ("agents_create", "201", "delete", "agents_delete", &[("id", "$response.body#/id"), ("house_id", "$request.query.house_id")]),
-    ("secrets_set", "200", "view", "secrets_view", &[("name", "$request.path.name"), ("house_id", "$request.query.house_id")]),
-    ("secrets_set", "200", "delete", "secrets_delete", &[("name", "$request.path.name"), ("house_id", "$request.query.house_id")]),
-    ("environments_create", "201", "view", "environments_view", &[("id", "$response.body#/id"), ("house_id", "$request.query.house_id")]),
-    ("environments_create", "201", "update", "environments_update", &[("id", "$response.body#/id"), ("house_id", "$request.query.house_id")]),
-    ("environments_create", "201", "diagnose", "environments_diagnose", &[("id", "$response.body#/id"), ("house_id", "$request.query.house_id")]),
-    ("environments_create", "201", "delete", "environments_delete", &[("id", "$response.body#/id"), ("house_id", "$request.query.house_id")]),
-    ("sandboxes_create", "201", "view", "sandboxes_view", &[("id", "$response.body#/id"), ("house_id", "$request.query.house_id")]),
-    ("sandboxes_create", "201", "ping", "sandboxes_ping", &[("id", "$response.body#/id"), ("house_id", "$request.query.house_id")]),
-    ("sandboxes_create", "201", "env", "sandboxes_env", &[("id", "$response.body#/id"), ("house_id", "$request.query.house_id")]),
-    ("sandboxes_create", "201", "stop", "sandboxes_stop", &[("id", "$response.body#/id"), ("house_id", "$request.query.house_id")]),
-    ("sandboxes_create", "201", "destroy", "sandboxes_destroy", &[("id", "$response.body#/id"), ("house_id", "$request.query.house_id")]),
-    ("members_add", "201", "set_role", "members_set_role", &[("id", "$response.body#/id"), ("house_id", "$request.query.house_id")]),
-    ("members_add", "201", "remove", "members_remove", &[("id", "$response.body#/id"), ("house_id", "$request.query.house_id")]),
+    (
+        "threads_create",
+        "201",
+        "view",
+        "threads_view",
+        &[("id", "$response.body#/id"), ("house_id", "$request.query.house_id")],
+    ),
+    (
+        "threads_create",
+        "201",
+        "post_entry",
+        "entries_create",
+        &[("id", "$response.body#/id"), ("house_id", "$request.query.house_id")],
+    ),
+    (
+        "threads_create",
+        "201",
+        "entries",
+        "entries_list",
+        &[("id", "$response.body#/id"), ("house_id", "$request.query.house_id")],
+    ),
+    (
+        "threads_create",
+        "201",
+        "cancel",
+        "threads_cancel",
+        &[("id", "$response.body#/id"), ("house_id", "$request.query.house_id")],
+    ),
+    (
+        "entries_create",
+        "201",
+        "entries",
+        "entries_list",
+        &[("id", "$request.path.id"), ("house_id", "$request.query.house_id")],
+    ),
+    (
+        "entries_create",
+        "201",
+        "stream",
+        "entries_stream",
+        &[("id", "$request.path.id"), ("house_id", "$request.query.house_id")],
+    ),
+    (
+        "agents_create",
+        "201",
+        "view",
+        "agents_view",
+        &[("id", "$response.body#/id"), ("house_id", "$request.query.house_id")],
+    ),
+    (
+        "agents_create",
+        "201",
+        "delete",
+        "agents_delete",
+        &[("id", "$response.body#/id"), ("house_id", "$request.query.house_id")],
+    ),
+    (
+        "secrets_set",
+        "200",
+        "view",
+        "secrets_view",
+        &[("name", "$request.path.name"), ("house_id", "$request.query.house_id")],
+    ),
+    (
+        "secrets_set",
+        "200",
+        "delete",
+        "secrets_delete",
+        &[("name", "$request.path.name"), ("house_id", "$request.query.house_id")],
+    ),
+    (
+        "environments_create",
+        "201",
+        "view",
+        "environments_view",
+        &[("id", "$response.body#/id"), ("house_id", "$request.query.house_id")],
+    ),
+    (
+        "environments_create",
+        "201",
+        "update",
+        "environments_update",
+        &[("id", "$response.body#/id"), ("house_id", "$request.query.house_id")],
+    ),
+    (
+        "environments_create",
+        "201",
+        "diagnose",
+        "environments_diagnose",
+        &[("id", "$response.body#/id"), ("house_id", "$request.query.house_id")],
+    ),
+    (
+        "environments_create",
+        "201",
+        "delete",
+        "environments_delete",
+        &[("id", "$response.body#/id"), ("house_id", "$request.query.house_id")],
+    ),
+    (
+        "sandboxes_create",
+        "201",
+        "view",
+        "sandboxes_view",
+        &[("id", "$response.body#/id"), ("house_id", "$request.query.house_id")],
+    ),
+    (
+        "sandboxes_create",
+        "201",
+        "ping",
+        "sandboxes_ping",
+        &[("id", "$response.body#/id"), ("house_id", "$request.query.house_id")],
+    ),
+    (
+        "sandboxes_create",
+        "201",
+        "env",
+        "sandboxes_env",
+        &[("id", "$response.body#/id"), ("house_id", "$request.query.house_id")],
+    ),
+    (
+        "sandboxes_create",
+        "201",
+        "stop",
+        "sandboxes_stop",
+        &[("id", "$response.body#/id"), ("house_id", "$request.query.house_id")],
+    ),
+    (
+        "sandboxes_create",
+        "201",
+        "destroy",
+        "sandboxes_destroy",
+        &[("id", "$response.body#/id"), ("house_id", "$request.query.house_id")],
+    ),
+    (
+        "members_add",
+        "201",
+        "set_role",
+        "members_set_role",
+        &[("id", "$response.body#/id"), ("house_id", "$request.query.house_id")],
+    ),
+    (
+        "members_add",
+        "201",
+        "remove",
+        "members_remove",
+        &[("id", "$response.body#/id"), ("house_id", "$request.query.house_id")],
+    ),
     ("keys_create", "201", "revoke", "keys_revoke", &[("id", "$response.body#/id")]),
     ("admin_users_create", "201", "create_key", "admin_keys_create", &[("id", "$response.body#/id")]),
-    ("admin_keys_create", "201", "revoke", "admin_keys_revoke", &[("id", "$request.path.id"), ("key_id", "$response.body#/id")]),
+    (
+        "admin_keys_create",
+        "201",
+        "revoke",
+        "admin_keys_revoke",
+        &[("id", "$request.path.id"), ("key_id", "$response.body#/id")],
+    ),
     ("admin_houses_create", "201", "quotas", "admin_quotas_set", &[("id", "$response.body#/house/id")]),
 ];
 
@@ -58,12 +190,15 @@ const SLUG: &str = "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$";
 const SECRET_NAME: &str = "^[A-Z_][A-Z0-9_]{0,127}$";
 const RUNTIME: &str = "^[a-z][a-z0-9-]{0,31}$";
 const MODEL: &str = "^[a-z][a-z0-9-]*/[!-~]+$";
-const REPO: &str = "^(https://[A-Za-z0-9.:-]+/|git@[A-Za-z0-9.:-]+:)?[A-Za-z0-9_-][A-Za-z0-9._-]*/[A-Za-z0-9_-][A-Za-z0-9._-]*$";
+const REPO: &str =
+    "^(https://[A-Za-z0-9.:-]+/|git@[A-Za-z0-9.:-]+:)?[A-Za-z0-9_-][A-Za-z0-9._-]*/[A-Za-z0-9_-][A-Za-z0-9._-]*$";
 const PARENT: &str = "^[A-Za-z0-9._#-]{1,100}$";
 /// No control characters (Unicode's Cc).
 const NO_CONTROL: &str = "^[^\\x00-\\x1f\\x7f-\\x9f]*$";
-/// Not empty or only white space, and no NUL.
-const MESSAGE: &str = "^[^\\x00]*[^\\s\\x00][^\\x00]*$";
+const NO_NUL: &str = "^[^\\x00]*$";
+/// One character at least that is not white space as Rust's `str::trim` sees it (Unicode's
+/// White_Space, which differs from a regex engine's `\s`). Unanchored: it may be anywhere.
+const MESSAGE: &str = "[^\\t\\n\\x0b\\x0c\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]";
 
 /// The rules the server's parsers apply, as JSON Schema: `(schema, property, keywords)`. A
 /// request that breaks one gets 400, one that keeps them all is not refused for its form.
@@ -83,8 +218,8 @@ fn field_rules() -> Vec<(&'static str, &'static str, Value)> {
         ("CreateSandbox", "runtime", json!({"pattern": RUNTIME})),
         ("CreateAgent", "name", slug.clone()),
         ("CreateAgent", "model", json!({"pattern": MODEL, "maxLength": 200})),
-        ("CreateAgent", "system_prompt", json!({"maxLength": 8192})),
-        ("SetSecret", "value", json!({"minLength": 1, "maxLength": 65536})),
+        ("CreateAgent", "system_prompt", json!({"maxLength": 16384, "pattern": NO_NUL})),
+        ("SetSecret", "value", json!({"minLength": 8, "maxLength": 16384})),
         ("SetSecret", "audience", json!({"enum": ["environment", "capability", null]})),
         ("Binding", "name", json!({"pattern": SECRET_NAME})),
         ("CreateEnvironment", "name", slug.clone()),
@@ -100,7 +235,9 @@ fn field_rules() -> Vec<(&'static str, &'static str, Value)> {
         ("CreateThread", "environment", slug.clone()),
         ("CreateThread", "model", json!({"pattern": MODEL, "maxLength": 200})),
         ("CreateThread", "agents", ids_or_names),
-        ("CreateEntry", "text", json!({"pattern": MESSAGE, "maxLength": 25600})),
+        ("CreateEntry", "text", json!({"pattern": MESSAGE, "maxLength": 32768})),
+        ("CreateEnvironment", "github_installation_id", json!({"minimum": 1})),
+        ("PatchEnvironment", "github_installation_id", json!({"minimum": 1})),
         ("SetQuotas", "sandboxes", json!({"maximum": i64::MAX})),
         ("SetQuotas", "concurrent_dispatches", json!({"maximum": i64::MAX})),
         ("SetQuotas", "workspace_bytes", json!({"maximum": i64::MAX})),
@@ -115,6 +252,7 @@ fn param_schema(path: &str, name: &str) -> Option<Value> {
             json!({"type": "string", "pattern": SLUG})
         }
         "id" | "key_id" => uuid,
+        "after" | "Last-Event-ID" => json!({"type": "integer", "format": "int64", "minimum": 0}),
         "name" => json!({"type": "string", "pattern": SECRET_NAME}),
         "runtime" => json!({"type": "string", "pattern": RUNTIME}),
         "model" => json!({"type": "string", "pattern": MODEL, "maxLength": 200}),
@@ -146,11 +284,6 @@ pub(crate) fn finish(api: utoipa::openapi::OpenApi) -> Value {
             field[key] = value.clone();
         }
     }
-    // An environment secret (the default audience) is at least 8 characters; a capability
-    // secret never reaches a sandbox and may be shorter.
-    components["schemas"]["SetSecret"]["if"] =
-        json!({"properties": {"audience": {"const": "capability"}}, "required": ["audience"]});
-    components["schemas"]["SetSecret"]["else"] = json!({"properties": {"value": {"minLength": 8}}});
     // Every request body refuses fields it does not know.
     for (name, schema) in components["schemas"].as_object_mut().expect("schemas").iter_mut() {
         let is_request = field_rules().iter().any(|(s, _, _)| s == name)
@@ -174,7 +307,9 @@ pub(crate) fn finish(api: utoipa::openapi::OpenApi) -> Value {
             let responses = op.entry("responses").or_insert(json!({})).as_object_mut().expect("responses");
             if path.starts_with("/api/") && path != "/api/openapi.json" {
                 for (status, _) in API_PROBLEMS {
-                    responses.entry(status.to_string()).or_insert(json!({"$ref": format!("#/components/responses/{status}")}));
+                    responses
+                        .entry(status.to_string())
+                        .or_insert(json!({"$ref": format!("#/components/responses/{status}")}));
                 }
                 op.entry("security").or_insert(json!([{"api_key": []}]));
             } else {
@@ -185,6 +320,18 @@ pub(crate) fn finish(api: utoipa::openapi::OpenApi) -> Value {
             }
         }
     }
+    // A tail is a stream of events: `id` the sequence number, `event` the kind, `data` the entry.
+    let stream = operation_mut(&mut doc, "entries_stream").expect("the tail is documented");
+    stream["responses"]["200"]["content"]["text/event-stream"]["schema"] = json!({
+        "type": "object",
+        "required": ["id", "event", "data"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^[0-9]+$"},
+            "event": {"type": "string"},
+            "data": {"type": "string", "contentMediaType": "application/json",
+                     "contentSchema": {"$ref": "#/components/schemas/Entry"}},
+        },
+    });
     for (from, status, name, target, parameters) in LINKS {
         let op = operation_mut(&mut doc, from).unwrap_or_else(|| panic!("a link's source {from} exists"));
         let response = &mut op["responses"][*status];

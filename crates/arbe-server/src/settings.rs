@@ -46,6 +46,8 @@ pub(crate) struct Settings {
     pub(crate) listen: SocketAddr,
     pub(crate) verbose: bool,
     pub(crate) log_format: LogFormat,
+    /// `ARBE_AUTH_FAILURES_PER_MINUTE` (default 20).
+    pub(crate) auth_failures_per_minute: u32,
     pub(crate) home: PathBuf,
     pub(crate) database_url: String,
     pub(crate) master_key: MasterKeySource,
@@ -100,6 +102,14 @@ impl Settings {
             Some("json") => LogFormat::Json,
             Some(_) => return Err("ARBE_LOG_FORMAT must be `human` or `json`".into()),
         };
+        let auth_failures_per_minute = match var("ARBE_AUTH_FAILURES_PER_MINUTE") {
+            None => arbe_server::FailedAuth::MAX,
+            Some(text) => text
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or("ARBE_AUTH_FAILURES_PER_MINUTE must be a whole number of 1 or more")?,
+        };
         let previous_master_keys = match var("ARBE_PREVIOUS_MASTER_KEYS") {
             None => Vec::new(),
             Some(list) => list
@@ -125,6 +135,7 @@ impl Settings {
             listen: SocketAddr::new(bind, port),
             verbose,
             log_format,
+            auth_failures_per_minute,
             home,
             database_url,
             master_key,

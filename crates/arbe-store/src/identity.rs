@@ -279,6 +279,15 @@ impl Store {
 
     /// Sets the operator's overrides for `house` (`None` fields take the default again).
     pub async fn set_house_quotas(&self, house: HouseId, quotas: Quotas) -> Result<()> {
+        for (field, value) in [
+            ("sandboxes", quotas.sandboxes),
+            ("concurrent_dispatches", quotas.concurrent_dispatches),
+            ("workspace_bytes", quotas.workspace_bytes),
+        ] {
+            if value.is_some_and(|v| i64::try_from(v).is_err()) {
+                return Err(arbe_core::InvalidInput::new(field, "must be at most 9223372036854775807").into());
+            }
+        }
         let int = |v: Option<u64>| v.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
         let n = on!(&self.write, |pool| {
             sqlx::query(

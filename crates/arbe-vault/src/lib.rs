@@ -7,4 +7,4 @@ mod vault;
 
 pub use error::{Result, VaultError};
 pub use master_key::{MasterKey, MasterKeys};
-pub use vault::{ResolvedSecret, RotationReport, SetOptions, Vault};
+pub use vault::{MAX_SECRET_CHARS, ResolvedSecret, RotationReport, SetOptions, Vault};

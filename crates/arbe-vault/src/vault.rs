@@ -46,6 +46,9 @@ pub struct RotationReport {
     pub retired: u64,
 }
 
+/// The longest secret value [`Vault::set`] takes, in characters (at most 64 KiB of UTF-8).
+pub const MAX_SECRET_CHARS: usize = 16 * 1024;
+
 /// The secret vault. Cheap to clone; clones share the data-key cache.
 #[derive(Clone, Debug)]
 pub struct Vault {
@@ -128,12 +131,14 @@ impl Vault {
             }
             let version = current.as_ref().map_or(1, |meta| meta.version + 1);
             let audience = options.audience.or(current.as_ref().map(|m| m.audience)).unwrap_or_default();
-            // Counted in characters, as the API's schema counts them; 8 characters are at least 8
-            // bytes.
-            if audience == Audience::Environment && value.expose().chars().count() < SecretValue::MIN_REDACTED_BYTES {
+            // Counted in characters, as the API's schema counts them: 8 characters are at least
+            // the 8 bytes redaction needs, 16,384 at most the 64 KiB a value may hold. Every
+            // audience, so a rotation that keeps the audience never changes the rule.
+            let chars = value.expose().chars().count();
+            if !(SecretValue::MIN_REDACTED_BYTES..=MAX_SECRET_CHARS).contains(&chars) {
                 return Err(InvalidInput::new(
                     "secret value",
-                    "must be at least 8 characters for an environment secret (output redaction cannot hide a shorter one)",
+                    "must be 8 to 16,384 characters (output redaction cannot hide a shorter one)",
                 )
                 .into());
             }

@@ -80,9 +80,12 @@ pub(crate) async fn threads_and_agents_validate_every_reference_up_front(test: T
     let helper = agents.create(&fx.writer, create("helper")).await.unwrap();
     assert_eq!((helper.model.as_str(), helper.system_prompt.as_str()), (ModelRef::DEFAULT, DEFAULT_PROMPT));
     assert_kind(agents.create(&fx.writer, create("helper")).await, ErrorKind::Conflict);
-    let huge = CreateAgent { system_prompt: Some("x".repeat(32 * 1024 + 1)), ..create("huge") };
+    let huge = CreateAgent { system_prompt: Some("é".repeat(16 * 1024 + 1)), ..create("huge") };
     let err = agents.create(&fx.writer, huge).await.unwrap_err();
-    assert_eq!(err.to_string(), "invalid system_prompt: must be at most 32 KiB with no NUL characters");
+    assert_eq!(err.to_string(), "invalid system_prompt: must be at most 16,384 characters with no NUL characters");
+    // The limit counts characters, not bytes.
+    let wide = CreateAgent { system_prompt: Some("é".repeat(16 * 1024)), ..create("wide") };
+    agents.create(&fx.writer, wide).await.unwrap();
     let patch = AgentPatch {
         name: Some(Name::parse("coder").unwrap()),
         model: Some(ModelRef::parse("anthropic/claude-haiku-4-5").unwrap()),

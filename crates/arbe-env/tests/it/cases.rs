@@ -140,8 +140,8 @@ pub(crate) async fn bad_input_names_the_field_and_changes_nothing(test: TestStor
     let mut req = CreateEnvironment::new(env_name("mismatch"));
     req.sandbox = Some(SandboxRef::Id(env.sandbox_id));
     req.runtime = Some(RuntimeName::parse("docker").unwrap());
-    let err = assert_kind(f.envs.create(&f.writer, req).await, ErrorKind::InvalidInput);
-    assert!(err.to_string().starts_with("invalid runtime: must match the runtime of sandbox prod-"), "{err}");
+    let err = assert_kind(f.envs.create(&f.writer, req).await, ErrorKind::Conflict);
+    assert!(err.to_string().starts_with("runtime conflicts with the sandbox: sandbox prod-"), "{err}");
 
     let mut req = CreateEnvironment::new(env_name("gh"));
     req.github_installation_id = Some(-3);

@@ -37,7 +37,10 @@ pub(crate) struct Bootstrapped {
 #[utoipa::path(get, path = "/api/admin/houses", tag = "admin", operation_id = "admin_houses_list",
     security(("admin_token" = [])),
     responses((status = 200, description = "Every house", body = Vec<House>)))]
-pub(crate) async fn houses(State(state): State<AppState>, AsAdmin(admin): AsAdmin) -> Result<Json<Vec<House>>, ApiError> {
+pub(crate) async fn houses(
+    State(state): State<AppState>,
+    AsAdmin(admin): AsAdmin,
+) -> Result<Json<Vec<House>>, ApiError> {
     Ok(Json(state.services.access.admin_houses(&admin).await?))
 }
 

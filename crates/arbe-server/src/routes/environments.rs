@@ -162,7 +162,7 @@ pub(crate) async fn unbind(
 
 /// What a preflight found: would a dispatch in this environment, with this model, start?
 #[derive(Serialize, utoipa::ToSchema)]
-pub(crate) struct Diagnosis {
+pub(crate) struct EnvironmentDiagnosis {
     environment: String,
     model: String,
     ok: bool,
@@ -172,17 +172,22 @@ pub(crate) struct Diagnosis {
 /// `GET /api/environments/{id or name}/diagnose?house_id=&model=`.
 #[utoipa::path(get, path = "/api/environments/{id}/diagnose", tag = "environments", operation_id = "environments_diagnose",
     params(HouseParam, ("id" = String, Path, description = "The environment's id or name"), ("model" = Option<String>, Query, description = "The model to check for (default: the house default)")),
-    responses((status = 200, description = "Would a dispatch start: every check", body = Diagnosis)))]
+    responses((status = 200, description = "Would a dispatch start: every check", body = EnvironmentDiagnosis)))]
 pub(crate) async fn diagnose(
     State(state): State<AppState>,
     InHouse(actor): InHouse,
     Path(id): Path<String>,
     Query(query): Query<std::collections::HashMap<String, String>>,
-) -> Result<Json<Diagnosis>, ApiError> {
+) -> Result<Json<EnvironmentDiagnosis>, ApiError> {
     let by = EnvironmentRef::parse(&id)?;
     let model = ModelRef::parse(query.get("model").map_or(ModelRef::DEFAULT, String::as_str))?;
     let found = state.services.environments.diagnose(&actor, &by, &model).await?;
     let ok = found.is_ok();
     let checks = found.checks.into_iter().map(CheckView::from).collect();
-    Ok(Json(Diagnosis { environment: found.environment.to_string(), model: found.model.to_string(), ok, checks }))
+    Ok(Json(EnvironmentDiagnosis {
+        environment: found.environment.to_string(),
+        model: found.model.to_string(),
+        ok,
+        checks,
+    }))
 }

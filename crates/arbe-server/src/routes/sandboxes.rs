@@ -117,7 +117,7 @@ pub(crate) async fn ping(
 
 /// What a diagnosis found.
 #[derive(Serialize, utoipa::ToSchema)]
-pub(crate) struct Diagnosis {
+pub(crate) struct SandboxDiagnosis {
     sandbox: Sandbox,
     runtime: String,
     checks: Vec<CheckView>,
@@ -126,15 +126,15 @@ pub(crate) struct Diagnosis {
 /// `GET /api/sandboxes/{id or name}/diagnose?house_id=`.
 #[utoipa::path(get, path = "/api/sandboxes/{id}/diagnose", tag = "sandboxes", operation_id = "sandboxes_diagnose",
     params(HouseParam, ("id" = String, Path, description = "The sandbox's id or name")),
-    responses((status = 200, description = "What the runtime found", body = Diagnosis)))]
+    responses((status = 200, description = "What the runtime found", body = SandboxDiagnosis)))]
 pub(crate) async fn diagnose(
     State(state): State<AppState>,
     InHouse(actor): InHouse,
     Path(id): Path<String>,
-) -> Result<Json<Diagnosis>, ApiError> {
+) -> Result<Json<SandboxDiagnosis>, ApiError> {
     let found = state.services.sandboxes.diagnose(&actor, &SandboxRef::parse(&id)?).await?;
     let checks = found.runtime.checks.into_iter().map(CheckView::from).collect();
-    Ok(Json(Diagnosis { sandbox: found.sandbox, runtime: found.runtime.runtime.to_owned(), checks }))
+    Ok(Json(SandboxDiagnosis { sandbox: found.sandbox, runtime: found.runtime.runtime.to_owned(), checks }))
 }
 
 /// A variable commands in the sandbox get (its name, never its value).

@@ -486,11 +486,15 @@ pub(crate) async fn environment_values_too_short_to_redact_are_refused(t: TestSt
     let err = vault.set(&owner, &name("PIN"), &value("1234567"), SetOptions::default()).await.unwrap_err();
     assert_eq!(
         err.to_string(),
-        "invalid secret value: must be at least 8 characters for an environment secret (output redaction cannot hide a shorter one)"
+        "invalid secret value: must be 8 to 16,384 characters (output redaction cannot hide a shorter one)"
     );
     assert_kind(store.secret_meta(house.id, &name("PIN")).await, ErrorKind::NotFound);
     vault.set(&owner, &name("PIN"), &value("12345678"), SetOptions::default()).await.unwrap();
-    // A capability never reaches a sandbox: any length.
+    // The rule is the same for every audience, so rotating without naming one cannot dodge it.
     let capability = SetOptions { audience: Some(Audience::Capability), ..SetOptions::default() };
-    vault.set(&owner, &name("SHORT_KEY"), &value("k"), capability).await.unwrap();
+    assert_kind(vault.set(&owner, &name("SHORT_KEY"), &value("k"), capability).await, ErrorKind::InvalidInput);
+    // Characters are counted, not bytes: 16,384 four-byte characters fit, one more does not.
+    vault.set(&owner, &name("WIDE"), &value(&"🔑".repeat(16 * 1024)), SetOptions::default()).await.unwrap();
+    let err = vault.set(&owner, &name("WIDE"), &value(&"k".repeat(16 * 1024 + 1)), SetOptions::default()).await;
+    assert_kind(err, ErrorKind::InvalidInput);
 }
