@@ -579,7 +579,7 @@ pub(crate) async fn github_installations_connect_only_through_a_verified_flow(te
     req.name = env_name("stolen");
     req.sandbox = None;
     let err = f.envs.create(&other.writer, req.clone()).await.unwrap_err();
-    assert_eq!(arbe_core::Classify::kind(&err), ErrorKind::InvalidInput);
+    assert_eq!(arbe_core::Classify::kind(&err), ErrorKind::NotFound);
     assert!(err.to_string().starts_with("GitHub installation 7 is not connected to this house"), "{err}");
     assert!(f.envs.list(&other.reader).await.unwrap().is_empty());
     assert!(f.envs.github_connections(&other.reader).await.unwrap().is_empty());
@@ -602,7 +602,7 @@ pub(crate) async fn github_installations_connect_only_through_a_verified_flow(te
     assert!(f.envs.resolve(&f.claim().await, &env.snapshot()).await.is_ok());
     assert_kind(f.envs.github_disconnect(&f.writer, 7).await, ErrorKind::Forbidden);
     f.envs.github_disconnect(&f.owner, 7).await.unwrap();
-    assert_kind(f.envs.resolve(&f.claim().await, &env.snapshot()).await, ErrorKind::InvalidInput);
+    assert_kind(f.envs.resolve(&f.claim().await, &env.snapshot()).await, ErrorKind::NotFound);
     assert!(gh.problems().is_empty(), "{:?}", gh.problems());
 }
 

@@ -150,7 +150,7 @@ pub(crate) async fn secret_values_never_come_back(test: TestStore) {
     let (status, text) =
         app.call(Method::PUT, "/api/secrets/PIN", house, Some(&app.writer), Some(json!({"value": "7x3q9z1"}))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(problem(&text).detail.contains("at least 8 characters"), "{text}");
+    assert!(problem(&text).detail.contains("must be 8 to 16,384 characters"), "{text}");
     assert!(!text.contains("7x3q9z1"));
     let list: Vec<Value> = serde_json::from_str(&bodies[2]).unwrap();
     assert_eq!(list.len(), 1);
