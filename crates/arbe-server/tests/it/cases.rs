@@ -415,3 +415,64 @@ pub(crate) async fn failed_authentication_is_limited_per_address_and_never_limit
     assert_eq!(res.status(), StatusCode::OK);
     app.clean_up().await;
 }
+
+/// The entries a tail sends until it ends: `(seq, entry)`.
+async fn tail(app: &App, thread_id: &str, after: i64) -> Vec<(i64, Value)> {
+    let stream = format!("{}/api/threads/{thread_id}/entries/stream?house_id={}&after={after}", app.url, app.house.id);
+    let res = app.http.get(&stream).bearer_auth(app.reader.expose()).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let text =
+        tokio::time::timeout(std::time::Duration::from_secs(90), res.text()).await.expect("the stream ends").unwrap();
+    text.split("\n\n")
+        .filter_map(|event| {
+            let id = event.lines().find_map(|l| l.strip_prefix("id: "))?.parse().ok()?;
+            let data = event.lines().find_map(|l| l.strip_prefix("data: "))?;
+            Some((id, serde_json::from_str(data).unwrap()))
+        })
+        .collect()
+}
+
+pub(crate) async fn a_dispatch_in_flight_finishes_after_a_restart(test: TestStore) {
+    let mut app = spawn_app(test).await;
+    let house = app.house.clone();
+    let key = Some(&app.writer);
+    let body = json!({"value": "sk-or-house-key-value", "audience": "capability", "shared": true});
+    app.call(Method::PUT, "/api/secrets/OPENROUTER_API_KEY", &house, key, Some(body)).await;
+    let (status, text) = app.call(Method::POST, "/api/environments", &house, key, Some(json!({"name": "work"}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    let body = json!({"parent": "general", "environment": "work"});
+    let (_, text) = app.call(Method::POST, "/api/threads", &house, key, Some(body)).await;
+    let thread_id = serde_json::from_str::<Value>(&text).unwrap()["id"].as_str().unwrap().to_owned();
+    let entries = format!("/api/threads/{thread_id}/entries");
+    let (status, text) =
+        app.call(Method::POST, &entries, &house, key, Some(json!({"text": "something slow, please"}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    let job = serde_json::from_str::<Value>(&text).unwrap()["job"]["id"].as_str().unwrap().to_owned();
+
+    // Wait until the agent's slow command runs, then restart the server under it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (_, text) = app.call(Method::GET, &entries, &house, Some(&app.reader), None).await;
+        if text.contains("\"tool.call\"") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the command never started: {text}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let old_url = app.url.clone();
+    app.restart().await;
+    assert_ne!(app.url, old_url);
+
+    // The new process takes the job over and finishes it: one terminal status, succeeded.
+    let events = tail(&app, &thread_id, 0).await;
+    let terminal: Vec<&str> = events
+        .iter()
+        .filter(|(_, e)| e["kind"] == "signal.thread.status" && e["job"] == job.as_str())
+        .filter_map(|(_, e)| e["status"].as_str())
+        .filter(|s| !["queued", "running"].contains(s))
+        .collect();
+    assert_eq!(terminal, ["succeeded"], "{events:?}");
+    let (_, text) = app.call(Method::GET, &format!("/api/threads/{thread_id}"), &house, Some(&app.reader), None).await;
+    assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["status"], "succeeded");
+    app.clean_up().await;
+}

@@ -24,6 +24,7 @@ arbe_store::both_backends!(cases =>
     sandboxes_keys_and_agents_follow_their_rules,
     members_join_change_and_leave_and_owners_read_the_audit_trail,
     failed_authentication_is_limited_per_address_and_never_limits_another,
+    a_dispatch_in_flight_finishes_after_a_restart,
 );
 
 /// A server on a random port, with a house (`acme`: owner, writer, reader) and a member of
@@ -39,21 +40,24 @@ pub(crate) struct App {
     pub(crate) outsider: SecretValue,
     pub(crate) admin: SecretValue,
     docker: Arc<DockerRuntime>,
-    _workers: arbe_dispatch::Workers,
-    _test: TestStore,
+    workers: Option<arbe_dispatch::Workers>,
+    master: MasterKey,
+    test: TestStore,
 }
 
-/// The scripted model: asked with no tool result yet, it runs `echo hello-from-the-sandbox`;
-/// asked again, it answers.
+/// The scripted model: asked with no tool result yet, it runs `echo hello-from-the-sandbox`
+/// (after `sleep 3` when the message asks for something slow); asked again, it answers.
 fn model(request: &ChatRequest) -> ChatResponse {
     let ran = request.messages.iter().any(|m| matches!(m, Message::Tool { .. }));
+    let slow = request.messages.iter().any(|m| matches!(m, Message::User { text } if text.contains("slow")));
     let (text, tool_calls, stop) = if ran {
         ("All done.".to_owned(), vec![], StopReason::EndTurn)
     } else {
+        let command = if slow { "sleep 3; echo hello-from-the-sandbox" } else { "echo hello-from-the-sandbox" };
         let call = ToolCall {
             id: "call-1".into(),
             name: "run_command".into(),
-            arguments: r#"{"command": "echo hello-from-the-sandbox"}"#.into(),
+            arguments: serde_json::json!({ "command": command }).to_string(),
         };
         (String::new(), vec![call], StopReason::ToolUse)
     };
@@ -68,39 +72,15 @@ pub(crate) async fn spawn_app(test: TestStore) -> App {
         "the server tests need a running Docker engine and the sandbox image (`cargo xtask sandbox-image`)"
     );
     let docker = Arc::new(docker);
-    let mut runtimes = RuntimeRegistry::new();
-    runtimes.register(docker.clone());
-    let services = Services::with_store(
-        test.store.clone(),
-        ServicesConfig {
-            master_keys: MasterKeys::new(MasterKey::generate()),
-            runtimes,
-            env: EnvConfig::new(RuntimeName::parse("docker").unwrap()),
-            dispatch: DispatchConfig {
-                poll: std::time::Duration::from_millis(50),
-                output_flush: std::time::Duration::from_millis(50),
-                ..DispatchConfig::default()
-            },
-            models: Arc::new(OneProvider(Arc::new(FnProvider::new("script", model)))),
-            admin_token: Some(arbe_store::AdminToken::new(&admin)),
-        },
-    );
+    let master = MasterKey::generate();
     let fx = testkit::house(&test.store, "acme").await;
     let (_, owner) = testkit::member(&test.store, &fx.house, "acme-key-owner", Role::Owner).await;
     let (_, writer) = testkit::member(&test.store, &fx.house, "acme-key-writer", Role::Writer).await;
     let (_, reader) = testkit::member(&test.store, &fx.house, "acme-key-reader", Role::Reader).await;
     let other = testkit::house(&test.store, "other").await;
     let (_, outsider) = testkit::member(&test.store, &other.house, "outsider", Role::Owner).await;
-    let services = Arc::new(services);
-    let workers = services.start_workers();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let app = arbe_server::router(services, arbe_server::Options::default());
-    tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await
-    });
-    App {
-        url,
+    let mut app = App {
+        url: String::new(),
         http: reqwest::Client::new(),
         house: fx.house,
         other: other.house,
@@ -110,12 +90,56 @@ pub(crate) async fn spawn_app(test: TestStore) -> App {
         outsider,
         admin,
         docker,
-        _workers: workers,
-        _test: test,
-    }
+        workers: None,
+        master,
+        test,
+    };
+    app.start().await;
+    app
 }
 
 impl App {
+    /// Starts a server process's worth of services over the test's store: its workers and a
+    /// server on a new port.
+    async fn start(&mut self) {
+        let mut runtimes = RuntimeRegistry::new();
+        runtimes.register(self.docker.clone());
+        let services = Arc::new(Services::with_store(
+            self.test.store.clone(),
+            ServicesConfig {
+                master_keys: MasterKeys::new(self.master.clone()),
+                runtimes,
+                env: EnvConfig::new(RuntimeName::parse("docker").unwrap()),
+                dispatch: DispatchConfig {
+                    poll: std::time::Duration::from_millis(50),
+                    output_flush: std::time::Duration::from_millis(50),
+                    lease: std::time::Duration::from_secs(2),
+                    heartbeat: std::time::Duration::from_millis(300),
+                    sweep_every: std::time::Duration::from_millis(200),
+                    ..DispatchConfig::default()
+                },
+                models: Arc::new(OneProvider(Arc::new(FnProvider::new("script", model)))),
+                admin_token: Some(arbe_store::AdminToken::new(&self.admin)),
+            },
+        ));
+        self.workers = Some(services.start_workers());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        self.url = format!("http://{}", listener.local_addr().unwrap());
+        let router = arbe_server::router(services, arbe_server::Options::default());
+        tokio::spawn(async move {
+            axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await
+        });
+    }
+
+    /// What a restart does to the dispatches in flight: the old process drains (here with no
+    /// grace at all) and a new one starts over the same store.
+    pub(crate) async fn restart(&mut self) {
+        if let Some(workers) = self.workers.take() {
+            workers.drain(std::time::Duration::ZERO).await;
+        }
+        self.start().await;
+    }
+
     /// Destroys the sandboxes the test's houses provisioned on the engine.
     pub(crate) async fn clean_up(self) {
         for house in [&self.house, &self.other] {
