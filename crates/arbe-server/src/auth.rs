@@ -100,10 +100,9 @@ where
 {
     let address = address(parts);
     state.failed_auth.check(address)?;
-    let result = match bearer(&parts.headers) {
-        Ok(key) => verify(key.to_owned()).await,
-        Err(err) => Err(err),
-    };
+    // Only a credential that was presented and is wrong counts: no credential at all is no guess.
+    let key = bearer(&parts.headers)?;
+    let result = verify(key.to_owned()).await;
     if matches!(&result, Err(err) if err.kind() == ErrorKind::Unauthenticated) {
         state.failed_auth.record(address);
     }

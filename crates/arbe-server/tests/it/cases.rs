@@ -6,11 +6,12 @@ use arbe_store::testkit::TestStore;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+pub(crate) use crate::matrix::every_house_route_refuses_whom_seed_001_says_and_refusals_change_nothing;
 use crate::{App, spawn_app};
 
 impl App {
     /// Calls `path` (with `?house_id=` of `house`) as the holder of `key` (none: anonymous).
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: Method,
         path: &str,

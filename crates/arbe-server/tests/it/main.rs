@@ -3,6 +3,7 @@
 //! it), and a scripted model.
 
 mod cases;
+mod matrix;
 
 use std::sync::Arc;
 
@@ -25,6 +26,7 @@ arbe_store::both_backends!(cases =>
     members_join_change_and_leave_and_owners_read_the_audit_trail,
     failed_authentication_is_limited_per_address_and_never_limits_another,
     a_dispatch_in_flight_finishes_after_a_restart,
+    every_house_route_refuses_whom_seed_001_says_and_refusals_change_nothing,
 );
 
 /// A server on a random port, with a house (`acme`: owner, writer, reader) and a member of
