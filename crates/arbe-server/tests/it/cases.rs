@@ -31,6 +31,7 @@ impl App {
         let status = res.status();
         let problem = res.headers().get("content-type").is_some_and(|v| v == "application/problem+json");
         let text = res.text().await.unwrap();
+        self.bodies.lock().unwrap().push(text.clone());
         if !status.is_success() {
             assert!(problem, "an error is a problem document: {status} {text}");
         }
@@ -154,8 +155,9 @@ pub(crate) async fn secret_values_never_come_back(test: TestStore) {
     assert!(problem(&text).detail.contains("must be 8 to 16,384 characters"), "{text}");
     assert!(!text.contains("7x3q9z1"));
     let list: Vec<Value> = serde_json::from_str(&bodies[2]).unwrap();
-    assert_eq!(list.len(), 1);
-    assert_eq!(list[0]["version"], 2);
+    let deploy: Vec<&Value> = list.iter().filter(|s| s["name"] == "DEPLOY_KEY").collect();
+    assert_eq!(deploy.len(), 1);
+    assert_eq!(deploy[0]["version"], 2);
     for body in &bodies {
         assert!(!body.contains(&canary), "a response carried the value: {body}");
     }
@@ -212,7 +214,8 @@ pub(crate) async fn a_posted_entry_dispatches_and_its_stream_ends_with_the_dispa
         app.call(Method::PUT, "/api/secrets/OPENROUTER_API_KEY", house, key, Some(body)).await.0,
         StatusCode::OK
     );
-    let (status, text) = app.call(Method::POST, "/api/environments", house, key, Some(json!({"name": "work"}))).await;
+    let body = json!({"name": "work", "secret_bindings": [{"name": "CANARY_TOKEN"}]});
+    let (status, text) = app.call(Method::POST, "/api/environments", house, key, Some(body)).await;
     assert_eq!(status, StatusCode::CREATED, "{text}");
     let body = json!({"parent": "general", "environment": "work"});
     let (status, text) = app.call(Method::POST, "/api/threads", house, key, Some(body)).await;
@@ -229,6 +232,7 @@ pub(crate) async fn a_posted_entry_dispatches_and_its_stream_ends_with_the_dispa
     assert_eq!(res.headers()["content-type"], "text/event-stream");
     let text =
         tokio::time::timeout(std::time::Duration::from_secs(60), res.text()).await.expect("the stream ends").unwrap();
+    app.bodies.lock().unwrap().push(text.clone());
     let events: Vec<(i64, Value)> = text
         .split("\n\n")
         .filter_map(|event| {
@@ -240,7 +244,7 @@ pub(crate) async fn a_posted_entry_dispatches_and_its_stream_ends_with_the_dispa
     let kinds: Vec<&str> = events.iter().map(|(_, e)| e["kind"].as_str().unwrap_or("?")).collect();
     assert!(kinds.contains(&"tool.call"), "{kinds:?}");
     let output: String = events.iter().filter_map(|(_, e)| e["output"].as_str()).collect();
-    assert!(output.contains("hello-from-the-sandbox"), "{text}");
+    assert!(output.contains("hello-from-the-sandbox [redacted:CANARY_TOKEN]"), "the canary ran, redacted: {text}");
     let last = &events.last().unwrap().1;
     assert_eq!(last["status"], ThreadStatus::Succeeded.as_str(), "{text}");
     let seqs: Vec<i64> = events.iter().map(|(id, _)| *id).collect();
@@ -255,6 +259,7 @@ pub(crate) async fn a_posted_entry_dispatches_and_its_stream_ends_with_the_dispa
         .await
         .unwrap();
     let resumed = res.text().await.unwrap();
+    app.bodies.lock().unwrap().push(resumed.clone());
     let ids: Vec<i64> = resumed.lines().filter_map(|l| l.strip_prefix("id: ")).map(|id| id.parse().unwrap()).collect();
     assert_eq!(ids, seqs[seqs.len() - 2..]);
     // The thread says how it ended.
@@ -424,6 +429,7 @@ async fn tail(app: &App, thread_id: &str, after: i64) -> Vec<(i64, Value)> {
     assert_eq!(res.status(), StatusCode::OK);
     let text =
         tokio::time::timeout(std::time::Duration::from_secs(90), res.text()).await.expect("the stream ends").unwrap();
+    app.bodies.lock().unwrap().push(text.clone());
     text.split("\n\n")
         .filter_map(|event| {
             let id = event.lines().find_map(|l| l.strip_prefix("id: "))?.parse().ok()?;

@@ -45,6 +45,12 @@ pub(crate) struct App {
     workers: Option<arbe_dispatch::Workers>,
     master: MasterKey,
     test: TestStore,
+    /// Every response body the test read.
+    pub(crate) bodies: Arc<std::sync::Mutex<Vec<String>>>,
+    /// A secret set through the API at the start; its value must come back nowhere.
+    canary: String,
+    /// The test process's log at trace level.
+    logs: arbe_testkit::LogCapture,
 }
 
 /// The scripted model: asked with no tool result yet, it runs `echo hello-from-the-sandbox`
@@ -55,7 +61,9 @@ fn model(request: &ChatRequest) -> ChatResponse {
     let (text, tool_calls, stop) = if ran {
         ("All done.".to_owned(), vec![], StopReason::EndTurn)
     } else {
-        let command = if slow { "sleep 3; echo hello-from-the-sandbox" } else { "echo hello-from-the-sandbox" };
+        // The canary, when the environment binds it, must come back redacted.
+        let command =
+            if slow { "sleep 3; echo hello-from-the-sandbox" } else { "echo hello-from-the-sandbox \"$CANARY_TOKEN\"" };
         let call = ToolCall {
             id: "call-1".into(),
             name: "run_command".into(),
@@ -67,6 +75,7 @@ fn model(request: &ChatRequest) -> ChatResponse {
 }
 
 pub(crate) async fn spawn_app(test: TestStore) -> App {
+    let logs = arbe_testkit::LogCapture::install();
     let admin = arbe_store::AdminToken::generate();
     let docker = DockerRuntime::new(DockerConfig::default()).expect("a docker runtime");
     assert!(
@@ -95,8 +104,20 @@ pub(crate) async fn spawn_app(test: TestStore) -> App {
         workers: None,
         master,
         test,
+        bodies: Arc::default(),
+        canary: format!("canary-{}", arbe_core::SecretId::new()),
+        logs,
     };
     app.start().await;
+    let res = app
+        .http
+        .put(format!("{}/api/secrets/CANARY_TOKEN?house_id={}", app.url, app.house.id))
+        .bearer_auth(app.owner.expose())
+        .json(&serde_json::json!({"value": app.canary, "shared": true}))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "the canary is set");
     app
 }
 
@@ -142,8 +163,15 @@ impl App {
         self.start().await;
     }
 
-    /// Destroys the sandboxes the test's houses provisioned on the engine.
+    /// Checks that the canary's value came back in no response and no log line, then destroys
+    /// the sandboxes the test's houses provisioned on the engine.
     pub(crate) async fn clean_up(self) {
+        let bodies = self.bodies.lock().unwrap();
+        assert!(!bodies.iter().any(|b| b.contains(&self.canary)), "a response held the canary's value");
+        drop(bodies);
+        let log = self.logs.text();
+        assert!(log.contains("TRACE") || log.contains("DEBUG"), "the log is captured at every level");
+        assert!(!log.contains(&self.canary), "the log held the canary's value");
         for house in [&self.house, &self.other] {
             let labels = arbe_core::Labels::parse([(arbe_runtime::HOUSE_LABEL, house.id.to_string())]).unwrap();
             for sandbox in self.docker.list(&labels).await.unwrap() {

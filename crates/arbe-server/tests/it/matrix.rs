@@ -14,9 +14,22 @@ use crate::{App, spawn_app};
 fn rule(operation: &str) -> Option<(Role, Option<Value>)> {
     use Role::{Owner, Reader, Writer};
     Some(match operation {
-        "agents_list" | "agents_view" | "environments_list" | "environments_view" | "environments_diagnose"
-        | "secrets_list" | "secrets_view" | "sandboxes_list" | "sandboxes_view" | "sandboxes_diagnose" | "sandboxes_env" | "threads_list" | "threads_view" | "entries_list"
-        | "entries_stream" | "members_list" => (Reader, None),
+        "agents_list"
+        | "agents_view"
+        | "environments_list"
+        | "environments_view"
+        | "environments_diagnose"
+        | "secrets_list"
+        | "secrets_view"
+        | "sandboxes_list"
+        | "sandboxes_view"
+        | "sandboxes_diagnose"
+        | "sandboxes_env"
+        | "threads_list"
+        | "threads_view"
+        | "entries_list"
+        | "entries_stream"
+        | "members_list" => (Reader, None),
         "agents_create" => (Writer, Some(json!({"name": "matrix-agent"}))),
         "environments_create" => (Writer, Some(json!({"name": "matrix-env", "sandbox_id": "box"}))),
         "environments_update" => (Writer, Some(json!({"allowed_repos": ["acme/api"]}))),
@@ -29,7 +42,11 @@ fn rule(operation: &str) -> Option<(Role, Option<Value>)> {
         "threads_create" => (Writer, Some(json!({"parent": "general"}))),
         "threads_cancel" => (Writer, None),
         "entries_create" => (Writer, Some(json!({"text": "hello"}))),
-        "agents_delete" | "environments_delete" | "secrets_delete" | "sandboxes_destroy" | "members_remove"
+        "agents_delete"
+        | "environments_delete"
+        | "secrets_delete"
+        | "sandboxes_destroy"
+        | "members_remove"
         | "audit_list" => (Owner, None),
         "members_add" => (Owner, Some(json!({"user": "acme-key-reader", "role": "writer"}))),
         "members_set_role" => (Owner, Some(json!({"role": "owner"}))),
