@@ -21,21 +21,35 @@ impl Environments {
     /// Finishes a connect flow from GitHub's redirect: `state` as issued by
     /// [`Environments::github_connect_start`] (at most 15 minutes ago), the OAuth `code`, and
     /// the installation id GitHub passed. The user who started the flow must still own the
-    /// house, and their GitHub user must reach the installation.
+    /// house, and their GitHub user must reach the installation. Also answers the signed-in
+    /// GitHub user, for the server's GitHub session.
     pub async fn github_connect_finish(
         &self,
         state: &str,
         code: &str,
         installation_id: i64,
         redirect_uri: Option<&str>,
-    ) -> Result<GitHubConnection> {
+    ) -> Result<(GitHubConnection, GitHubUser)> {
         let app = self.github()?;
         let (house, user) = app.verify_state(state, Utc::now())?;
         let member = self.store.membership(house, user).await?;
         member.require(Action::ConnectGitHub)?;
         let github_user = app.exchange_code(code, redirect_uri).await?;
         let user = self.store.user(user).await?;
-        self.connect_verified(house, AuditActor::User(&user), Some(user.id), &github_user, installation_id).await
+        let connection =
+            self.connect_verified(house, AuditActor::User(&user), Some(user.id), &github_user, installation_id).await?;
+        Ok((connection, github_user))
+    }
+
+    /// Signs a GitHub user in through the app's OAuth flow (the `code` GitHub's redirect
+    /// carries), for the server's GitHub session: what seed 001's listing endpoints answer to.
+    pub async fn github_sign_in(&self, code: &str, redirect_uri: Option<&str>) -> Result<GitHubUser> {
+        self.github()?.exchange_code(code, redirect_uri).await
+    }
+
+    /// Whether a GitHub App is configured (without one the GitHub routes answer 501).
+    pub fn github_configured(&self) -> bool {
+        self.github().is_ok()
     }
 
     /// Connects `installation_id` to the actor's house for a GitHub user already signed in

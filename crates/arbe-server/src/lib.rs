@@ -32,6 +32,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 pub use auth::FailedAuth;
 pub use error::ApiError;
 pub use metrics::Metrics;
+pub use routes::github::{GitHubSessions, SESSION_COOKIE};
 
 /// The most a request body may hold: room for the longest message (32,768 characters) even
 /// when every character is JSON-escaped as a surrogate pair.
@@ -67,6 +68,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The server's options.
     pub options: Options,
+    /// Signed-in GitHub users, by session.
+    pub github_sessions: Arc<routes::github::GitHubSessions>,
 }
 
 #[derive(utoipa::OpenApi)]
@@ -75,7 +78,9 @@ struct Components;
 
 /// Every documented route, with its part of the OpenAPI document.
 fn api() -> OpenApiRouter<AppState> {
-    use routes::{admin, agents, entries, environments, health, houses, keys, members, sandboxes, secrets, threads};
+    use routes::{
+        admin, agents, entries, environments, github, health, houses, keys, members, sandboxes, secrets, threads,
+    };
     OpenApiRouter::with_openapi(Components::openapi())
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
@@ -112,6 +117,12 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(threads::cancel))
         .routes(routes!(entries::list, entries::create))
         .routes(routes!(entries::stream))
+        .routes(routes!(github::connections))
+        .routes(routes!(github::connect))
+        .routes(routes!(github::disconnect))
+        .routes(routes!(github::callback))
+        .routes(routes!(github::installations))
+        .routes(routes!(github::installation_repos))
 }
 
 /// The API's OpenAPI document, as `GET /api/openapi.json` serves it.
@@ -126,7 +137,8 @@ pub fn router(services: Arc<Services>, options: Options) -> Router {
     let (router, doc) = api().split_for_parts();
     let doc = Arc::new(openapi::finish(doc));
     let failed_auth = Arc::new(FailedAuth::new(options.auth_failures_per_minute));
-    let state = AppState { services, failed_auth, metrics: Arc::default(), options };
+    let state =
+        AppState { services, failed_auth, metrics: Arc::default(), options, github_sessions: Arc::default() };
     let request_id = HeaderName::from_static(REQUEST_ID);
     router
         .route("/api/openapi.json", get(move || async move { Json(doc.as_ref().clone()) }))

@@ -115,7 +115,10 @@ async fn run(settings: Settings) -> Result<(), String> {
         runtimes,
         env: EnvConfig {
             default_runtime: arbe_core::RuntimeName::parse(&settings.default_runtime).map_err(|e| e.to_string())?,
-            github: None,
+            github: match &settings.github {
+                Some(config) => Some(Arc::new(arbe_env::GitHubApp::new(config).map_err(|e| format!("the GitHub App: {e}"))?)),
+                None => None,
+            },
             worker_keys: settings.worker_keys(),
             operator_keys: OperatorKeys::Every,
         },
@@ -134,6 +137,7 @@ async fn run(settings: Settings) -> Result<(), String> {
         url = %format!("http://{}", settings.listen),
         store = store_kind,
         runtimes = %if names.is_empty() { "none".to_owned() } else { names.join(", ") },
+        github = settings.github.is_some(),
         admin_token = %admin_path.display(),
         "arbe-server is listening"
     );

@@ -251,6 +251,7 @@ fn param_schema(path: &str, name: &str) -> Option<Value> {
         "id" if ["/api/environments/", "/api/sandboxes/", "/api/agents/"].iter().any(|p| path.starts_with(p)) => {
             json!({"type": "string", "pattern": SLUG})
         }
+        "installation_id" => json!({"type": "integer", "format": "int64", "minimum": 1}),
         "id" | "key_id" => uuid,
         "after" | "Last-Event-ID" => json!({"type": "integer", "format": "int64", "minimum": 0}),
         "name" => json!({"type": "string", "pattern": SECRET_NAME}),
@@ -274,6 +275,8 @@ pub(crate) fn finish(api: utoipa::openapi::OpenApi) -> Value {
     components["securitySchemes"] = json!({
         "api_key": {"type": "http", "scheme": "bearer", "description": "An API key: `arbe_<id>_<secret>`"},
         "admin_token": {"type": "http", "scheme": "bearer", "description": "The operator's admin token (`~/.arbe/admin_token`)"},
+        "github_session": {"type": "apiKey", "in": "cookie", "name": "arbe_github_session",
+            "description": "The GitHub session `GET /api/github/callback` opens"},
     });
     components["responses"] = problem_responses();
 

@@ -61,6 +61,8 @@ pub(crate) struct Settings {
     pub(crate) docker_pairs: Vec<(String, String)>,
     /// `ARBE_DEFAULT_RUNTIME` (default: docker).
     pub(crate) default_runtime: String,
+    /// The GitHub App, when `GITHUB_APP_ID` and `GITHUB_APP_PRIVATE_KEY` are set.
+    pub(crate) github: Option<arbe_env::GitHubAppConfig>,
 }
 
 /// Where the master key comes from.
@@ -131,6 +133,30 @@ impl Settings {
         let docker_pairs =
             std::env::vars().filter(|(k, _)| k.starts_with("ARBE_SANDBOX_") || k == "DOCKER_HOST").collect();
         let default_runtime = var("ARBE_DEFAULT_RUNTIME").unwrap_or_else(|| "docker".into());
+        let github = match (var("GITHUB_APP_ID"), var("GITHUB_APP_PRIVATE_KEY")) {
+            (None, None) => None,
+            (Some(id), Some(pem)) => {
+                let pem = SecretValue::new(pem).map_err(|e| format!("GITHUB_APP_PRIVATE_KEY: {e}"))?;
+                let mut config = arbe_env::GitHubAppConfig::new(id, pem);
+                if let Some(url) = var("ARBE_GITHUB_API_URL") {
+                    config.api_url = url;
+                }
+                if let Some(url) = var("ARBE_GITHUB_WEB_URL") {
+                    config.web_url = url;
+                }
+                config.slug = var("GITHUB_APP_SLUG");
+                config.oauth = match (var("GITHUB_APP_CLIENT_ID"), var("GITHUB_APP_CLIENT_SECRET")) {
+                    (Some(client_id), Some(secret)) => Some(arbe_env::GitHubOAuthClient {
+                        client_id,
+                        client_secret: SecretValue::new(secret).map_err(|e| format!("GITHUB_APP_CLIENT_SECRET: {e}"))?,
+                    }),
+                    (None, None) => None,
+                    _ => return Err("GITHUB_APP_CLIENT_ID and GITHUB_APP_CLIENT_SECRET go together".into()),
+                };
+                Some(config)
+            }
+            _ => return Err("GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY go together".into()),
+        };
         Ok(Self {
             listen: SocketAddr::new(bind, port),
             verbose,
@@ -144,6 +170,7 @@ impl Settings {
             local_runtime_trusted,
             docker_pairs,
             default_runtime,
+            github,
         })
     }
 

@@ -556,7 +556,7 @@ pub(crate) async fn github_installations_connect_only_through_a_verified_flow(te
     let forged = format!("{}x", start.state);
     assert_kind(f.envs.github_connect_finish(&forged, &gh.code_for("alice"), 7, None).await, ErrorKind::InvalidInput);
     // Alice can reach it: connected to the house the state names, on the installation's account.
-    let connected = f.envs.github_connect_finish(&start.state, &gh.code_for("alice"), 7, None).await.unwrap();
+    let (connected, _) = f.envs.github_connect_finish(&start.state, &gh.code_for("alice"), 7, None).await.unwrap();
     assert_eq!(
         (connected.house_id, connected.account_login.as_str(), connected.github_login.as_str()),
         (f.house.id, "org", "alice")

@@ -4,6 +4,7 @@ pub(crate) mod admin;
 pub(crate) mod agents;
 pub(crate) mod entries;
 pub(crate) mod environments;
+pub(crate) mod github;
 pub(crate) mod health;
 pub(crate) mod houses;
 pub(crate) mod keys;

@@ -6,7 +6,10 @@ use arbe_store::testkit::TestStore;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-pub(crate) use crate::matrix::every_house_route_refuses_whom_seed_001_says_and_refusals_change_nothing;
+pub(crate) use crate::{
+    github::github_installations_connect_through_the_callback_and_list_with_the_session,
+    matrix::every_house_route_refuses_whom_seed_001_says_and_refusals_change_nothing,
+};
 use crate::{App, spawn_app};
 
 impl App {

@@ -3,7 +3,17 @@
 //! it), and a scripted model.
 
 mod cases;
+// The fake GitHub the environments service's tests run against, faithful to GitHub's docs.
+#[path = "../../../arbe-env/tests/it/fake_github.rs"]
+#[allow(dead_code)]
+mod fake_github;
+mod github;
 mod matrix;
+
+/// The GitHub App test key pair the fake verifies against.
+pub(crate) const TEST_KEY: &str = include_str!("../../../arbe-env/tests/it/fixtures/github-app-test-key.pem");
+pub(crate) const TEST_PUBLIC_KEY: &str =
+    include_str!("../../../arbe-env/tests/it/fixtures/github-app-test-key.pub.pem");
 
 use std::sync::Arc;
 
@@ -27,6 +37,7 @@ arbe_store::both_backends!(cases =>
     failed_authentication_is_limited_per_address_and_never_limits_another,
     a_dispatch_in_flight_finishes_after_a_restart,
     every_house_route_refuses_whom_seed_001_says_and_refusals_change_nothing,
+    github_installations_connect_through_the_callback_and_list_with_the_session,
 );
 
 /// A server on a random port, with a house (`acme`: owner, writer, reader) and a member of
@@ -51,6 +62,8 @@ pub(crate) struct App {
     canary: String,
     /// The test process's log at trace level.
     logs: arbe_testkit::LogCapture,
+    /// The GitHub App the server is configured with, if any.
+    pub(crate) github: Option<Arc<arbe_env::GitHubApp>>,
 }
 
 /// The scripted model: asked with no tool result yet, it runs `echo hello-from-the-sandbox`
@@ -107,6 +120,7 @@ pub(crate) async fn spawn_app(test: TestStore) -> App {
         bodies: Arc::default(),
         canary: format!("canary-{}", arbe_core::SecretId::new()),
         logs,
+        github: None,
     };
     app.start().await;
     let res = app
@@ -124,7 +138,7 @@ pub(crate) async fn spawn_app(test: TestStore) -> App {
 impl App {
     /// Starts a server process's worth of services over the test's store: its workers and a
     /// server on a new port.
-    async fn start(&mut self) {
+    pub(crate) async fn start(&mut self) {
         let mut runtimes = RuntimeRegistry::new();
         runtimes.register(self.docker.clone());
         let services = Arc::new(Services::with_store(
@@ -132,7 +146,10 @@ impl App {
             ServicesConfig {
                 master_keys: MasterKeys::new(self.master.clone()),
                 runtimes,
-                env: EnvConfig::new(RuntimeName::parse("docker").unwrap()),
+                env: EnvConfig {
+                    github: self.github.clone(),
+                    ..EnvConfig::new(RuntimeName::parse("docker").unwrap())
+                },
                 dispatch: DispatchConfig {
                     poll: std::time::Duration::from_millis(50),
                     output_flush: std::time::Duration::from_millis(50),
@@ -157,10 +174,15 @@ impl App {
     /// What a restart does to the dispatches in flight: the old process drains (here with no
     /// grace at all) and a new one starts over the same store.
     pub(crate) async fn restart(&mut self) {
+        self.stop().await;
+        self.start().await;
+    }
+
+    /// Drains this process's workers (with no grace), as a stopping server does.
+    pub(crate) async fn stop(&mut self) {
         if let Some(workers) = self.workers.take() {
             workers.drain(std::time::Duration::ZERO).await;
         }
-        self.start().await;
     }
 
     /// Checks that the canary's value came back in no response and no log line, then destroys

@@ -29,7 +29,8 @@ fn rule(operation: &str) -> Option<(Role, Option<Value>)> {
         | "threads_view"
         | "entries_list"
         | "entries_stream"
-        | "members_list" => (Reader, None),
+        | "members_list"
+        | "github_connections_list" => (Reader, None),
         "agents_create" => (Writer, Some(json!({"name": "matrix-agent"}))),
         "environments_create" => (Writer, Some(json!({"name": "matrix-env", "sandbox_id": "box"}))),
         "environments_update" => (Writer, Some(json!({"allowed_repos": ["acme/api"]}))),
@@ -47,7 +48,9 @@ fn rule(operation: &str) -> Option<(Role, Option<Value>)> {
         | "secrets_delete"
         | "sandboxes_destroy"
         | "members_remove"
-        | "audit_list" => (Owner, None),
+        | "audit_list"
+        | "github_connect"
+        | "github_disconnect" => (Owner, None),
         "members_add" => (Owner, Some(json!({"user": "acme-key-reader", "role": "writer"}))),
         "members_set_role" => (Owner, Some(json!({"role": "owner"}))),
         _ => return None,
@@ -108,7 +111,8 @@ pub(crate) async fn every_house_route_refuses_whom_seed_001_says_and_refusals_ch
             } else {
                 "work"
             };
-            let path = template.replace("{id}", object).replace("{name}", "API_TOKEN");
+            let path =
+                template.replace("{id}", object).replace("{name}", "API_TOKEN").replace("{installation_id}", "7");
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let call = |key| app.call(method.clone(), &path, house, key, body.clone());
             let (status, text) = call(None).await;
