@@ -31,7 +31,7 @@ pub use redact::{Redactor, StreamRedactor};
 pub use services::{Services, ServicesConfig};
 pub use stats::{BUCKETS, DispatchStats, Outcome};
 pub use threads::{CreateThread, MAX_THREAD_AGENTS, Threads};
-pub use worker::Workers;
+pub use worker::{Workers, WorkersHealth};
 
 /// How dispatch runs. Every field has a default that suits a server.
 #[derive(Clone, Debug)]

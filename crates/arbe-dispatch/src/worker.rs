@@ -17,7 +17,29 @@ pub struct Workers {
     dispatcher: Dispatcher,
 }
 
+/// Whether a process's workers are still running, for a readiness check. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct WorkersHealth {
+    tasks: std::sync::Arc<Vec<tokio::task::AbortHandle>>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl WorkersHealth {
+    /// True while every worker and the sweep run and no drain has begun.
+    pub fn running(&self) -> bool {
+        !*self.shutdown.borrow() && self.tasks.iter().all(|task| !task.is_finished())
+    }
+}
+
 impl Workers {
+    /// A handle that tells whether these workers still run.
+    pub fn health(&self) -> WorkersHealth {
+        WorkersHealth {
+            tasks: std::sync::Arc::new(self.handles.iter().map(JoinHandle::abort_handle).collect()),
+            shutdown: self.shutdown.subscribe(),
+        }
+    }
+
     /// Stops taking jobs, cancels the runs in flight (they end `cancelled`), and waits up to
     /// `drain` for them to finish writing.
     pub async fn shutdown(self, drain: Duration) {

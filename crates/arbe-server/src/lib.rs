@@ -49,11 +49,14 @@ pub struct Options {
     /// Failed authentications allowed per client address per minute
     /// (`ARBE_AUTH_FAILURES_PER_MINUTE`, default [`FailedAuth::MAX`]).
     pub auth_failures_per_minute: u32,
+    /// This process's dispatch workers, which `/readyz` requires to be running; `None` for a
+    /// server whose dispatches run elsewhere.
+    pub workers: Option<arbe_dispatch::WorkersHealth>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { verbose: false, auth_failures_per_minute: FailedAuth::MAX }
+        Self { verbose: false, auth_failures_per_minute: FailedAuth::MAX, workers: None }
     }
 }
 
@@ -137,8 +140,7 @@ pub fn router(services: Arc<Services>, options: Options) -> Router {
     let (router, doc) = api().split_for_parts();
     let doc = Arc::new(openapi::finish(doc));
     let failed_auth = Arc::new(FailedAuth::new(options.auth_failures_per_minute));
-    let state =
-        AppState { services, failed_auth, metrics: Arc::default(), options, github_sessions: Arc::default() };
+    let state = AppState { services, failed_auth, metrics: Arc::default(), options, github_sessions: Arc::default() };
     let request_id = HeaderName::from_static(REQUEST_ID);
     router
         .route("/api/openapi.json", get(move || async move { Json(doc.as_ref().clone()) }))

@@ -116,7 +116,9 @@ async fn run(settings: Settings) -> Result<(), String> {
         env: EnvConfig {
             default_runtime: arbe_core::RuntimeName::parse(&settings.default_runtime).map_err(|e| e.to_string())?,
             github: match &settings.github {
-                Some(config) => Some(Arc::new(arbe_env::GitHubApp::new(config).map_err(|e| format!("the GitHub App: {e}"))?)),
+                Some(config) => {
+                    Some(Arc::new(arbe_env::GitHubApp::new(config).map_err(|e| format!("the GitHub App: {e}"))?))
+                }
                 None => None,
             },
             worker_keys: settings.worker_keys(),
@@ -143,7 +145,11 @@ async fn run(settings: Settings) -> Result<(), String> {
     );
     let app = arbe_server::router(
         services,
-        arbe_server::Options { verbose: settings.verbose, auth_failures_per_minute: settings.auth_failures_per_minute },
+        arbe_server::Options {
+            verbose: settings.verbose,
+            auth_failures_per_minute: settings.auth_failures_per_minute,
+            workers: Some(workers.health()),
+        },
     );
     axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())

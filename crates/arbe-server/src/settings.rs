@@ -148,7 +148,8 @@ impl Settings {
                 config.oauth = match (var("GITHUB_APP_CLIENT_ID"), var("GITHUB_APP_CLIENT_SECRET")) {
                     (Some(client_id), Some(secret)) => Some(arbe_env::GitHubOAuthClient {
                         client_id,
-                        client_secret: SecretValue::new(secret).map_err(|e| format!("GITHUB_APP_CLIENT_SECRET: {e}"))?,
+                        client_secret: SecretValue::new(secret)
+                            .map_err(|e| format!("GITHUB_APP_CLIENT_SECRET: {e}"))?,
                     }),
                     (None, None) => None,
                     _ => return Err("GITHUB_APP_CLIENT_ID and GITHUB_APP_CLIENT_SECRET go together".into()),

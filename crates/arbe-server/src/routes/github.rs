@@ -84,7 +84,10 @@ fn no_session() -> ApiError {
 }
 
 fn not_configured() -> ApiError {
-    ApiError::new(ErrorKind::Unsupported, "this server has no GitHub App configured (GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY)")
+    ApiError::new(
+        ErrorKind::Unsupported,
+        "this server has no GitHub App configured (GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY)",
+    )
 }
 
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

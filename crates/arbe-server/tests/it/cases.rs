@@ -6,11 +6,11 @@ use arbe_store::testkit::TestStore;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use crate::{App, spawn_app};
 pub(crate) use crate::{
     github::github_installations_connect_through_the_callback_and_list_with_the_session,
     matrix::every_house_route_refuses_whom_seed_001_says_and_refusals_change_nothing,
 };
-use crate::{App, spawn_app};
 
 impl App {
     /// Calls `path` (with `?house_id=` of `house`) as the holder of `key` (none: anonymous).
@@ -470,8 +470,15 @@ pub(crate) async fn a_dispatch_in_flight_finishes_after_a_restart(test: TestStor
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let old_url = app.url.clone();
+    let ready = app.http.get(format!("{old_url}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
     app.restart().await;
     assert_ne!(app.url, old_url);
+    // The old process drained: it says it is not ready; the new one is.
+    let ready = app.http.get(format!("{old_url}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let ready = app.http.get(format!("{}/readyz", app.url)).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
 
     // The new process takes the job over and finishes it: one terminal status, succeeded.
     let events = tail(&app, &thread_id, 0).await;

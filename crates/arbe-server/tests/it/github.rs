@@ -55,7 +55,10 @@ pub(crate) async fn github_installations_connect_through_the_callback_and_list_w
     assert!(cookie.starts_with("arbe_github_session=") && cookie.contains("HttpOnly"), "{cookie}");
     let session = cookie.split(';').next().unwrap().to_owned();
     let signed_in: Value = res.json().await.unwrap();
-    assert_eq!((signed_in["login"].as_str(), signed_in["connection"]["installation_id"].as_i64()), (Some("alice"), Some(7)));
+    assert_eq!(
+        (signed_in["login"].as_str(), signed_in["connection"]["installation_id"].as_i64()),
+        (Some("alice"), Some(7))
+    );
 
     // The house lists it; another house does not see it.
     let (_, text) = app.call(Method::GET, "/api/github/connections", &house, Some(&app.reader), None).await;

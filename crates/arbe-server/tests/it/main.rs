@@ -146,10 +146,7 @@ impl App {
             ServicesConfig {
                 master_keys: MasterKeys::new(self.master.clone()),
                 runtimes,
-                env: EnvConfig {
-                    github: self.github.clone(),
-                    ..EnvConfig::new(RuntimeName::parse("docker").unwrap())
-                },
+                env: EnvConfig { github: self.github.clone(), ..EnvConfig::new(RuntimeName::parse("docker").unwrap()) },
                 dispatch: DispatchConfig {
                     poll: std::time::Duration::from_millis(50),
                     output_flush: std::time::Duration::from_millis(50),
@@ -162,10 +159,12 @@ impl App {
                 admin_token: Some(arbe_store::AdminToken::new(&self.admin)),
             },
         ));
-        self.workers = Some(services.start_workers());
+        let workers = services.start_workers();
+        let options = arbe_server::Options { workers: Some(workers.health()), ..arbe_server::Options::default() };
+        self.workers = Some(workers);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         self.url = format!("http://{}", listener.local_addr().unwrap());
-        let router = arbe_server::router(services, arbe_server::Options::default());
+        let router = arbe_server::router(services, options);
         tokio::spawn(async move {
             axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await
         });
