@@ -3,6 +3,7 @@
 mod agents;
 mod context;
 mod error;
+mod feed;
 mod models;
 mod redact;
 mod run;
@@ -136,6 +137,8 @@ pub(crate) struct Inner {
     heard: std::sync::atomic::AtomicU64,
     /// What this process's dispatches came to.
     pub(crate) stats: DispatchStats,
+    /// The feed of each thread this process follows (see `feed`).
+    pub(crate) feeds: Mutex<HashMap<ThreadId, tokio::sync::broadcast::Sender<Entry>>>,
 }
 
 impl Inner {
@@ -208,6 +211,7 @@ impl Dispatcher {
                 listening: std::sync::Once::new(),
                 listening_now: watch::Sender::new(false),
                 stats: DispatchStats::default(),
+                feeds: Mutex::default(),
                 heard: std::sync::atomic::AtomicU64::new(0),
             }),
         }
@@ -280,37 +284,7 @@ impl Dispatcher {
         after: i64,
     ) -> impl Stream<Item = Result<Entry>> + Send + use<> {
         self.inner.listen();
-        let inner = self.inner.clone();
-        futures_util::stream::unfold((inner, after, Vec::<Entry>::new().into_iter(), false), move |state| async move {
-            let (inner, mut after, mut buffered, done) = state;
-            if done {
-                return None;
-            }
-            loop {
-                if let Some(entry) = buffered.next() {
-                    after = entry.seq;
-                    return Some((Ok(entry), (inner, after, buffered, false)));
-                }
-                // Register for wake-ups before reading, so an append between the read and the
-                // wait is not missed.
-                let page = {
-                    let notified = inner.appended.notified();
-                    tokio::pin!(notified);
-                    notified.as_mut().enable();
-                    match inner.store.entries(house, thread, after, 500).await {
-                        Ok(page) if page.is_empty() => {
-                            let _ = tokio::time::timeout(inner.config.poll, notified).await;
-                            Ok(page)
-                        }
-                        other => other,
-                    }
-                };
-                match page {
-                    Err(err) => return Some((Err(err.into()), (inner, after, buffered, true))),
-                    Ok(page) => buffered = page.into_iter(),
-                }
-            }
-        })
+        feed::follow(self.inner.clone(), house, thread, after)
     }
 
     /// Waits until this process listens for other processes' appends (PostgreSQL only; on

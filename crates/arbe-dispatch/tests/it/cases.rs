@@ -821,3 +821,47 @@ pub(crate) async fn a_run_that_panics_ends_itself_and_its_worker_goes_on(test: T
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2, "the model was asked again, once");
     assert!(logs.text().contains("a run panicked"), "the panic was logged");
 }
+
+/// Collects `n` entries from a follower, failing after 30 s.
+async fn take(stream: impl futures_util::Stream<Item = arbe_dispatch::Result<arbe_core::Entry>>, n: usize) -> Vec<i64> {
+    use futures_util::StreamExt;
+    let mut stream = Box::pin(stream);
+    let mut seqs = Vec::new();
+    while seqs.len() < n {
+        let next = tokio::time::timeout(Duration::from_secs(30), stream.next()).await;
+        seqs.push(next.expect("the follower keeps up").expect("the stream goes on").unwrap().seq);
+    }
+    seqs
+}
+
+pub(crate) async fn many_followers_of_a_thread_each_see_every_entry_once_in_order(test: TestStore) {
+    let fx = Fixture::new(test, vec![]).await;
+    let d = fx.dispatcher(fast_config("w"));
+    let thread = fx.thread("work", &[]).await;
+    let note = |i: usize| EntryBody::Warning { message: format!("note {i}") };
+    // More than a page already there, with nothing more coming: a follower from 0 reads it all.
+    for i in 0..1_100 {
+        fx.test.store.append_entry(fx.house.id, thread.id, note(i)).await.unwrap();
+    }
+    assert_eq!(
+        take(d.subscribe(&fx.writer, thread.id, 0).await.unwrap(), 1_100).await,
+        (1..=1_100).collect::<Vec<i64>>()
+    );
+    // Fifty followers from different places, some joining while entries arrive.
+    let mut followers = Vec::new();
+    for k in 0..50_i64 {
+        let after = 1_100 - k * 7;
+        let stream = d.subscribe(&fx.writer, thread.id, after).await.unwrap();
+        let want = usize::try_from(1_300 - after).unwrap();
+        followers.push((after, tokio::spawn(take(stream, want))));
+        if k % 10 == 0 {
+            for i in 0..40 {
+                fx.test.store.append_entry(fx.house.id, thread.id, note(i)).await.unwrap();
+            }
+        }
+    }
+    for (after, follower) in followers {
+        let seqs = follower.await.unwrap();
+        assert_eq!(seqs, ((after + 1)..=1_300).collect::<Vec<i64>>(), "the follower from {after}");
+    }
+}

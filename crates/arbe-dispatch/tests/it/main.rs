@@ -27,6 +27,7 @@ use arbe_vault::{MasterKey, MasterKeys, SetOptions};
 use futures_util::StreamExt;
 
 arbe_store::both_backends!(cases =>
+    many_followers_of_a_thread_each_see_every_entry_once_in_order,
     success_runs_commands_with_secrets_and_records_every_step,
     each_error_class_ends_failed_with_agent_failed,
     missing_required_secret_or_model_key_fails_naming_it,
