@@ -29,7 +29,7 @@ tasks:
   openapi               write the API's OpenAPI document, as the code generates it, to docs/openapi.json
   schemathesis          fuzz a live arbe-server against its OpenAPI document (every check, stateful too)
   bench <area>          run a benchmark (targets judged; non-zero exit on a miss) with a throwaway,
-                        durable PostgreSQL; areas: store, vault, runtime, dispatch, all
+                        durable PostgreSQL; areas: store, vault, runtime, dispatch, server, all
 ";
 
 fn main() -> ExitCode {
@@ -136,8 +136,13 @@ fn test(args: &[String]) -> Result<(), String> {
 }
 
 /// Every benchmark: its package and target.
-const BENCHES: &[(&str, &str)] =
-    &[("arbe-store", "store"), ("arbe-vault", "vault"), ("arbe-dispatch", "dispatch"), ("arbe-tests", "runtime")];
+const BENCHES: &[(&str, &str)] = &[
+    ("arbe-store", "store"),
+    ("arbe-vault", "vault"),
+    ("arbe-dispatch", "dispatch"),
+    ("arbe-tests", "runtime"),
+    ("arbe-server", "server"),
+];
 
 /// Builds the sandbox image when the engine answers and the image is missing or predates the
 /// executor. Without an engine the docker tests fail on their own, saying so.
@@ -159,11 +164,12 @@ pub(crate) fn ensure_sandbox_image() -> Result<(), String> {
 }
 
 /// Benchmark areas: (area, package, bench target).
-const BENCH_AREAS: [(&str, &str, &str); 4] = [
+const BENCH_AREAS: [(&str, &str, &str); 5] = [
     ("store", "arbe-store", "store"),
     ("vault", "arbe-vault", "vault"),
     ("runtime", "arbe-tests", "runtime"),
     ("dispatch", "arbe-dispatch", "dispatch"),
+    ("server", "arbe-server", "server"),
 ];
 
 fn bench(area: Option<&str>) -> Result<(), String> {
@@ -172,7 +178,9 @@ fn bench(area: Option<&str>) -> Result<(), String> {
         Some(name) => match BENCH_AREAS.iter().find(|(area, ..)| *area == name) {
             Some(found) => vec![*found],
             None => {
-                return Err(format!("unknown bench area `{name}`: must be store, vault, runtime, dispatch or all"));
+                return Err(format!(
+                    "unknown bench area `{name}`: must be store, vault, runtime, dispatch, server or all"
+                ));
             }
         },
         None => return Err(format!("bench needs an area\n{USAGE}")),
