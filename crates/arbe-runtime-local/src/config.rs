@@ -16,10 +16,68 @@ pub struct LocalConfig {
     pub cpu_seconds: u64,
     /// Open files a command may hold (`RLIMIT_NOFILE`).
     pub open_files: u64,
+    /// How commands are kept from the host.
+    pub isolation: Isolation,
+}
+
+/// How the local runtime keeps commands from the host.
+#[derive(Clone, Debug, Default)]
+pub enum Isolation {
+    /// None: commands run on the host as the server's user and can read whatever it can. For a
+    /// single house on loopback only (the trusted mode).
+    #[default]
+    Trusted,
+    /// Every command runs in bubblewrap namespaces of its own (user, pid, ipc, uts, net, mount,
+    /// cgroup): the workspace is `/workspace`, the system read-only, nothing else of the host
+    /// visible, no network but its own loopback.
+    Bubblewrap(Bubblewrap),
+}
+
+/// The bubblewrap mode's settings.
+#[derive(Clone, Debug)]
+pub struct Bubblewrap {
+    /// The `bwrap` program.
+    pub program: PathBuf,
+    /// Run as root (a server): each house's commands run under a host uid of their own, the
+    /// `index`-th house to arrive getting `first + index`; their workspaces belong to that uid.
+    /// `None` (an ordinary user, a laptop): every house runs under the server's own uid, which
+    /// the namespace maps to uid 1000 inside.
+    pub house_uids: Option<UidRange>,
+    /// Processes one house's uid may have at once (`RLIMIT_NPROC`): what stops a fork bomb.
+    pub max_processes: u64,
+    /// Address space one command may map (`RLIMIT_AS`); 0 is no cap.
+    pub memory_bytes: u64,
+}
+
+/// Host uids (and gids, the same numbers) the operator sets aside for houses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UidRange {
+    /// The first.
+    pub first: u32,
+    /// How many.
+    pub count: u32,
+}
+
+impl Bubblewrap {
+    /// Debian's `/usr/bin/bwrap`, one uid for every house, 256 processes, 2 GiB per command.
+    pub fn new() -> Self {
+        Self {
+            program: PathBuf::from("/usr/bin/bwrap"),
+            house_uids: None,
+            max_processes: 256,
+            memory_bytes: 2 * 1024 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for Bubblewrap {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl LocalConfig {
-    /// The defaults of SPEC §3 under `root`: 30 s per command, a 1 GiB workspace.
+    /// The defaults of SPEC §3 under `root`: 30 s per command, a 1 GiB workspace, trusted.
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self {
             root: root.into(),
@@ -27,6 +85,12 @@ impl LocalConfig {
             workspace_max_bytes: 1024 * 1024 * 1024,
             cpu_seconds: 600,
             open_files: 1024,
+            isolation: Isolation::Trusted,
         }
+    }
+
+    /// The same, isolated in bubblewrap namespaces.
+    pub fn isolated(root: impl Into<PathBuf>, bubblewrap: Bubblewrap) -> Self {
+        Self { isolation: Isolation::Bubblewrap(bubblewrap), ..Self::new(root) }
     }
 }

@@ -20,15 +20,19 @@ use arbe_runtime::{
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::{LocalConfig, NAME};
+use crate::{Bubblewrap, Isolation, LocalConfig, NAME};
 
-/// The local runtime. Trusted use only: commands run as the server's user, on the server's
-/// machine, and can read and write whatever that user can. It isolates nothing.
+/// The local runtime: sandboxes as folders on this machine. Trusted ([`Isolation::Trusted`]),
+/// commands run as the server's user and can read and write whatever it can; isolated
+/// ([`Isolation::Bubblewrap`]), each command runs in namespaces of its own that show it its
+/// workspace at `/workspace`, the system read-only and nothing else.
 #[derive(Debug, Clone)]
 pub struct LocalRuntime {
     config: Arc<LocalConfig>,
     /// Process groups running per sandbox, so stop and destroy can end them.
     running: Arc<Mutex<HashMap<ExternalId, HashSet<i32>>>>,
+    /// Host uids handed to houses (root mode), loaded from `<root>/uids.json`.
+    uids: Arc<Mutex<Option<HashMap<HouseId, u32>>>>,
 }
 
 /// What the runtime remembers about a sandbox, beside its folder.
@@ -53,7 +57,62 @@ fn io(op: &'static str, what: &str, e: std::io::Error) -> RuntimeError {
 impl LocalRuntime {
     /// A local runtime under `config.root` (created 0700 on first use).
     pub fn new(config: LocalConfig) -> Self {
-        Self { config: Arc::new(config), running: Arc::default() }
+        Self { config: Arc::new(config), running: Arc::default(), uids: Arc::default() }
+    }
+
+    fn bubblewrap(&self) -> Option<&Bubblewrap> {
+        match &self.config.isolation {
+            Isolation::Trusted => None,
+            Isolation::Bubblewrap(bubblewrap) => Some(bubblewrap),
+        }
+    }
+
+    /// The host uid (and gid) `house`'s commands run under in root mode: handed out in order
+    /// of arrival from the operator's range and kept in `<root>/uids.json`, so a restart gives
+    /// every house the uid that owns its workspaces.
+    fn house_uid(&self, op: &'static str, house: HouseId) -> Result<Option<u32>> {
+        let Some(range) = self.bubblewrap().and_then(|b| b.house_uids) else { return Ok(None) };
+        let path = self.config.root.join("uids.json");
+        let mut uids = self.uids.lock().expect("uids lock");
+        let known = match uids.as_mut() {
+            Some(known) => known,
+            None => {
+                let loaded = match std::fs::read(&path) {
+                    Ok(text) => serde_json::from_slice(&text)
+                        .map_err(|e| err(op, ErrorKind::Internal, format!("{} is corrupt: {e}", path.display())))?,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
+                    Err(e) => return Err(io(op, "read the house uids", e)),
+                };
+                uids.insert(loaded)
+            }
+        };
+        if let Some(uid) = known.get(&house) {
+            return Ok(Some(*uid));
+        }
+        let taken: HashSet<u32> = known.values().copied().collect();
+        let uid = (range.first..range.first.saturating_add(range.count)).find(|uid| !taken.contains(uid)).ok_or_else(
+            || {
+                err(
+                    op,
+                    ErrorKind::QuotaExceeded,
+                    format!("every uid of the range given to houses ({}) is taken", range.count),
+                )
+            },
+        )?;
+        known.insert(house, uid);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o711)
+            .create(&self.config.root)
+            .map_err(|e| io(op, "create the workspaces root", e))?;
+        let text = serde_json::to_vec(&*known).expect("uids serialize");
+        std::fs::write(&path, text).map_err(|e| io(op, "write the house uids", e))?;
+        Ok(Some(uid))
+    }
+
+    /// The house of a sandbox id this runtime made.
+    fn house_of(id: &ExternalId) -> Option<HouseId> {
+        id.0.split_once('/').and_then(|(house, _)| HouseId::parse(house).ok())
     }
 
     /// `<root>/<house>/<sandbox>`, checking the id is one this runtime made.
@@ -113,12 +172,21 @@ impl LocalRuntime {
 /// them from here after the spawn would leave a window (and a `pre_exec` hook needs unsafe code,
 /// which this workspace forbids).
 fn limited(config: &LocalConfig, argv: Vec<String>) -> Vec<String> {
-    let limits: Vec<String> =
-        [("--cpu", config.cpu_seconds), ("--nofile", config.open_files), ("--fsize", config.workspace_max_bytes)]
-            .into_iter()
-            .filter(|(_, value)| *value > 0)
-            .map(|(flag, value)| format!("{flag}={value}"))
-            .collect();
+    let (processes, memory) = match &config.isolation {
+        Isolation::Trusted => (0, 0),
+        Isolation::Bubblewrap(b) => (b.max_processes, b.memory_bytes),
+    };
+    let limits: Vec<String> = [
+        ("--cpu", config.cpu_seconds),
+        ("--nofile", config.open_files),
+        ("--fsize", config.workspace_max_bytes),
+        ("--nproc", processes),
+        ("--as", memory),
+    ]
+    .into_iter()
+    .filter(|(_, value)| *value > 0)
+    .map(|(flag, value)| format!("{flag}={value}"))
+    .collect();
     if limits.is_empty() {
         return argv;
     }
@@ -131,6 +199,74 @@ fn limited(config: &LocalConfig, argv: Vec<String>) -> Vec<String> {
 
 /// util-linux's prlimit (Debian's essential `util-linux` package).
 const PRLIMIT: &str = "/usr/bin/prlimit";
+
+/// Where the workspace appears inside the namespaces.
+const SANDBOX_WORKSPACE: &str = "/workspace";
+
+/// `argv` inside bubblewrap namespaces of its own: user (uid 1000 inside), pid, ipc, uts, net
+/// (its own loopback only), mount and cgroup; `/usr` read-only with the usual links to it,
+/// `/etc` reduced to what programs need to start, a fresh `/proc`, `/dev` and `/tmp`, and the
+/// workspace at `/workspace`, the one place that outlives the command. The namespaces die with
+/// the command (and with the server: `--die-with-parent`).
+fn isolated(bubblewrap: &Bubblewrap, workspace: &Path, cwd: &Path, argv: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = vec![bubblewrap.program.display().to_string()];
+    let args = [
+        "--unshare-all",
+        "--die-with-parent",
+        "--new-session",
+        "--uid",
+        "1000",
+        "--gid",
+        "1000",
+        "--hostname",
+        "sandbox",
+        "--ro-bind",
+        "/usr",
+        "/usr",
+        "--symlink",
+        "usr/bin",
+        "/bin",
+        "--symlink",
+        "usr/sbin",
+        "/sbin",
+        "--symlink",
+        "usr/lib",
+        "/lib",
+        "--symlink",
+        "usr/lib64",
+        "/lib64",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--tmpfs",
+        "/tmp",
+        "--dir",
+        "/etc",
+    ];
+    out.extend(args.iter().map(|s| (*s).to_owned()));
+    // What programs read at start: the dynamic linker's cache, name service and terminal
+    // settings, the alternatives links Debian's tools resolve through. No passwd or shadow
+    // beyond what `--uid` implies, nothing of the host's configuration.
+    for file in ["/etc/ld.so.cache", "/etc/alternatives", "/etc/nsswitch.conf", "/etc/localtime", "/etc/ssl"] {
+        if Path::new(file).exists() {
+            out.extend(["--ro-bind".to_owned(), file.to_owned(), file.to_owned()]);
+        }
+    }
+    out.extend(["--bind".to_owned(), workspace.display().to_string(), SANDBOX_WORKSPACE.to_owned()]);
+    // The root itself read-only last: only /workspace and the command's own /tmp take writes.
+    out.extend(["--remount-ro".to_owned(), "/".to_owned()]);
+    out.extend(["--chdir".to_owned(), cwd.display().to_string(), "--".to_owned()]);
+    out.extend(argv);
+    out
+}
+
+/// Gives `path` to `uid` (and the group of the same number).
+fn chown(path: &Path, uid: u32) -> std::io::Result<()> {
+    let owner = rustix::fs::Uid::from_raw(uid);
+    let group = rustix::fs::Gid::from_raw(uid);
+    rustix::fs::chown(path, Some(owner), Some(group)).map_err(std::io::Error::from)
+}
 
 fn kill_group(pgid: i32) {
     if let Some(pid) = rustix::process::Pid::from_raw(pgid) {
@@ -182,18 +318,38 @@ impl Runtime for LocalRuntime {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { persistent_fs: true, exec_streaming: true, file_transfer: true, ..Capabilities::default() }
+        let isolation = match self.config.isolation {
+            Isolation::Trusted => arbe_runtime::Isolation::Host,
+            Isolation::Bubblewrap(_) => arbe_runtime::Isolation::Sandbox,
+        };
+        Capabilities {
+            isolation,
+            persistent_fs: true,
+            exec_streaming: true,
+            file_transfer: true,
+            ..Capabilities::default()
+        }
     }
 
     async fn provision(&self, spec: &SandboxSpec) -> Result<SandboxInfo> {
         let id = ExternalId(format!("{}/{}", spec.house_id, spec.sandbox_id));
         let (workspace, meta_path) = self.paths("provision", &id)?;
+        let uid = self.house_uid("provision", spec.house_id)?;
         let mut builder = std::fs::DirBuilder::new();
         builder.recursive(true).mode(0o700);
         builder.create(&workspace).map_err(|e| io("provision", "create the workspace folder", e))?;
         // The folder may pre-exist with looser bits; workspaces are private.
         std::fs::set_permissions(&workspace, std::fs::Permissions::from_mode(0o700))
             .map_err(|e| io("provision", "set workspace permissions", e))?;
+        if let Some(uid) = uid {
+            // The house's uid must pass the root and house folders to reach its workspace (they
+            // list nothing to it), and owns the workspace itself.
+            for dir in [self.config.root.as_path(), workspace.parent().expect("a house folder")] {
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
+                    .map_err(|e| io("provision", "set folder permissions", e))?;
+            }
+            chown(&workspace, uid).map_err(|e| io("provision", "give the workspace to the house's uid", e))?;
+        }
         let mut pairs: Vec<(String, String)> = spec.labels.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
         pairs.push((HOUSE_LABEL.into(), spec.house_id.to_string()));
         pairs.push((SANDBOX_LABEL.into(), spec.sandbox_id.to_string()));
@@ -251,23 +407,41 @@ impl Runtime for LocalRuntime {
         if meta.state != SandboxState::Started {
             return Err(err("exec", ErrorKind::Conflict, format!("sandbox {id} is {}; start it first", meta.state)));
         }
-        let cwd = match &req.cwd {
-            Some(dir) if dir.starts_with('/') => PathBuf::from(dir),
-            Some(dir) => workspace.join(dir),
-            None => workspace.clone(),
-        };
         let config = &self.config;
         let argv = match &req.command {
             Command::Shell(text) => vec!["bash".to_owned(), "-lc".to_owned(), text.clone()],
             Command::Argv(argv) => argv.clone(),
         };
         let argv = limited(config, argv);
+        let (argv, cwd, home, uid) = match self.bubblewrap() {
+            None => {
+                let cwd = match &req.cwd {
+                    Some(dir) if dir.starts_with('/') => PathBuf::from(dir),
+                    Some(dir) => workspace.join(dir),
+                    None => workspace.clone(),
+                };
+                (argv, cwd, workspace.clone(), None)
+            }
+            Some(bubblewrap) => {
+                let inner = match &req.cwd {
+                    Some(dir) if dir.starts_with('/') => PathBuf::from(dir),
+                    Some(dir) => Path::new(SANDBOX_WORKSPACE).join(dir),
+                    None => PathBuf::from(SANDBOX_WORKSPACE),
+                };
+                let uid = Self::house_of(id).map(|house| self.house_uid("exec", house)).transpose()?.flatten();
+                let argv = isolated(bubblewrap, &workspace, &inner, argv);
+                (argv, PathBuf::from("/"), PathBuf::from(SANDBOX_WORKSPACE), uid)
+            }
+        };
         let mut cmd = tokio::process::Command::new(&argv[0]);
         cmd.args(&argv[1..]);
+        if let Some(uid) = uid {
+            cmd.uid(uid).gid(uid);
+        }
         cmd.current_dir(&cwd)
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-            .env("HOME", &workspace)
+            .env("HOME", &home)
             .envs(req.env.iter().map(|(k, v)| (k, v.expose())))
             .stdin(if req.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
@@ -351,7 +525,16 @@ impl Runtime for LocalRuntime {
         if let Some(parent) = target.parent() {
             tokio::fs::create_dir_all(parent).await.map_err(|e| io("put_file", "create folders", e))?;
         }
-        tokio::fs::write(&target, contents).await.map_err(|e| io("put_file", "write the file", e))
+        tokio::fs::write(&target, contents).await.map_err(|e| io("put_file", "write the file", e))?;
+        if let Some(uid) = Self::house_of(id).map(|house| self.house_uid("put_file", house)).transpose()?.flatten() {
+            // Everything under the workspace belongs to the house's uid, what put_file made too.
+            let mut dir = target.as_path();
+            while dir != workspace {
+                chown(dir, uid).map_err(|e| io("put_file", "give the file to the house's uid", e))?;
+                dir = dir.parent().expect("inside the workspace");
+            }
+        }
+        Ok(())
     }
 
     async fn get_file(&self, id: &ExternalId, path: &str) -> Result<Vec<u8>> {
@@ -394,12 +577,52 @@ impl Runtime for LocalRuntime {
                 "util-linux's prlimit is missing; commands need it for their limits",
             ),
         }
-        d.check(
-            "isolation",
-            CheckStatus::Warning,
-            "none: commands run as the server's user on the server's machine and can touch whatever it can; \
-             use the docker or ssh runtime for anything you do not trust",
-        );
+        match self.bubblewrap() {
+            None => d.check(
+                "isolation",
+                CheckStatus::Warning,
+                "none: commands run as the server's user on the server's machine and can touch whatever it can; \
+                 use the docker runtime or the isolated local runtime for anything you do not trust",
+            ),
+            Some(bubblewrap) => {
+                let probe = isolated(bubblewrap, &self.config.root, Path::new("/"), vec!["true".to_owned()]);
+                match tokio::process::Command::new(&probe[0]).args(&probe[1..]).status().await {
+                    Ok(s) if s.success() => {
+                        let who = match bubblewrap.house_uids {
+                            Some(range) => {
+                                format!("each house under a host uid of its own ({} from {})", range.count, range.first)
+                            }
+                            None => "every house under the server's uid, mapped to uid 1000 inside".to_owned(),
+                        };
+                        d.check(
+                            "isolation",
+                            CheckStatus::Ok,
+                            format!(
+                                "bubblewrap namespaces per command (user, pid, net, mount, ipc, uts, cgroup), {who}"
+                            ),
+                        );
+                        d.check(
+                            "memory",
+                            CheckStatus::Warning,
+                            format!(
+                                "address space per command capped at {} bytes and {} processes per house (rlimits); \
+                                 no cgroup memory limit, so running out of memory is not told apart from other failures",
+                                bubblewrap.memory_bytes, bubblewrap.max_processes
+                            ),
+                        );
+                    }
+                    _ => d.check(
+                        "isolation",
+                        CheckStatus::Blocker,
+                        format!(
+                            "bubblewrap ({}) cannot create namespaces here: install Debian's bubblewrap and allow \
+                             unprivileged user namespaces",
+                            bubblewrap.program.display()
+                        ),
+                    ),
+                }
+            }
+        }
         d
     }
 }

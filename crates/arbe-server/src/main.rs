@@ -11,7 +11,7 @@ use arbe_env::{EnvConfig, OperatorKeys};
 use arbe_llm::ProviderKind;
 use arbe_runtime::{Runtime, RuntimeRegistry};
 use arbe_runtime_docker::{DockerConfig, DockerRuntime};
-use arbe_runtime_local::{LocalConfig, LocalRuntime};
+use arbe_runtime_local::{Bubblewrap, LocalConfig, LocalRuntime};
 use arbe_store::{AdminToken, StoreConfig};
 use arbe_vault::{MasterKey, MasterKeys};
 use clap::Parser;
@@ -105,7 +105,26 @@ async fn run(settings: Settings) -> Result<(), String> {
         // The host runtime serves one house: the store refuses a second.
         store_config.single_house = true;
         names.push("local (trusted, one house)");
+    } else if settings.local_runtime_isolated {
+        // The local runtime in bubblewrap namespaces, where this machine can make them.
+        let bubblewrap = Bubblewrap { house_uids: settings.local_uids, ..Bubblewrap::new() };
+        let local = LocalRuntime::new(LocalConfig::isolated(settings.home.join("sandboxes"), bubblewrap));
+        let diagnosis = local.diagnose().await;
+        if diagnosis.is_ok() {
+            runtimes.register(Arc::new(local));
+            names.push(if settings.local_uids.is_some() {
+                "local (isolated, a host uid per house)"
+            } else {
+                "local (isolated)"
+            });
+        } else {
+            tracing::warn!(?diagnosis, "the isolated local runtime is unavailable");
+        }
     }
+    // The default runtime: the operator's choice, else docker, else the local runtime.
+    let default_runtime = settings.default_runtime.clone().unwrap_or_else(|| {
+        if docker.is_some() || names.iter().all(|n| !n.starts_with("local")) { "docker" } else { "local" }.to_owned()
+    });
     let base_urls: HashMap<ProviderKind, String> = ProviderKind::ALL
         .into_iter()
         .filter_map(|kind| settings.base_url(kind.base_url_var()).map(|url| (kind, url)))
@@ -114,7 +133,7 @@ async fn run(settings: Settings) -> Result<(), String> {
         master_keys,
         runtimes,
         env: EnvConfig {
-            default_runtime: arbe_core::RuntimeName::parse(&settings.default_runtime).map_err(|e| e.to_string())?,
+            default_runtime: arbe_core::RuntimeName::parse(&default_runtime).map_err(|e| e.to_string())?,
             github: match &settings.github {
                 Some(config) => {
                     Some(Arc::new(arbe_env::GitHubApp::new(config).map_err(|e| format!("the GitHub App: {e}"))?))
@@ -139,6 +158,7 @@ async fn run(settings: Settings) -> Result<(), String> {
         url = %format!("http://{}", settings.listen),
         store = store_kind,
         runtimes = %if names.is_empty() { "none".to_owned() } else { names.join(", ") },
+        default_runtime = %default_runtime,
         github = settings.github.is_some(),
         admin_token = %admin_path.display(),
         "arbe-server is listening"

@@ -57,10 +57,16 @@ pub(crate) struct Settings {
     pub(crate) drain: Duration,
     /// `ARBE_LOCAL_RUNTIME=trusted`: the unisolated local runtime, for a single loopback house.
     pub(crate) local_runtime_trusted: bool,
+    /// The local runtime in bubblewrap namespaces (`ARBE_LOCAL_RUNTIME` unset or `isolated`;
+    /// `off` turns it off).
+    pub(crate) local_runtime_isolated: bool,
+    /// Run as root: the host uids houses' sandboxes run under (`ARBE_LOCAL_UIDS=first:count`,
+    /// default 200000:10000). `None` when not root.
+    pub(crate) local_uids: Option<arbe_runtime_local::UidRange>,
     /// `ARBE_SANDBOX_*` and `DOCKER_HOST`, for the docker runtime.
     pub(crate) docker_pairs: Vec<(String, String)>,
-    /// `ARBE_DEFAULT_RUNTIME` (default: docker).
-    pub(crate) default_runtime: String,
+    /// `ARBE_DEFAULT_RUNTIME` (default: docker when reachable, else local).
+    pub(crate) default_runtime: Option<String>,
     /// The GitHub App, when `GITHUB_APP_ID` and `GITHUB_APP_PRIVATE_KEY` are set.
     pub(crate) github: Option<arbe_env::GitHubAppConfig>,
 }
@@ -125,14 +131,27 @@ impl Settings {
             Some(text) => Duration::from_secs(text.parse().map_err(|_| "ARBE_DRAIN_SECONDS must be a whole number")?),
             None => Duration::from_secs(30),
         };
-        let local_runtime_trusted = match var("ARBE_LOCAL_RUNTIME").as_deref() {
-            None => false,
-            Some("trusted") => true,
-            Some(_) => return Err("ARBE_LOCAL_RUNTIME must be `trusted` or unset".into()),
+        let (local_runtime_trusted, local_runtime_isolated) = match var("ARBE_LOCAL_RUNTIME").as_deref() {
+            None | Some("isolated") => (false, true),
+            Some("trusted") => (true, false),
+            Some("off") => (false, false),
+            Some(_) => return Err("ARBE_LOCAL_RUNTIME must be `isolated` (the default), `trusted` or `off`".into()),
+        };
+        let local_uids = if rustix::process::geteuid().is_root() {
+            let text = var("ARBE_LOCAL_UIDS").unwrap_or_else(|| "200000:10000".into());
+            let parsed = text.split_once(':').and_then(|(first, count)| {
+                Some(arbe_runtime_local::UidRange { first: first.parse().ok()?, count: count.parse().ok()? })
+            });
+            match parsed {
+                Some(range) if range.first >= 1000 && range.count > 0 => Some(range),
+                _ => return Err("ARBE_LOCAL_UIDS must be first:count, with first 1000 or more".into()),
+            }
+        } else {
+            None
         };
         let docker_pairs =
             std::env::vars().filter(|(k, _)| k.starts_with("ARBE_SANDBOX_") || k == "DOCKER_HOST").collect();
-        let default_runtime = var("ARBE_DEFAULT_RUNTIME").unwrap_or_else(|| "docker".into());
+        let default_runtime = var("ARBE_DEFAULT_RUNTIME");
         let github = match (var("GITHUB_APP_ID"), var("GITHUB_APP_PRIVATE_KEY")) {
             (None, None) => None,
             (Some(id), Some(pem)) => {
@@ -169,6 +188,8 @@ impl Settings {
             previous_master_keys,
             drain,
             local_runtime_trusted,
+            local_runtime_isolated,
+            local_uids,
             docker_pairs,
             default_runtime,
             github,

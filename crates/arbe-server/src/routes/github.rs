@@ -22,8 +22,6 @@ use serde::Serialize;
 
 use crate::{ApiError, AppState, auth::InHouse, routes::HouseParam};
 
-#[allow(unreachable_pub)] // re-exported by the crate
-
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "arbe_github_session";
 /// How long a GitHub session lasts (GitHub's user tokens last 8 hours).

@@ -187,9 +187,8 @@ impl App {
     /// Checks that the canary's value came back in no response and no log line, then destroys
     /// the sandboxes the test's houses provisioned on the engine.
     pub(crate) async fn clean_up(self) {
-        let bodies = self.bodies.lock().unwrap();
-        assert!(!bodies.iter().any(|b| b.contains(&self.canary)), "a response held the canary's value");
-        drop(bodies);
+        let leaked = self.bodies.lock().unwrap().iter().any(|b| b.contains(&self.canary));
+        assert!(!leaked, "a response held the canary's value");
         let log = self.logs.text();
         assert!(log.contains("TRACE") || log.contains("DEBUG"), "the log is captured at every level");
         assert!(!log.contains(&self.canary), "the log held the canary's value");

@@ -1,0 +1,171 @@
+//! The conformance suite on the isolated local runtime (bubblewrap namespaces), and escape
+//! tests that fail if isolation breaks. Run as root (as CI does), houses get host uids of their
+//! own from a range; as another user they share that user's uid.
+
+use std::{os::unix::fs::MetadataExt, sync::Arc, time::Duration};
+
+use arbe_core::HouseId;
+use arbe_runtime::{CheckStatus, ExecRequest, ExternalId, Runtime, testkit};
+use arbe_runtime_local::{Bubblewrap, LocalConfig, LocalRuntime, UidRange};
+
+/// The host uids the tests give houses when they run as root.
+const UIDS: UidRange = UidRange { first: 61_000, count: 500 };
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// A workspaces root (passable by house uids), removed when the test drops it.
+fn root() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix("arbe-isolated-").tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    dir
+}
+
+fn bubblewrap() -> Bubblewrap {
+    Bubblewrap { house_uids: is_root().then_some(UIDS), ..Bubblewrap::new() }
+}
+
+fn runtime(dir: &std::path::Path) -> LocalRuntime {
+    LocalRuntime::new(LocalConfig::isolated(dir.join("sandboxes"), bubblewrap()))
+}
+
+async fn make() -> (Arc<dyn Runtime>, tempfile::TempDir) {
+    let dir = root();
+    (Arc::new(runtime(dir.path())), dir)
+}
+
+arbe_runtime::conformance_suite!(make);
+
+async fn run(rt: &LocalRuntime, id: &ExternalId, command: &str) -> arbe_runtime::ExecOutcome {
+    rt.exec(id, ExecRequest::shell(command).timeout(Duration::from_secs(60)), &mut ()).await.unwrap()
+}
+
+#[test]
+fn declared_capabilities_are_pinned() {
+    let dir = root();
+    let want = arbe_runtime::Capabilities {
+        isolation: arbe_runtime::Isolation::Sandbox,
+        persistent_fs: true,
+        exec_streaming: true,
+        file_transfer: true,
+        ..arbe_runtime::Capabilities::default()
+    };
+    assert_eq!(runtime(dir.path()).capabilities(), want);
+}
+
+#[tokio::test]
+async fn diagnose_says_how_it_isolates_and_which_limits_hold() {
+    let dir = root();
+    let diagnosis = runtime(dir.path()).diagnose().await;
+    assert!(diagnosis.is_ok(), "{diagnosis:#?}");
+    let isolation = diagnosis.checks.iter().find(|c| c.name == "isolation").unwrap();
+    assert_eq!(isolation.status, CheckStatus::Ok, "{isolation:?}");
+    assert!(isolation.detail.starts_with("bubblewrap namespaces"), "{isolation:?}");
+    let memory = diagnosis.checks.iter().find(|c| c.name == "memory").unwrap();
+    assert!(memory.detail.contains("rlimits"), "{memory:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_reaches_nothing_of_the_host_or_other_sandboxes() {
+    let dir = root();
+    let rt = runtime(dir.path());
+    // What the server holds beside the sandboxes: its master key and its database.
+    let secret = "master-key-canary-4f1d";
+    std::fs::write(dir.path().join("master.key"), secret).unwrap();
+    std::fs::write(dir.path().join("arbe.db"), secret).unwrap();
+    let ours = rt.provision(&testkit::spec()).await.unwrap().external_id;
+    let theirs_spec = testkit::spec();
+    let theirs = rt.provision(&theirs_spec).await.unwrap().external_id;
+    rt.put_file(&theirs, "notes.txt", secret.as_bytes()).await.unwrap();
+    let theirs_folder = dir.path().join("sandboxes").join(&theirs.0);
+    assert!(theirs_folder.join("notes.txt").exists());
+
+    let attempts = [
+        format!("cat {}", dir.path().join("master.key").display()),
+        format!("cat {}", dir.path().join("arbe.db").display()),
+        format!("cat {}/notes.txt", theirs_folder.display()),
+        format!("ls {}", dir.path().join("sandboxes").display()),
+        format!("cat /proc/{}/environ", std::process::id()),
+        "cat /root/.bashrc; ls /root /home".to_owned(),
+    ];
+    for attempt in &attempts {
+        let out = run(&rt, &ours, attempt).await;
+        assert!(!out.success(), "`{attempt}` succeeded: {}", out.stdout_text());
+        assert!(!out.stdout_text().contains(secret), "`{attempt}` read it");
+    }
+    // Nothing outside /workspace (and its own /tmp) is writable, and /tmp is its own.
+    for path in ["/usr/escape", "/etc/escape", "/escape", "/bin/escape"] {
+        let out = run(&rt, &ours, &format!("touch {path}")).await;
+        assert!(!out.success(), "wrote {path}");
+    }
+    assert!(run(&rt, &ours, "touch /tmp/scratch && touch /workspace/kept").await.success());
+    assert!(!std::path::Path::new("/tmp/scratch").exists());
+    // A service on the host's loopback is out of reach: the sandbox has a loopback of its own.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let out = run(&rt, &ours, &format!("exec 3<>/dev/tcp/127.0.0.1/{port} && echo connected")).await;
+    assert!(!out.stdout_text().contains("connected"), "{out:?}");
+    // Workspace files belong to the house's uid, never the server's.
+    let kept = dir.path().join("sandboxes").join(&ours.0).join("kept");
+    let owner = std::fs::metadata(&kept).unwrap().uid();
+    if is_root() {
+        assert!((UIDS.first..UIDS.first + UIDS.count).contains(&owner), "owned by {owner}");
+        // Another house gets another uid.
+        let other_house = testkit::spec();
+        let other = rt
+            .provision(&arbe_runtime::SandboxSpec { house_id: HouseId::new(), ..other_house })
+            .await
+            .unwrap()
+            .external_id;
+        assert!(run(&rt, &other, "touch /workspace/mine").await.success());
+        let theirs_owner = std::fs::metadata(dir.path().join("sandboxes").join(&other.0).join("mine")).unwrap().uid();
+        assert_ne!(theirs_owner, owner, "two houses share a uid");
+    } else {
+        assert_eq!(owner, rustix::process::geteuid().as_raw());
+    }
+    // Inside, the command is uid 1000 with a hostname of its own.
+    assert_eq!(run(&rt, &ours, "id -u; hostname").await.stdout_text(), "1000\nsandbox\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fork_bomb_is_contained_and_other_sandboxes_keep_answering() {
+    let dir = root();
+    let rt = Arc::new(LocalRuntime::new(LocalConfig::isolated(
+        dir.path().join("sandboxes"),
+        Bubblewrap { max_processes: 64, ..bubblewrap() },
+    )));
+    let bomb_spec = testkit::spec();
+    let bomb = rt.provision(&bomb_spec).await.unwrap().external_id;
+    let calm = rt
+        .provision(&arbe_runtime::SandboxSpec { house_id: HouseId::new(), ..testkit::spec() })
+        .await
+        .unwrap()
+        .external_id;
+    let running = {
+        let (rt, bomb) = (rt.clone(), bomb.clone());
+        tokio::spawn(async move {
+            let req = ExecRequest::shell("bomb_7x3() { bomb_7x3 | bomb_7x3 & }; bomb_7x3; sleep 5")
+                .timeout(Duration::from_secs(8));
+            rt.exec(&bomb, req, &mut ()).await.unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The other sandbox answers while the bomb goes off.
+    assert_eq!(run(&rt, &calm, "echo calm").await.stdout_text(), "calm\n");
+    let out = running.await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        stderr.contains("Resource temporarily unavailable"),
+        "the process cap stopped it: {}",
+        &stderr[..stderr.len().min(300)]
+    );
+    // Every process of the bomb is gone once its command ended (its namespaces died with it).
+    let left = std::process::Command::new("pgrep").args(["-f", "bomb_7x3"]).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&left.stdout).trim().is_empty(),
+        "survivors: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+}
