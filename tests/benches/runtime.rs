@@ -3,6 +3,8 @@
 //!
 //! - local `exec true` (argv) vs `sh -c true` spawned from Rust (≤ 1.5×), and the shell path the
 //!   agents use (`bash -lc`, under prlimit) vs `bash -lc true` spawned from Rust (≤ 1.5×)
+//! - isolated local (bubblewrap) `exec true` vs `sh -c true` (≤ 2×), and its provision + first
+//!   exec + destroy vs the docker runtime's, teardown included on both sides (≤ 0.1×)
 //! - docker `exec true` through the executor vs the Engine's exec API driven by the same adapter
 //!   in process (an image without the executor) (≤ 0.3×); the `docker exec` CLI is printed too,
 //!   for scale
@@ -33,6 +35,7 @@ async fn main() {
     let mut verdicts = Verdicts::new();
     println!("{}", Verdicts::header());
     local(&mut verdicts).await;
+    isolated(&mut verdicts).await;
     docker(&mut verdicts).await;
     ssh(&mut verdicts).await;
     verdicts.finish();
@@ -68,6 +71,45 @@ async fn local(verdicts: &mut Verdicts) {
     .await;
     println!("{}", verdicts.compare("local shell `true` (bash -lc) vs bash -lc true", &ours, &reference, 1.5));
     rt.destroy(&id).await.unwrap();
+}
+
+/// The local runtime in bubblewrap namespaces: a command against `sh -c true` on the host, and
+/// a sandbox's whole life (provision, first command, destroy) against docker's.
+async fn isolated(verdicts: &mut Verdicts) {
+    let root = tempfile::tempdir().unwrap();
+    let uids =
+        rustix::process::geteuid().is_root().then_some(arbe_runtime_local::UidRange { first: 62_000, count: 100 });
+    let bubblewrap = arbe_runtime_local::Bubblewrap { house_uids: uids, ..arbe_runtime_local::Bubblewrap::new() };
+    let rt = Arc::new(LocalRuntime::new(LocalConfig::isolated(root.path().join("sandboxes"), bubblewrap)));
+    let id = rt.provision(&testkit::spec()).await.unwrap().external_id;
+    exec(&*rt, &id, ExecRequest::argv(["true"])).await;
+    let n = scale(200, 3);
+    let ours = Samples::collect(n, || exec(&*rt, &id, ExecRequest::argv(["true"]))).await;
+    let reference = Samples::collect(n, || async { run(Command::new("sh").args(["-c", "true"])) }).await;
+    println!("{}", verdicts.compare("isolated exec true vs sh -c true", &ours, &reference, 2.0));
+    rt.destroy(&id).await.unwrap();
+
+    let n = scale(10, 1);
+    let ours = Samples::collect(n, || {
+        let rt = rt.clone();
+        async move {
+            let id = rt.provision(&testkit::spec()).await.unwrap().external_id;
+            exec(&*rt, &id, ExecRequest::argv(["true"])).await;
+            rt.destroy(&id).await.unwrap();
+        }
+    })
+    .await;
+    let docker = Arc::new(DockerRuntime::new(DockerConfig::default()).expect("docker runtime"));
+    let reference = Samples::collect(n, || {
+        let docker = docker.clone();
+        async move {
+            let id = docker.provision(&testkit::spec()).await.unwrap().external_id;
+            exec(&*docker, &id, ExecRequest::argv(["true"])).await;
+            docker.destroy(&id).await.unwrap();
+        }
+    })
+    .await;
+    println!("{}", verdicts.compare("isolated provision+exec+destroy vs docker's", &ours, &reference, 0.1));
 }
 
 async fn docker(verdicts: &mut Verdicts) {

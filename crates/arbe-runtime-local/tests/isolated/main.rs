@@ -129,6 +129,26 @@ async fn a_command_reaches_nothing_of_the_host_or_other_sandboxes() {
     assert_eq!(run(&rt, &ours, "id -u; hostname").await.stdout_text(), "1000\nsandbox\n");
 }
 
+/// The same escapes, tried by a server running as an ordinary user: as root (CI), this test runs
+/// the one above again under `runuser -u nobody`, where the unprivileged user namespace maps
+/// nobody's uid; as anyone else it is that run already.
+#[test]
+fn a_command_reaches_nothing_of_the_host_when_the_server_is_an_ordinary_user() {
+    if !is_root() {
+        return a_command_reaches_nothing_of_the_host_or_other_sandboxes();
+    }
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new("runuser")
+        .args(["-u", "nobody", "--"])
+        .arg(&exe)
+        .args(["--exact", "a_command_reaches_nothing_of_the_host_or_other_sandboxes", "--nocapture"])
+        .env("TMPDIR", "/tmp")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("1 passed"), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fork_bomb_is_contained_and_other_sandboxes_keep_answering() {
     let dir = root();
