@@ -46,6 +46,13 @@ async fn exec(rt: &dyn Runtime, id: &arbe_runtime::ExternalId, req: ExecRequest)
     assert!(out.success(), "{out:?}");
 }
 
+/// A sandbox's whole life: provisioned, one command, destroyed.
+async fn life<R: Runtime>(rt: Arc<R>) {
+    let id = rt.provision(&testkit::spec()).await.unwrap().external_id;
+    exec(&*rt, &id, ExecRequest::argv(["true"])).await;
+    rt.destroy(&id).await.unwrap();
+}
+
 async fn local(verdicts: &mut Verdicts) {
     let root = tempfile::tempdir().unwrap();
     let rt = LocalRuntime::new(LocalConfig::new(root.path()));
@@ -90,25 +97,9 @@ async fn isolated(verdicts: &mut Verdicts) {
     rt.destroy(&id).await.unwrap();
 
     let n = scale(10, 1);
-    let ours = Samples::collect(n, || {
-        let rt = rt.clone();
-        async move {
-            let id = rt.provision(&testkit::spec()).await.unwrap().external_id;
-            exec(&*rt, &id, ExecRequest::argv(["true"])).await;
-            rt.destroy(&id).await.unwrap();
-        }
-    })
-    .await;
+    let ours = Samples::collect(n, || life(rt.clone())).await;
     let docker = Arc::new(DockerRuntime::new(DockerConfig::default()).expect("docker runtime"));
-    let reference = Samples::collect(n, || {
-        let docker = docker.clone();
-        async move {
-            let id = docker.provision(&testkit::spec()).await.unwrap().external_id;
-            exec(&*docker, &id, ExecRequest::argv(["true"])).await;
-            docker.destroy(&id).await.unwrap();
-        }
-    })
-    .await;
+    let reference = Samples::collect(n, || life(docker.clone())).await;
     println!("{}", verdicts.compare("isolated provision+exec+destroy vs docker's", &ours, &reference, 0.1));
 }
 
@@ -138,15 +129,7 @@ async fn docker(verdicts: &mut Verdicts) {
 
     // Provision, first command and teardown, against `docker run --rm`, which also removes.
     let n = scale(10, 1);
-    let ours = Samples::collect(n, || {
-        let rt = rt.clone();
-        async move {
-            let id = rt.provision(&testkit::spec()).await.unwrap().external_id;
-            exec(&*rt, &id, ExecRequest::argv(["true"])).await;
-            rt.destroy(&id).await.unwrap();
-        }
-    })
-    .await;
+    let ours = Samples::collect(n, || life(rt.clone())).await;
     let image = DockerConfig::default().image;
     let reference =
         Samples::collect(n, || async { run(Command::new("docker").args(["run", "--rm", &image, "true"])) }).await;

@@ -235,27 +235,19 @@ async fn tails() -> Tails {
     let server = binary().await;
     let admin = std::fs::read_to_string(server._home.path().join(".arbe/admin_token")).unwrap();
     let http = reqwest::Client::new();
-    let made: serde_json::Value = http
-        .post(format!("{}/api/admin/houses", server.url))
-        .bearer_auth(admin.trim())
-        .json(&serde_json::json!({"house": "bench", "user": "bench"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let post = |path: String, token: String, body: serde_json::Value| {
+        let request = http.post(format!("{}{path}", server.url)).bearer_auth(token).json(&body);
+        async move { request.send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+    };
+    let made = post(
+        "/api/admin/houses".into(),
+        admin.trim().to_owned(),
+        serde_json::json!({"house": "bench", "user": "bench"}),
+    )
+    .await;
     let (key, house) = (made["api_key"].as_str().unwrap().to_owned(), made["house"]["id"].as_str().unwrap().to_owned());
-    let thread: serde_json::Value = http
-        .post(format!("{}/api/threads?house_id={house}", server.url))
-        .bearer_auth(&key)
-        .json(&serde_json::json!({"parent": "bench"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let thread =
+        post(format!("/api/threads?house_id={house}"), key.clone(), serde_json::json!({"parent": "bench"})).await;
     let thread = thread["id"].as_str().unwrap().to_owned();
     for _ in 0..20 {
         http.get(format!("{}/api/threads?house_id={house}", server.url)).bearer_auth(&key).send().await.unwrap();
