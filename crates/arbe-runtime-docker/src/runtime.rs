@@ -28,9 +28,11 @@ use bollard::{
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
+use arbe_runtime::framed::Executor;
+
 use crate::{
     DockerConfig, NAME,
-    executor::{EXECUTOR_LABEL, Executor, start_payload},
+    executor::{self, EXECUTOR_LABEL},
 };
 
 /// The Engine API version spoken: old enough for any supported daemon.
@@ -228,94 +230,24 @@ impl DockerRuntime {
         if !running {
             return Ok(None);
         }
-        let executor = Executor::attach(&self.docker, &id.0).await.map_err(|e| self.map("exec", &id.0, e))?;
+        let executor = executor::attach(&self.docker, &id.0).await.map_err(|e| self.map("exec", &id.0, e))?;
         self.executors.lock().expect("executors lock").insert(id.0.clone(), Some(executor.clone()));
         Ok(Some(executor))
     }
 
-    /// Runs a command through the container's executor: a start frame, stdin frames, then
-    /// output frames until its end frame; a timeout (or a dropped future) sends a kill frame
-    /// for its whole process group.
+    /// Runs a command through the container's executor (see [`arbe_runtime::framed::exec`]).
     async fn exec_framed(
         &self,
         executor: &Arc<Executor>,
         req: ExecRequest,
         out: &mut (dyn OutputSink + '_),
-        started: Instant,
     ) -> Result<ExecOutcome> {
-        let gone = |what: &str| err("exec", ErrorKind::Unavailable, format!("the sandbox's executor went away {what}"));
-        let argv = match &req.command {
-            Command::Shell(text) => vec!["/bin/sh".to_owned(), "-c".to_owned(), text.clone()],
-            Command::Argv(args) => args.clone(),
-        };
         let cwd = match &req.cwd {
             Some(dir) if dir.starts_with('/') => dir.clone(),
             Some(dir) => format!("{WORKSPACE}/{dir}"),
             None => WORKSPACE.to_owned(),
         };
-        let (cmd, mut frames) = executor.register();
-        let mut guard = KillFrameOnDrop { executor: Some(executor.clone()), cmd };
-        executor.send(b'S', cmd, &start_payload(&cwd, &argv, &req.env)).await.map_err(|_| gone("before the start"))?;
-        if let Some(bytes) = &req.stdin {
-            for chunk in bytes.chunks(64 * 1024) {
-                executor.send(b'I', cmd, chunk).await.map_err(|_| gone("while writing stdin"))?;
-            }
-        }
-        executor.send(b'E', cmd, &[]).await.map_err(|_| gone("while writing stdin"))?;
-        let mut capture = Capture::new(out, req.output_cap);
-        let timeout = req.timeout.unwrap_or(self.config.exec_timeout);
-        let deadline = tokio::time::sleep(if timeout.is_zero() { Duration::from_secs(u64::MAX / 4) } else { timeout });
-        tokio::pin!(deadline);
-        let mut timed_out = false;
-        let end = loop {
-            tokio::select! {
-                frame = frames.recv() => match frame {
-                    Some(frame) if frame.kind == b'O' => capture.push(Stream::Stdout, &frame.payload),
-                    Some(frame) if frame.kind == b'R' => capture.push(Stream::Stderr, &frame.payload),
-                    Some(frame) if frame.kind == b'X' || frame.kind == b'F' => break Some(frame),
-                    Some(_) => {}
-                    None => return Err(gone("while the command ran")),
-                },
-                () = &mut deadline => {
-                    if timed_out {
-                        // Killed and still not ended: stop waiting (the guard kills it again).
-                        break None;
-                    }
-                    timed_out = true;
-                    executor.send(b'K', cmd, &[]).await.map_err(|_| gone("while killing the command"))?;
-                    deadline.as_mut().reset(tokio::time::Instant::now() + KILL_GRACE);
-                }
-            }
-        };
-        let Some(end) = end else {
-            return Ok(capture.finish(ExecOutcome {
-                timed_out,
-                duration: started.elapsed(),
-                ..ExecOutcome::default()
-            }));
-        };
-        guard.executor = None;
-        let outcome = if end.kind == b'F' {
-            // It could not start (no such program, say): what a shell reports, exit 127.
-            capture.push(Stream::Stderr, &end.payload);
-            capture.push(Stream::Stderr, b"\n");
-            ExecOutcome { exit_code: Some(127), ..ExecOutcome::default() }
-        } else {
-            let text = String::from_utf8_lossy(&end.payload);
-            let mut fields = text.split('\0');
-            let code = fields.next().and_then(|f| f.parse::<i32>().ok());
-            let signal = fields.next().and_then(|f| f.parse::<i32>().ok());
-            let oom_killed = fields.next() == Some("1");
-            ExecOutcome {
-                // As a shell reports a command killed by a signal, so both paths agree.
-                exit_code: code.or(signal.map(|s| 128 + s)),
-                signal,
-                timed_out,
-                oom_killed: oom_killed && !timed_out,
-                ..ExecOutcome::default()
-            }
-        };
-        Ok(capture.finish(ExecOutcome { duration: started.elapsed(), ..outcome }))
+        arbe_runtime::framed::exec(NAME, executor, &cwd, &["/bin/sh", "-c"], req, out, self.config.exec_timeout).await
     }
 
     /// Runs a helper command of the runtime's own (as root in the container, or as the
@@ -455,24 +387,6 @@ impl Drop for KillOnDrop {
             if let Err(err) = runtime.run_internal("exec", &id, kill_group(&pidfile), None).await {
                 tracing::warn!(container = %id, error = %err, "could not kill a dropped command");
             }
-        });
-    }
-}
-
-/// Sends a kill frame for a command whose exec future was dropped before its end frame came.
-struct KillFrameOnDrop {
-    executor: Option<Arc<Executor>>,
-    cmd: u32,
-}
-
-impl Drop for KillFrameOnDrop {
-    fn drop(&mut self) {
-        let Some(executor) = self.executor.take() else { return };
-        let cmd = self.cmd;
-        let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
-        handle.spawn(async move {
-            let _ = executor.send(b'K', cmd, &[]).await;
-            executor.forget(cmd);
         });
     }
 }
@@ -698,7 +612,7 @@ impl Runtime for DockerRuntime {
         self.touch(&id.0, 1);
         let _busy = Busy { runtime: self, container: &id.0 };
         if let Some(executor) = self.executor(id).await? {
-            return self.exec_framed(&executor, req, out, started).await;
+            return self.exec_framed(&executor, req, out).await;
         }
         // Know the OOM-kill count before the first command, to tell a memory kill from `kill -9`.
         let known = self.oom_kills.lock().expect("oom lock").get(&id.0).copied();

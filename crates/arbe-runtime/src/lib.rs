@@ -2,6 +2,7 @@
 
 mod error;
 mod exec;
+pub mod framed;
 mod registry;
 mod runtime;
 #[cfg(feature = "testkit")]
