@@ -86,7 +86,17 @@ async fn isolated(verdicts: &mut Verdicts) {
     let root = tempfile::tempdir().unwrap();
     let uids =
         rustix::process::geteuid().is_root().then_some(arbe_runtime_local::UidRange { first: 62_000, count: 100 });
-    let bubblewrap = arbe_runtime_local::Bubblewrap { house_uids: uids, ..arbe_runtime_local::Bubblewrap::new() };
+    // The static executor `cargo xtask sandbox-image` builds, as the server would use it.
+    let sandboxd = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/sandboxd"))
+        .expect("arbe-sandboxd is built (cargo xtask sandbox-image)")
+        .flatten()
+        .map(|t| t.path().join("release/arbe-sandboxd"))
+        .find(|p| p.exists());
+    let bubblewrap = arbe_runtime_local::Bubblewrap {
+        house_uids: uids,
+        executor: sandboxd,
+        ..arbe_runtime_local::Bubblewrap::new()
+    };
     let rt = Arc::new(LocalRuntime::new(LocalConfig::isolated(root.path().join("sandboxes"), bubblewrap)));
     let id = rt.provision(&testkit::spec()).await.unwrap().external_id;
     exec(&*rt, &id, ExecRequest::argv(["true"])).await;

@@ -39,7 +39,8 @@ fn io(what: &'static str) -> impl Fn(std::io::Error) -> String {
 }
 
 /// Builds `arbe-sandboxd` as a static binary (glibc's static archive; no libc in the image).
-fn build_executor() -> Result<std::path::PathBuf, String> {
+/// The isolated local runtime's tests run the same binary on the host.
+pub(crate) fn build_executor() -> Result<std::path::PathBuf, String> {
     let host = Command::new("rustc").arg("-vV").output().map_err(io("run rustc -vV"))?;
     let host = String::from_utf8_lossy(&host.stdout)
         .lines()

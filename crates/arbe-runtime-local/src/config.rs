@@ -47,6 +47,11 @@ pub struct Bubblewrap {
     pub max_processes: u64,
     /// Address space one command may map (`RLIMIT_AS`); 0 is no cap.
     pub memory_bytes: u64,
+    /// `arbe-sandboxd` on this machine (a static build). With it, each sandbox's namespaces
+    /// live as long as the sandbox is started, hosting the executor, and commands are frames to
+    /// it: a command then costs about what one on the host does. Without it, every command
+    /// gets namespaces of its own.
+    pub executor: Option<PathBuf>,
 }
 
 /// Host uids (and gids, the same numbers) the operator sets aside for houses.
@@ -59,13 +64,15 @@ pub struct UidRange {
 }
 
 impl Bubblewrap {
-    /// Debian's `/usr/bin/bwrap`, one uid for every house, 256 processes, 2 GiB per command.
+    /// Debian's `/usr/bin/bwrap`, one uid for every house, 256 processes, 2 GiB per command,
+    /// namespaces per command.
     pub fn new() -> Self {
         Self {
             program: PathBuf::from("/usr/bin/bwrap"),
             house_uids: None,
             max_processes: 256,
             memory_bytes: 2 * 1024 * 1024 * 1024,
+            executor: None,
         }
     }
 }

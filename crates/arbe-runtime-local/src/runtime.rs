@@ -13,6 +13,7 @@ use std::{
 };
 
 use arbe_core::{ErrorKind, HouseId, Labels, SandboxId, SandboxState};
+use arbe_runtime::framed::Executor;
 use arbe_runtime::{
     Capabilities, Capture, CheckStatus, Command, Diagnosis, ExecOutcome, ExecRequest, ExternalId, HOUSE_LABEL,
     OutputSink, Result, Runtime, RuntimeError, SANDBOX_LABEL, SandboxInfo, SandboxSpec, Stream, check_workspace_path,
@@ -33,6 +34,17 @@ pub struct LocalRuntime {
     running: Arc<Mutex<HashMap<ExternalId, HashSet<i32>>>>,
     /// Host uids handed to houses (root mode), loaded from `<root>/uids.json`.
     uids: Arc<Mutex<Option<HashMap<HouseId, u32>>>>,
+    /// Per started sandbox (isolated, with an executor): its namespaces' executor, and the
+    /// process holding them (killed when dropped, which ends them).
+    executors: Arc<Mutex<HashMap<ExternalId, Namespaces>>>,
+}
+
+/// A started sandbox's namespaces: the executor in them, and the process holding them.
+#[derive(Debug)]
+struct Namespaces {
+    executor: Arc<Executor>,
+    /// Killed when dropped, which ends the namespaces and everything in them.
+    holder: tokio::process::Child,
 }
 
 /// What the runtime remembers about a sandbox, beside its folder.
@@ -57,7 +69,57 @@ fn io(op: &'static str, what: &str, e: std::io::Error) -> RuntimeError {
 impl LocalRuntime {
     /// A local runtime under `config.root` (created 0700 on first use).
     pub fn new(config: LocalConfig) -> Self {
-        Self { config: Arc::new(config), running: Arc::default(), uids: Arc::default() }
+        Self { config: Arc::new(config), running: Arc::default(), uids: Arc::default(), executors: Arc::default() }
+    }
+
+    /// The sandbox's executor, starting its namespaces when they are not running.
+    async fn executor(&self, id: &ExternalId, workspace: &Path, program: &Path) -> Result<Arc<Executor>> {
+        if let Some(namespaces) = self.executors.lock().expect("executors lock").get(id)
+            && namespaces.executor.is_alive()
+        {
+            return Ok(namespaces.executor.clone());
+        }
+        let bubblewrap = self.bubblewrap().expect("an executor is isolated");
+        let uid = Self::house_of(id).map(|house| self.house_uid("exec", house)).transpose()?.flatten();
+        let argv = limited(&self.config, vec![EXECUTOR_PATH.to_owned()]);
+        let argv = isolated(bubblewrap, workspace, Path::new(SANDBOX_WORKSPACE), Some(program), argv);
+        let mut cmd = tokio::process::Command::new(&argv[0]);
+        cmd.args(&argv[1..]);
+        if let Some(uid) = uid {
+            cmd.uid(uid).gid(uid);
+        }
+        cmd.current_dir("/")
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("HOME", SANDBOX_WORKSPACE)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().map_err(|e| io("exec", "start the sandbox's namespaces", e))?;
+        let input = child.stdin.take().expect("piped stdin");
+        let output = child.stdout.take().expect("piped stdout");
+        let output = futures_util::stream::unfold(output, |mut output| async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            match output.read(&mut buf).await {
+                Ok(0) | Err(_) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((buf, output))
+                }
+            }
+        });
+        let executor = Executor::new(Box::pin(input), output);
+        let namespaces = Namespaces { executor: executor.clone(), holder: child };
+        self.executors.lock().expect("executors lock").insert(id.clone(), namespaces);
+        Ok(executor)
+    }
+
+    /// Ends the sandbox's namespaces, if they run (every process in them dies with them).
+    fn end_namespaces(&self, id: &ExternalId) {
+        if let Some(mut namespaces) = self.executors.lock().expect("executors lock").remove(id) {
+            let _ = namespaces.holder.start_kill();
+        }
     }
 
     fn bubblewrap(&self) -> Option<&Bubblewrap> {
@@ -155,6 +217,7 @@ impl LocalRuntime {
     }
 
     fn kill_all(&self, id: &ExternalId) {
+        self.end_namespaces(id);
         let groups = self.running.lock().expect("running lock").remove(id).unwrap_or_default();
         for pgid in groups {
             kill_group(pgid);
@@ -203,12 +266,21 @@ const PRLIMIT: &str = "/usr/bin/prlimit";
 /// Where the workspace appears inside the namespaces.
 const SANDBOX_WORKSPACE: &str = "/workspace";
 
+/// Where the executor appears inside a sandbox's namespaces.
+const EXECUTOR_PATH: &str = "/.arbe-sandboxd";
+
 /// `argv` inside bubblewrap namespaces of its own: user (uid 1000 inside), pid, ipc, uts, net
 /// (its own loopback only), mount and cgroup; `/usr` read-only with the usual links to it,
 /// `/etc` reduced to what programs need to start, a fresh `/proc`, `/dev` and `/tmp`, and the
 /// workspace at `/workspace`, the one place that outlives the command. The namespaces die with
 /// the command (and with the server: `--die-with-parent`).
-fn isolated(bubblewrap: &Bubblewrap, workspace: &Path, cwd: &Path, argv: Vec<String>) -> Vec<String> {
+fn isolated(
+    bubblewrap: &Bubblewrap,
+    workspace: &Path,
+    cwd: &Path,
+    executor: Option<&Path>,
+    argv: Vec<String>,
+) -> Vec<String> {
     let mut out: Vec<String> = vec![bubblewrap.program.display().to_string()];
     let args = [
         "--unshare-all",
@@ -254,6 +326,9 @@ fn isolated(bubblewrap: &Bubblewrap, workspace: &Path, cwd: &Path, argv: Vec<Str
         }
     }
     out.extend(["--bind".to_owned(), workspace.display().to_string(), SANDBOX_WORKSPACE.to_owned()]);
+    if let Some(executor) = executor {
+        out.extend(["--ro-bind".to_owned(), executor.display().to_string(), EXECUTOR_PATH.to_owned()]);
+    }
     // The root itself read-only last: only /workspace and the command's own /tmp take writes.
     out.extend(["--remount-ro".to_owned(), "/".to_owned()]);
     out.extend(["--chdir".to_owned(), cwd.display().to_string(), "--".to_owned()]);
@@ -429,7 +504,21 @@ impl Runtime for LocalRuntime {
                     None => PathBuf::from(SANDBOX_WORKSPACE),
                 };
                 let uid = Self::house_of(id).map(|house| self.house_uid("exec", house)).transpose()?.flatten();
-                let argv = isolated(bubblewrap, &workspace, &inner, argv);
+                if let Some(program) = &bubblewrap.executor {
+                    let executor = self.executor(id, &workspace, program).await?;
+                    let cwd = inner.display().to_string();
+                    return arbe_runtime::framed::exec(
+                        NAME,
+                        &executor,
+                        &cwd,
+                        &["bash", "-lc"],
+                        req,
+                        out,
+                        config.exec_timeout,
+                    )
+                    .await;
+                }
+                let argv = isolated(bubblewrap, &workspace, &inner, None, argv);
                 (argv, PathBuf::from("/"), PathBuf::from(SANDBOX_WORKSPACE), uid)
             }
         };
@@ -585,7 +674,7 @@ impl Runtime for LocalRuntime {
                  use the docker runtime or the isolated local runtime for anything you do not trust",
             ),
             Some(bubblewrap) => {
-                let probe = isolated(bubblewrap, &self.config.root, Path::new("/"), vec!["true".to_owned()]);
+                let probe = isolated(bubblewrap, &self.config.root, Path::new("/"), None, vec!["true".to_owned()]);
                 match tokio::process::Command::new(&probe[0]).args(&probe[1..]).status().await {
                     Ok(s) if s.success() => {
                         let who = match bubblewrap.house_uids {
@@ -594,11 +683,15 @@ impl Runtime for LocalRuntime {
                             }
                             None => "every house under the server's uid, mapped to uid 1000 inside".to_owned(),
                         };
+                        let lifetime = match &bubblewrap.executor {
+                            Some(_) => "per sandbox, hosting its executor",
+                            None => "per command",
+                        };
                         d.check(
                             "isolation",
                             CheckStatus::Ok,
                             format!(
-                                "bubblewrap namespaces per command (user, pid, net, mount, ipc, uts, cgroup), {who}"
+                                "bubblewrap namespaces {lifetime} (user, pid, net, mount, ipc, uts, cgroup), {who}"
                             ),
                         );
                         d.check(

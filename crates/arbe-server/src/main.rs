@@ -107,7 +107,8 @@ async fn run(settings: Settings) -> Result<(), String> {
         names.push("local (trusted, one house)");
     } else if settings.local_runtime_isolated {
         // The local runtime in bubblewrap namespaces, where this machine can make them.
-        let bubblewrap = Bubblewrap { house_uids: settings.local_uids, ..Bubblewrap::new() };
+        let bubblewrap =
+            Bubblewrap { house_uids: settings.local_uids, executor: settings.sandboxd.clone(), ..Bubblewrap::new() };
         let local = LocalRuntime::new(LocalConfig::isolated(settings.home.join("sandboxes"), bubblewrap));
         let diagnosis = local.diagnose().await;
         if diagnosis.is_ok() {

@@ -63,6 +63,9 @@ pub(crate) struct Settings {
     /// Run as root: the host uids houses' sandboxes run under (`ARBE_LOCAL_UIDS=first:count`,
     /// default 200000:10000). `None` when not root.
     pub(crate) local_uids: Option<arbe_runtime_local::UidRange>,
+    /// `arbe-sandboxd` for the isolated local runtime (`ARBE_SANDBOXD`, else next to this
+    /// program): with it, a sandbox's namespaces host it and commands are frames.
+    pub(crate) sandboxd: Option<PathBuf>,
     /// `ARBE_SANDBOX_*` and `DOCKER_HOST`, for the docker runtime.
     pub(crate) docker_pairs: Vec<(String, String)>,
     /// `ARBE_DEFAULT_RUNTIME` (default: docker when reachable, else local).
@@ -152,6 +155,13 @@ impl Settings {
         let docker_pairs =
             std::env::vars().filter(|(k, _)| k.starts_with("ARBE_SANDBOX_") || k == "DOCKER_HOST").collect();
         let default_runtime = var("ARBE_DEFAULT_RUNTIME");
+        let sandboxd = match var("ARBE_SANDBOXD") {
+            Some(path) => Some(PathBuf::from(path)),
+            None => std::env::current_exe()
+                .ok()
+                .and_then(|exe| exe.parent().map(|dir| dir.join("arbe-sandboxd")))
+                .filter(|path| path.exists()),
+        };
         let github = match (var("GITHUB_APP_ID"), var("GITHUB_APP_PRIVATE_KEY")) {
             (None, None) => None,
             (Some(id), Some(pem)) => {
@@ -190,6 +200,7 @@ impl Settings {
             local_runtime_trusted,
             local_runtime_isolated,
             local_uids,
+            sandboxd,
             docker_pairs,
             default_runtime,
             github,

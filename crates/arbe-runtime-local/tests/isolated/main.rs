@@ -23,12 +23,29 @@ fn root() -> tempfile::TempDir {
     dir
 }
 
+/// The static `arbe-sandboxd` that `cargo xtask sandbox-image` builds (`cargo xtask test` does
+/// when it is missing).
+fn sandboxd() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/sandboxd");
+    let found = std::fs::read_dir(&dir).ok().and_then(|triples| {
+        triples.flatten().map(|t| t.path().join("release/arbe-sandboxd")).find(|path| path.exists())
+    });
+    found.unwrap_or_else(|| panic!("no arbe-sandboxd under {}: run `cargo xtask sandbox-image`", dir.display()))
+}
+
+/// Namespaces per sandbox hosting the executor (the server's choice when it has one).
 fn bubblewrap() -> Bubblewrap {
-    Bubblewrap { house_uids: is_root().then_some(UIDS), ..Bubblewrap::new() }
+    Bubblewrap { house_uids: is_root().then_some(UIDS), executor: Some(sandboxd()), ..Bubblewrap::new() }
 }
 
 fn runtime(dir: &std::path::Path) -> LocalRuntime {
     LocalRuntime::new(LocalConfig::isolated(dir.join("sandboxes"), bubblewrap()))
+}
+
+/// Namespaces per command (no executor).
+fn per_command(dir: &std::path::Path) -> LocalRuntime {
+    let bubblewrap = Bubblewrap { executor: None, ..bubblewrap() };
+    LocalRuntime::new(LocalConfig::isolated(dir.join("sandboxes"), bubblewrap))
 }
 
 async fn make() -> (Arc<dyn Runtime>, tempfile::TempDir) {
@@ -70,7 +87,22 @@ async fn diagnose_says_how_it_isolates_and_which_limits_hold() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_reaches_nothing_of_the_host_or_other_sandboxes() {
     let dir = root();
-    let rt = runtime(dir.path());
+    escapes(&dir, runtime(dir.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_in_namespaces_of_its_own_reaches_nothing_either() {
+    let dir = root();
+    escapes(&dir, per_command(dir.path())).await;
+    // And the conformance cases that depend on the namespaces' lifetime hold per command too.
+    let rt = per_command(dir.path());
+    testkit::timeout_kills_the_whole_process_tree(&rt).await;
+    testkit::stop_and_start_keep_the_workspace(&rt).await;
+    testkit::env_values_never_reach_a_command_line_or_disk(&rt).await;
+}
+
+/// Every way out a command might try, on `rt` (whose root is `dir/sandboxes`).
+async fn escapes(dir: &tempfile::TempDir, rt: LocalRuntime) {
     // What the server holds beside the sandboxes: its master key and its database.
     let secret = "master-key-canary-4f1d";
     std::fs::write(dir.path().join("master.key"), secret).unwrap();
@@ -181,11 +213,16 @@ async fn a_fork_bomb_is_contained_and_other_sandboxes_keep_answering() {
         "the process cap stopped it: {}",
         &stderr[..stderr.len().min(300)]
     );
-    // Every process of the bomb is gone once its command ended (its namespaces died with it).
-    let left = std::process::Command::new("pgrep").args(["-f", "bomb_7x3"]).output().unwrap();
-    assert!(
-        String::from_utf8_lossy(&left.stdout).trim().is_empty(),
-        "survivors: {}",
-        String::from_utf8_lossy(&left.stdout)
-    );
+    // Stopping the sandbox ends its namespaces and every process of the bomb with them.
+    rt.stop(&bomb).await.unwrap();
+    let mut left = String::new();
+    for _ in 0..100 {
+        let out = std::process::Command::new("pgrep").args(["-f", "bomb_7x3"]).output().unwrap();
+        left = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(left.is_empty(), "survivors: {left}");
 }
