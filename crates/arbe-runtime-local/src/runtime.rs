@@ -683,6 +683,24 @@ impl Runtime for LocalRuntime {
                             }
                             None => "every house under the server's uid, mapped to uid 1000 inside".to_owned(),
                         };
+                        if bubblewrap.house_uids.is_some() {
+                            // Houses' uids reach their workspaces through every folder above.
+                            let shut =
+                                self.config.root.ancestors().skip(1).find(|dir| {
+                                    std::fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o001 == 0)
+                                });
+                            if let Some(dir) = shut {
+                                d.check(
+                                    "workspaces root",
+                                    CheckStatus::Blocker,
+                                    format!(
+                                        "{} is closed to other uids, so houses' uids cannot reach their workspaces: \
+                                         chmod 711 it (they can enter it, not list it)",
+                                        dir.display()
+                                    ),
+                                );
+                            }
+                        }
                         let lifetime = match &bubblewrap.executor {
                             Some(_) => "per sandbox, hosting its executor",
                             None => "per command",

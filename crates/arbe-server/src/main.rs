@@ -106,6 +106,12 @@ async fn run(settings: Settings) -> Result<(), String> {
         store_config.single_house = true;
         names.push("local (trusted, one house)");
     } else if settings.local_runtime_isolated {
+        if settings.local_uids.is_some() {
+            // Houses' uids must pass ~/.arbe to reach their workspaces under it (bubblewrap
+            // binds them as that uid); they list nothing there, and every file of the server's
+            // in it is 0600.
+            settings::make_passable(&settings.home)?;
+        }
         // The local runtime in bubblewrap namespaces, where this machine can make them.
         let bubblewrap =
             Bubblewrap { house_uids: settings.local_uids, executor: settings.sandboxd.clone(), ..Bubblewrap::new() };
@@ -149,6 +155,10 @@ async fn run(settings: Settings) -> Result<(), String> {
         admin_token: Some(AdminToken::new(&admin)),
     };
     let services = Arc::new(Services::build(&store_config, config).await.map_err(|e| format!("the store: {e}"))?);
+    if let Some(path) = settings.database_url.strip_prefix("sqlite://") {
+        // The database holds every house's sealed secrets: its owner's alone.
+        settings::make_private(std::path::Path::new(path))?;
+    }
     let workers = services.start_workers();
     let reaper = docker.map(|rt| rt.spawn_reaper(std::time::Duration::from_secs(60)));
     let listener = tokio::net::TcpListener::bind(settings.listen)

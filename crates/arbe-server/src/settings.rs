@@ -256,3 +256,25 @@ pub(crate) fn load_or_create_admin_token(path: &Path) -> Result<SecretValue, Str
         Err(err) => Err(error(err.to_string())),
     }
 }
+
+/// Lets other uids pass `dir` (0711: enter, not list), creating it if needed.
+pub(crate) fn make_passable(dir: &Path) -> Result<(), String> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711)))
+        .map_err(|e| format!("{}: {e}", dir.display()))
+}
+
+/// Makes a SQLite database and its journal files readable by their owner only.
+pub(crate) fn make_private(db: &Path) -> Result<(), String> {
+    for suffix in ["", "-wal", "-shm"] {
+        let path = PathBuf::from(format!("{}{suffix}", db.display()));
+        match std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(format!("{}: {e}", path.display())),
+            _ => {}
+        }
+    }
+    Ok(())
+}

@@ -226,3 +226,17 @@ async fn a_fork_bomb_is_contained_and_other_sandboxes_keep_answering() {
     }
     assert!(left.is_empty(), "survivors: {left}");
 }
+
+#[tokio::test]
+async fn diagnose_blocks_a_root_that_houses_uids_cannot_reach() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = root();
+    let closed = dir.path().join("closed");
+    std::fs::create_dir(&closed).unwrap();
+    std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let bubblewrap = Bubblewrap { house_uids: Some(UIDS), ..bubblewrap() };
+    let rt = LocalRuntime::new(LocalConfig::isolated(closed.join("sandboxes"), bubblewrap));
+    let diagnosis = rt.diagnose().await;
+    let blocker = diagnosis.checks.iter().find(|c| c.status == CheckStatus::Blocker).expect("a blocker");
+    assert!(blocker.detail.contains("closed to other uids") && blocker.detail.contains("chmod 711"), "{blocker:?}");
+}
