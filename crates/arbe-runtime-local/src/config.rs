@@ -52,6 +52,11 @@ pub struct Bubblewrap {
     /// it: a command then costs about what one on the host does. Without it, every command
     /// gets namespaces of its own.
     pub executor: Option<PathBuf>,
+    /// A folder of a cgroup v1 memory hierarchy this process may create groups in (run as
+    /// root: `/sys/fs/cgroup/memory/arbe`). With it and an executor, each started sandbox's
+    /// namespaces run in a memory cgroup of their own, capped at the sandbox's `memory_mb`
+    /// (else `memory_bytes`), and a command the kernel kills for memory is reported as such.
+    pub memory_cgroups: Option<PathBuf>,
 }
 
 /// Host uids (and gids, the same numbers) the operator sets aside for houses.
@@ -73,6 +78,7 @@ impl Bubblewrap {
             max_processes: 256,
             memory_bytes: 2 * 1024 * 1024 * 1024,
             executor: None,
+            memory_cgroups: None,
         }
     }
 }

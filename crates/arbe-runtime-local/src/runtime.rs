@@ -55,6 +55,9 @@ struct Meta {
     /// The house's cap on this workspace, below the runtime's own.
     #[serde(default)]
     workspace_bytes: Option<u64>,
+    /// The sandbox's memory cap, where a memory cgroup enforces it.
+    #[serde(default)]
+    memory_mb: Option<u64>,
 }
 
 fn err(op: &'static str, kind: ErrorKind, message: impl Into<String>) -> RuntimeError {
@@ -73,7 +76,13 @@ impl LocalRuntime {
     }
 
     /// The sandbox's executor, starting its namespaces when they are not running.
-    async fn executor(&self, id: &ExternalId, workspace: &Path, program: &Path) -> Result<Arc<Executor>> {
+    async fn executor(
+        &self,
+        id: &ExternalId,
+        workspace: &Path,
+        program: &Path,
+        memory_mb: Option<u64>,
+    ) -> Result<Arc<Executor>> {
         if let Some(namespaces) = self.executors.lock().expect("executors lock").get(id)
             && namespaces.executor.is_alive()
         {
@@ -82,7 +91,18 @@ impl LocalRuntime {
         let bubblewrap = self.bubblewrap().expect("an executor is isolated");
         let uid = Self::house_of(id).map(|house| self.house_uid("exec", house)).transpose()?.flatten();
         let argv = limited(&self.config, vec![EXECUTOR_PATH.to_owned()]);
-        let argv = isolated(bubblewrap, workspace, Path::new(SANDBOX_WORKSPACE), Some(program), argv);
+        let mut argv = isolated(bubblewrap, workspace, Path::new(SANDBOX_WORKSPACE), Some(program), argv);
+        if let Some(group) = self.memory_cgroup(id) {
+            let bytes = memory_mb.map_or(bubblewrap.memory_bytes, |mb| mb * 1024 * 1024);
+            prepare_cgroup(&group, bytes, uid).map_err(|e| io("exec", "set up the sandbox's memory cgroup", e))?;
+            // The holder joins the group before it makes the namespaces: everything in them is
+            // counted there from their first instruction.
+            let procs = group.join("cgroup.procs").display().to_string();
+            let mut joined =
+                vec!["/bin/sh".to_owned(), "-c".to_owned(), "echo $$ > \"$0\" && exec \"$@\"".to_owned(), procs];
+            joined.append(&mut argv);
+            argv = joined;
+        }
         let mut cmd = tokio::process::Command::new(&argv[0]);
         cmd.args(&argv[1..]);
         if let Some(uid) = uid {
@@ -119,7 +139,26 @@ impl LocalRuntime {
     fn end_namespaces(&self, id: &ExternalId) {
         if let Some(mut namespaces) = self.executors.lock().expect("executors lock").remove(id) {
             let _ = namespaces.holder.start_kill();
+            if let Some(group) = self.memory_cgroup(id) {
+                // Removable once the last process in it is gone.
+                tokio::spawn(async move {
+                    for _ in 0..50 {
+                        if std::fs::remove_dir(&group).is_ok() || !group.exists() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                });
+            }
         }
+    }
+
+    /// The sandbox's memory cgroup, when the runtime has a hierarchy for them and an executor.
+    fn memory_cgroup(&self, id: &ExternalId) -> Option<PathBuf> {
+        let bubblewrap = self.bubblewrap()?;
+        bubblewrap.executor.as_ref()?;
+        let (_, sandbox) = id.0.split_once('/')?;
+        Some(bubblewrap.memory_cgroups.as_ref()?.join(sandbox))
     }
 
     fn bubblewrap(&self) -> Option<&Bubblewrap> {
@@ -336,6 +375,31 @@ fn isolated(
     out
 }
 
+/// Creates a sandbox's memory cgroup capped at `bytes`, its `cgroup.procs` writable by `uid`
+/// (so the holder, running as that uid, can join it).
+fn prepare_cgroup(group: &Path, bytes: u64, uid: Option<u32>) -> std::io::Result<()> {
+    match std::fs::create_dir(group) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
+    std::fs::write(group.join("memory.limit_in_bytes"), bytes.to_string())?;
+    // No swap to spill into where the kernel offers the knob: the cap is the cap.
+    let _ = std::fs::write(group.join("memory.swappiness"), "0");
+    if let Some(uid) = uid {
+        chown(&group.join("cgroup.procs"), uid)?;
+    }
+    Ok(())
+}
+
+/// How many times the kernel killed a process of the group for memory (cgroup v1's
+/// `memory.oom_control`), 0 when unreadable.
+fn oom_kills(group: &Path) -> u64 {
+    std::fs::read_to_string(group.join("memory.oom_control"))
+        .ok()
+        .and_then(|text| text.lines().find_map(|l| l.strip_prefix("oom_kill ").and_then(|n| n.trim().parse().ok())))
+        .unwrap_or(0)
+}
+
 /// Gives `path` to `uid` (and the group of the same number).
 fn chown(path: &Path, uid: u32) -> std::io::Result<()> {
     let owner = rustix::fs::Uid::from_raw(uid);
@@ -397,11 +461,13 @@ impl Runtime for LocalRuntime {
             Isolation::Trusted => arbe_runtime::Isolation::Host,
             Isolation::Bubblewrap(_) => arbe_runtime::Isolation::Sandbox,
         };
+        let oom_detection = self.bubblewrap().is_some_and(|b| b.executor.is_some() && b.memory_cgroups.is_some());
         Capabilities {
             isolation,
             persistent_fs: true,
             exec_streaming: true,
             file_transfer: true,
+            oom_detection,
             ..Capabilities::default()
         }
     }
@@ -429,7 +495,12 @@ impl Runtime for LocalRuntime {
         pairs.push((HOUSE_LABEL.into(), spec.house_id.to_string()));
         pairs.push((SANDBOX_LABEL.into(), spec.sandbox_id.to_string()));
         let labels = Labels::parse(pairs).map_err(|e| err("provision", ErrorKind::InvalidInput, e.to_string()))?;
-        let meta = Meta { state: SandboxState::Started, labels, workspace_bytes: spec.resources.workspace_bytes };
+        let meta = Meta {
+            state: SandboxState::Started,
+            labels,
+            workspace_bytes: spec.resources.workspace_bytes,
+            memory_mb: spec.resources.memory_mb,
+        };
         Self::write_meta("provision", &meta_path, &meta).await?;
         Ok(Self::info(&id, meta))
     }
@@ -505,9 +576,11 @@ impl Runtime for LocalRuntime {
                 };
                 let uid = Self::house_of(id).map(|house| self.house_uid("exec", house)).transpose()?.flatten();
                 if let Some(program) = &bubblewrap.executor {
-                    let executor = self.executor(id, &workspace, program).await?;
+                    let executor = self.executor(id, &workspace, program, meta.memory_mb).await?;
                     let cwd = inner.display().to_string();
-                    return arbe_runtime::framed::exec(
+                    let group = self.memory_cgroup(id);
+                    let before = group.as_deref().map(oom_kills);
+                    let mut outcome = arbe_runtime::framed::exec(
                         NAME,
                         &executor,
                         &cwd,
@@ -516,7 +589,14 @@ impl Runtime for LocalRuntime {
                         out,
                         config.exec_timeout,
                     )
-                    .await;
+                    .await?;
+                    // Killed outright (or a shell reporting its child killed) while the group's
+                    // OOM-kill count rose: the memory cap.
+                    let killed = outcome.signal == Some(9) || outcome.exit_code == Some(137);
+                    if let (Some(group), Some(before)) = (group, before) {
+                        outcome.oom_killed = killed && !outcome.timed_out && oom_kills(&group) > before;
+                    }
+                    return Ok(outcome);
                 }
                 let argv = isolated(bubblewrap, &workspace, &inner, None, argv);
                 (argv, PathBuf::from("/"), PathBuf::from(SANDBOX_WORKSPACE), uid)
@@ -712,15 +792,29 @@ impl Runtime for LocalRuntime {
                                 "bubblewrap namespaces {lifetime} (user, pid, net, mount, ipc, uts, cgroup), {who}"
                             ),
                         );
-                        d.check(
-                            "memory",
-                            CheckStatus::Warning,
-                            format!(
-                                "address space per command capped at {} bytes and {} processes per house (rlimits); \
-                                 no cgroup memory limit, so running out of memory is not told apart from other failures",
-                                bubblewrap.memory_bytes, bubblewrap.max_processes
+                        match (&bubblewrap.executor, &bubblewrap.memory_cgroups) {
+                            (Some(_), Some(cgroups)) => d.check(
+                                "memory",
+                                CheckStatus::Ok,
+                                format!(
+                                    "a memory cgroup per sandbox under {} caps it (its memory_mb, else {} bytes) and \
+                                     tells out-of-memory kills apart; {} processes per house (rlimits)",
+                                    cgroups.display(),
+                                    bubblewrap.memory_bytes,
+                                    bubblewrap.max_processes
+                                ),
                             ),
-                        );
+                            _ => d.check(
+                                "memory",
+                                CheckStatus::Warning,
+                                format!(
+                                    "address space per command capped at {} bytes and {} processes per house \
+                                     (rlimits); no cgroup memory limit, so running out of memory is not told apart \
+                                     from other failures",
+                                    bubblewrap.memory_bytes, bubblewrap.max_processes
+                                ),
+                            ),
+                        }
                     }
                     _ => d.check(
                         "isolation",

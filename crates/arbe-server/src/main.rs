@@ -113,8 +113,12 @@ async fn run(settings: Settings) -> Result<(), String> {
             settings::make_passable(&settings.home)?;
         }
         // The local runtime in bubblewrap namespaces, where this machine can make them.
-        let bubblewrap =
-            Bubblewrap { house_uids: settings.local_uids, executor: settings.sandboxd.clone(), ..Bubblewrap::new() };
+        let bubblewrap = Bubblewrap {
+            house_uids: settings.local_uids,
+            executor: settings.sandboxd.clone(),
+            memory_cgroups: settings.memory_cgroups.clone(),
+            ..Bubblewrap::new()
+        };
         let local = LocalRuntime::new(LocalConfig::isolated(settings.home.join("sandboxes"), bubblewrap));
         let diagnosis = local.diagnose().await;
         if diagnosis.is_ok() {

@@ -66,6 +66,9 @@ pub(crate) struct Settings {
     /// `arbe-sandboxd` for the isolated local runtime (`ARBE_SANDBOXD`, else next to this
     /// program): with it, a sandbox's namespaces host it and commands are frames.
     pub(crate) sandboxd: Option<PathBuf>,
+    /// Run as root with cgroup v1: where sandboxes' memory cgroups go
+    /// (`/sys/fs/cgroup/memory/arbe`).
+    pub(crate) memory_cgroups: Option<PathBuf>,
     /// `ARBE_SANDBOX_*` and `DOCKER_HOST`, for the docker runtime.
     pub(crate) docker_pairs: Vec<(String, String)>,
     /// `ARBE_DEFAULT_RUNTIME` (default: docker when reachable, else local).
@@ -155,6 +158,14 @@ impl Settings {
         let docker_pairs =
             std::env::vars().filter(|(k, _)| k.starts_with("ARBE_SANDBOX_") || k == "DOCKER_HOST").collect();
         let default_runtime = var("ARBE_DEFAULT_RUNTIME");
+        let memory_cgroups = local_uids.and_then(|_| {
+            let dir = PathBuf::from("/sys/fs/cgroup/memory/arbe");
+            match std::fs::create_dir(&dir) {
+                Ok(()) => Some(dir),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Some(dir),
+                Err(_) => None,
+            }
+        });
         let sandboxd = match var("ARBE_SANDBOXD") {
             Some(path) => Some(PathBuf::from(path)),
             None => std::env::current_exe()
@@ -201,6 +212,7 @@ impl Settings {
             local_runtime_isolated,
             local_uids,
             sandboxd,
+            memory_cgroups,
             docker_pairs,
             default_runtime,
             github,

@@ -33,9 +33,26 @@ fn sandboxd() -> std::path::PathBuf {
     found.unwrap_or_else(|| panic!("no arbe-sandboxd under {}: run `cargo xtask sandbox-image`", dir.display()))
 }
 
+/// The memory cgroups the tests' sandboxes get, as root (cgroup v1, as on this machine).
+fn memory_cgroups() -> Option<std::path::PathBuf> {
+    if !is_root() {
+        return None;
+    }
+    let dir = std::path::PathBuf::from("/sys/fs/cgroup/memory/arbe-tests");
+    match std::fs::create_dir(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => panic!("create {}: {e}", dir.display()),
+        _ => Some(dir),
+    }
+}
+
 /// Namespaces per sandbox hosting the executor (the server's choice when it has one).
 fn bubblewrap() -> Bubblewrap {
-    Bubblewrap { house_uids: is_root().then_some(UIDS), executor: Some(sandboxd()), ..Bubblewrap::new() }
+    Bubblewrap {
+        house_uids: is_root().then_some(UIDS),
+        executor: Some(sandboxd()),
+        memory_cgroups: memory_cgroups(),
+        ..Bubblewrap::new()
+    }
 }
 
 fn runtime(dir: &std::path::Path) -> LocalRuntime {
@@ -67,9 +84,26 @@ fn declared_capabilities_are_pinned() {
         persistent_fs: true,
         exec_streaming: true,
         file_transfer: true,
+        // A memory cgroup per sandbox, which needs root.
+        oom_detection: is_root(),
         ..arbe_runtime::Capabilities::default()
     };
     assert_eq!(runtime(dir.path()).capabilities(), want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_memory_is_reported_where_a_memory_cgroup_caps_the_sandbox() {
+    let dir = root();
+    let rt = runtime(dir.path());
+    if is_root() {
+        testkit::out_of_memory_is_reported_as_such(&rt).await;
+    } else {
+        // No cgroup to create: the capability is not claimed, and diagnose says so.
+        assert!(!rt.capabilities().oom_detection);
+        let diagnosis = rt.diagnose().await;
+        let memory = diagnosis.checks.iter().find(|c| c.name == "memory").unwrap();
+        assert_eq!(memory.status, CheckStatus::Warning);
+    }
 }
 
 #[tokio::test]
@@ -82,6 +116,7 @@ async fn diagnose_says_how_it_isolates_and_which_limits_hold() {
     assert!(isolation.detail.starts_with("bubblewrap namespaces"), "{isolation:?}");
     let memory = diagnosis.checks.iter().find(|c| c.name == "memory").unwrap();
     assert!(memory.detail.contains("rlimits"), "{memory:?}");
+    assert_eq!(memory.detail.contains("a memory cgroup per sandbox"), is_root(), "{memory:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
