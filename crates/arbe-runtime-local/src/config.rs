@@ -52,11 +52,38 @@ pub struct Bubblewrap {
     /// it: a command then costs about what one on the host does. Without it, every command
     /// gets namespaces of its own.
     pub executor: Option<PathBuf>,
-    /// A folder of a cgroup v1 memory hierarchy this process may create groups in (run as
-    /// root: `/sys/fs/cgroup/memory/arbe`). With it and an executor, each started sandbox's
-    /// namespaces run in a memory cgroup of their own, capped at the sandbox's `memory_mb`
-    /// (else `memory_bytes`), and a command the kernel kills for memory is reported as such.
-    pub memory_cgroups: Option<PathBuf>,
+    /// Folders of cgroup v1 hierarchies this process may create groups in (run as root). With
+    /// them and an executor, each started sandbox's namespaces run in cgroups of their own:
+    /// memory capped at the sandbox's `memory_mb` (else `memory_bytes`), processes at
+    /// `max_processes`, CPU at its `cpus` (else `cpus`); a command the kernel kills for memory
+    /// is reported as such.
+    pub cgroups: Option<CgroupsV1>,
+    /// CPUs a sandbox may use when its spec names none (cgroups only).
+    pub cpus: f64,
+}
+
+/// Where sandboxes' cgroups go in each cgroup v1 hierarchy: `/sys/fs/cgroup/memory/arbe` and
+/// its `pids` and `cpu` siblings, say.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CgroupsV1 {
+    /// In the memory hierarchy.
+    pub memory: PathBuf,
+    /// In the pids hierarchy.
+    pub pids: PathBuf,
+    /// In the cpu hierarchy.
+    pub cpu: PathBuf,
+}
+
+impl CgroupsV1 {
+    /// `<mount>/{memory,pids,cpu}/<name>`.
+    pub fn under(mount: impl Into<PathBuf>, name: &str) -> Self {
+        let mount = mount.into();
+        Self {
+            memory: mount.join("memory").join(name),
+            pids: mount.join("pids").join(name),
+            cpu: mount.join("cpu").join(name),
+        }
+    }
 }
 
 /// Host uids (and gids, the same numbers) the operator sets aside for houses.
@@ -78,7 +105,8 @@ impl Bubblewrap {
             max_processes: 256,
             memory_bytes: 2 * 1024 * 1024 * 1024,
             executor: None,
-            memory_cgroups: None,
+            cgroups: None,
+            cpus: 1.0,
         }
     }
 }

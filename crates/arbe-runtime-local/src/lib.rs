@@ -3,7 +3,7 @@
 mod config;
 mod runtime;
 
-pub use config::{Bubblewrap, Isolation, LocalConfig, UidRange};
+pub use config::{Bubblewrap, CgroupsV1, Isolation, LocalConfig, UidRange};
 pub use runtime::LocalRuntime;
 
 /// The runtime's name.

@@ -39,12 +39,33 @@ pub struct LocalRuntime {
     executors: Arc<Mutex<HashMap<ExternalId, Namespaces>>>,
 }
 
-/// A started sandbox's namespaces: the executor in them, and the process holding them.
+/// A started sandbox's namespaces: the executor in them, the process holding them, and their
+/// cgroups. Dropping it ends them: the holder is killed, which ends the namespaces and
+/// everything in them, and the cgroups go once empty.
 #[derive(Debug)]
 struct Namespaces {
     executor: Arc<Executor>,
-    /// Killed when dropped, which ends the namespaces and everything in them.
     holder: tokio::process::Child,
+    cgroups: Option<crate::CgroupsV1>,
+}
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        let _ = self.holder.start_kill();
+        if let Some(groups) = self.cgroups.take() {
+            // Removable once the last process in them is gone, a moment after the kill.
+            std::thread::spawn(move || {
+                for group in groups.all() {
+                    for _ in 0..50 {
+                        if std::fs::remove_dir(&group).is_ok() || !group.exists() {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                }
+            });
+        }
+    }
 }
 
 /// What the runtime remembers about a sandbox, beside its folder.
@@ -58,6 +79,9 @@ struct Meta {
     /// The sandbox's memory cap, where a memory cgroup enforces it.
     #[serde(default)]
     memory_mb: Option<u64>,
+    /// Its CPUs, where a cpu cgroup enforces them.
+    #[serde(default)]
+    cpus: Option<f64>,
 }
 
 fn err(op: &'static str, kind: ErrorKind, message: impl Into<String>) -> RuntimeError {
@@ -72,17 +96,14 @@ fn io(op: &'static str, what: &str, e: std::io::Error) -> RuntimeError {
 impl LocalRuntime {
     /// A local runtime under `config.root` (created 0700 on first use).
     pub fn new(config: LocalConfig) -> Self {
+        if let Isolation::Bubblewrap(Bubblewrap { cgroups: Some(groups), .. }) = &config.isolation {
+            sweep_cgroups(groups);
+        }
         Self { config: Arc::new(config), running: Arc::default(), uids: Arc::default(), executors: Arc::default() }
     }
 
     /// The sandbox's executor, starting its namespaces when they are not running.
-    async fn executor(
-        &self,
-        id: &ExternalId,
-        workspace: &Path,
-        program: &Path,
-        memory_mb: Option<u64>,
-    ) -> Result<Arc<Executor>> {
+    async fn executor(&self, id: &ExternalId, workspace: &Path, program: &Path, meta: &Meta) -> Result<Arc<Executor>> {
         if let Some(namespaces) = self.executors.lock().expect("executors lock").get(id)
             && namespaces.executor.is_alive()
         {
@@ -92,14 +113,16 @@ impl LocalRuntime {
         let uid = Self::house_of(id).map(|house| self.house_uid("exec", house)).transpose()?.flatten();
         let argv = limited(&self.config, vec![EXECUTOR_PATH.to_owned()]);
         let mut argv = isolated(bubblewrap, workspace, Path::new(SANDBOX_WORKSPACE), Some(program), argv);
-        if let Some(group) = self.memory_cgroup(id) {
-            let bytes = memory_mb.map_or(bubblewrap.memory_bytes, |mb| mb * 1024 * 1024);
-            prepare_cgroup(&group, bytes, uid).map_err(|e| io("exec", "set up the sandbox's memory cgroup", e))?;
-            // The holder joins the group before it makes the namespaces: everything in them is
+        if let Some(groups) = self.cgroups(id) {
+            let memory = meta.memory_mb.map_or(bubblewrap.memory_bytes, |mb| mb * 1024 * 1024);
+            let cpus = meta.cpus.unwrap_or(bubblewrap.cpus);
+            prepare_cgroups(&groups, memory, bubblewrap.max_processes, cpus, uid)
+                .map_err(|e| io("exec", "set up the sandbox's cgroups", e))?;
+            // The holder joins the groups before it makes the namespaces: everything in them is
             // counted there from their first instruction.
-            let procs = group.join("cgroup.procs").display().to_string();
-            let mut joined =
-                vec!["/bin/sh".to_owned(), "-c".to_owned(), "echo $$ > \"$0\" && exec \"$@\"".to_owned(), procs];
+            let join = "for g in \"$0\" \"$1\" \"$2\"; do echo $$ > \"$g\" || exit 125; done; shift 2; exec \"$@\"";
+            let mut joined = vec!["/bin/sh".to_owned(), "-c".to_owned(), join.to_owned()];
+            joined.extend(groups.all().iter().map(|g| g.join("cgroup.procs").display().to_string()));
             joined.append(&mut argv);
             argv = joined;
         }
@@ -130,35 +153,28 @@ impl LocalRuntime {
             }
         });
         let executor = Executor::new(Box::pin(input), output);
-        let namespaces = Namespaces { executor: executor.clone(), holder: child };
+        let namespaces = Namespaces { executor: executor.clone(), holder: child, cgroups: self.cgroups(id) };
         self.executors.lock().expect("executors lock").insert(id.clone(), namespaces);
         Ok(executor)
     }
 
     /// Ends the sandbox's namespaces, if they run (every process in them dies with them).
     fn end_namespaces(&self, id: &ExternalId) {
-        if let Some(mut namespaces) = self.executors.lock().expect("executors lock").remove(id) {
-            let _ = namespaces.holder.start_kill();
-            if let Some(group) = self.memory_cgroup(id) {
-                // Removable once the last process in it is gone.
-                tokio::spawn(async move {
-                    for _ in 0..50 {
-                        if std::fs::remove_dir(&group).is_ok() || !group.exists() {
-                            return;
-                        }
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                });
-            }
-        }
+        // Dropping them ends them.
+        drop(self.executors.lock().expect("executors lock").remove(id));
     }
 
-    /// The sandbox's memory cgroup, when the runtime has a hierarchy for them and an executor.
-    fn memory_cgroup(&self, id: &ExternalId) -> Option<PathBuf> {
+    /// The sandbox's cgroups, when the runtime has hierarchies for them and an executor.
+    fn cgroups(&self, id: &ExternalId) -> Option<crate::CgroupsV1> {
         let bubblewrap = self.bubblewrap()?;
         bubblewrap.executor.as_ref()?;
         let (_, sandbox) = id.0.split_once('/')?;
-        Some(bubblewrap.memory_cgroups.as_ref()?.join(sandbox))
+        let cgroups = bubblewrap.cgroups.as_ref()?;
+        Some(crate::CgroupsV1 {
+            memory: cgroups.memory.join(sandbox),
+            pids: cgroups.pids.join(sandbox),
+            cpu: cgroups.cpu.join(sandbox),
+        })
     }
 
     fn bubblewrap(&self) -> Option<&Bubblewrap> {
@@ -375,20 +391,57 @@ fn isolated(
     out
 }
 
-/// Creates a sandbox's memory cgroup capped at `bytes`, its `cgroup.procs` writable by `uid`
-/// (so the holder, running as that uid, can join it).
-fn prepare_cgroup(group: &Path, bytes: u64, uid: Option<u32>) -> std::io::Result<()> {
-    match std::fs::create_dir(group) {
-        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
-        _ => {}
+impl crate::CgroupsV1 {
+    fn all(&self) -> [PathBuf; 3] {
+        [self.memory.clone(), self.pids.clone(), self.cpu.clone()]
     }
-    std::fs::write(group.join("memory.limit_in_bytes"), bytes.to_string())?;
+}
+
+/// Creates a sandbox's cgroups: memory capped at `memory` bytes, at most `pids` processes,
+/// `cpus` CPUs; each `cgroup.procs` writable by `uid`, so the holder, running as that uid, can
+/// join them.
+fn prepare_cgroups(
+    groups: &crate::CgroupsV1,
+    memory: u64,
+    pids: u64,
+    cpus: f64,
+    uid: Option<u32>,
+) -> std::io::Result<()> {
+    for group in groups.all() {
+        match std::fs::create_dir(&group) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+            _ => {}
+        }
+        if let Some(uid) = uid {
+            chown(&group.join("cgroup.procs"), uid)?;
+        }
+    }
+    std::fs::write(groups.memory.join("memory.limit_in_bytes"), memory.to_string())?;
     // No swap to spill into where the kernel offers the knob: the cap is the cap.
-    let _ = std::fs::write(group.join("memory.swappiness"), "0");
-    if let Some(uid) = uid {
-        chown(&group.join("cgroup.procs"), uid)?;
+    let _ = std::fs::write(groups.memory.join("memory.swappiness"), "0");
+    std::fs::write(groups.pids.join("pids.max"), pids.to_string())?;
+    let period: u64 = 100_000;
+    std::fs::write(groups.cpu.join("cpu.cfs_period_us"), period.to_string())?;
+    let quota = (cpus.max(0.01) * period as f64) as u64;
+    std::fs::write(groups.cpu.join("cpu.cfs_quota_us"), quota.to_string())
+}
+
+/// Removes sandboxes' cgroups a process that ended left behind: empty ones (the kernel refuses
+/// to remove a group with processes) made over a minute ago (so a group being joined right now
+/// is left alone).
+fn sweep_cgroups(groups: &crate::CgroupsV1) {
+    for root in groups.all() {
+        let Ok(entries) = std::fs::read_dir(&root) else { continue };
+        for entry in entries.flatten() {
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|at| at.elapsed().is_ok_and(|age| age > Duration::from_secs(60)));
+            if old && entry.file_type().is_ok_and(|t| t.is_dir()) {
+                let _ = std::fs::remove_dir(entry.path());
+            }
+        }
     }
-    Ok(())
 }
 
 /// How many times the kernel killed a process of the group for memory (cgroup v1's
@@ -461,7 +514,7 @@ impl Runtime for LocalRuntime {
             Isolation::Trusted => arbe_runtime::Isolation::Host,
             Isolation::Bubblewrap(_) => arbe_runtime::Isolation::Sandbox,
         };
-        let oom_detection = self.bubblewrap().is_some_and(|b| b.executor.is_some() && b.memory_cgroups.is_some());
+        let oom_detection = self.bubblewrap().is_some_and(|b| b.executor.is_some() && b.cgroups.is_some());
         Capabilities {
             isolation,
             persistent_fs: true,
@@ -500,6 +553,7 @@ impl Runtime for LocalRuntime {
             labels,
             workspace_bytes: spec.resources.workspace_bytes,
             memory_mb: spec.resources.memory_mb,
+            cpus: spec.resources.cpus,
         };
         Self::write_meta("provision", &meta_path, &meta).await?;
         Ok(Self::info(&id, meta))
@@ -576,9 +630,9 @@ impl Runtime for LocalRuntime {
                 };
                 let uid = Self::house_of(id).map(|house| self.house_uid("exec", house)).transpose()?.flatten();
                 if let Some(program) = &bubblewrap.executor {
-                    let executor = self.executor(id, &workspace, program, meta.memory_mb).await?;
+                    let executor = self.executor(id, &workspace, program, &meta).await?;
                     let cwd = inner.display().to_string();
-                    let group = self.memory_cgroup(id);
+                    let group = self.cgroups(id).map(|groups| groups.memory);
                     let before = group.as_deref().map(oom_kills);
                     let mut outcome = arbe_runtime::framed::exec(
                         NAME,
@@ -792,16 +846,18 @@ impl Runtime for LocalRuntime {
                                 "bubblewrap namespaces {lifetime} (user, pid, net, mount, ipc, uts, cgroup), {who}"
                             ),
                         );
-                        match (&bubblewrap.executor, &bubblewrap.memory_cgroups) {
+                        match (&bubblewrap.executor, &bubblewrap.cgroups) {
                             (Some(_), Some(cgroups)) => d.check(
                                 "memory",
                                 CheckStatus::Ok,
                                 format!(
-                                    "a memory cgroup per sandbox under {} caps it (its memory_mb, else {} bytes) and \
-                                     tells out-of-memory kills apart; {} processes per house (rlimits)",
-                                    cgroups.display(),
+                                    "cgroups per sandbox under {} cap its memory (its memory_mb, else {} bytes; \
+                                     out-of-memory kills told apart), processes ({}) and CPUs (its cpus, else {}); \
+                                     rlimits too",
+                                    cgroups.memory.display(),
                                     bubblewrap.memory_bytes,
-                                    bubblewrap.max_processes
+                                    bubblewrap.max_processes,
+                                    bubblewrap.cpus
                                 ),
                             ),
                             _ => d.check(

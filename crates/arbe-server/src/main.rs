@@ -116,7 +116,7 @@ async fn run(settings: Settings) -> Result<(), String> {
         let bubblewrap = Bubblewrap {
             house_uids: settings.local_uids,
             executor: settings.sandboxd.clone(),
-            memory_cgroups: settings.memory_cgroups.clone(),
+            cgroups: settings.cgroups.clone(),
             ..Bubblewrap::new()
         };
         let local = LocalRuntime::new(LocalConfig::isolated(settings.home.join("sandboxes"), bubblewrap));

@@ -66,9 +66,8 @@ pub(crate) struct Settings {
     /// `arbe-sandboxd` for the isolated local runtime (`ARBE_SANDBOXD`, else next to this
     /// program): with it, a sandbox's namespaces host it and commands are frames.
     pub(crate) sandboxd: Option<PathBuf>,
-    /// Run as root with cgroup v1: where sandboxes' memory cgroups go
-    /// (`/sys/fs/cgroup/memory/arbe`).
-    pub(crate) memory_cgroups: Option<PathBuf>,
+    /// Run as root with cgroup v1: where sandboxes' cgroups go (`/sys/fs/cgroup/*/arbe`).
+    pub(crate) cgroups: Option<arbe_runtime_local::CgroupsV1>,
     /// `ARBE_SANDBOX_*` and `DOCKER_HOST`, for the docker runtime.
     pub(crate) docker_pairs: Vec<(String, String)>,
     /// `ARBE_DEFAULT_RUNTIME` (default: docker when reachable, else local).
@@ -158,13 +157,14 @@ impl Settings {
         let docker_pairs =
             std::env::vars().filter(|(k, _)| k.starts_with("ARBE_SANDBOX_") || k == "DOCKER_HOST").collect();
         let default_runtime = var("ARBE_DEFAULT_RUNTIME");
-        let memory_cgroups = local_uids.and_then(|_| {
-            let dir = PathBuf::from("/sys/fs/cgroup/memory/arbe");
-            match std::fs::create_dir(&dir) {
-                Ok(()) => Some(dir),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Some(dir),
-                Err(_) => None,
-            }
+        let cgroups = local_uids.and_then(|_| {
+            let cgroups = arbe_runtime_local::CgroupsV1::under("/sys/fs/cgroup", "arbe");
+            let made =
+                [&cgroups.memory, &cgroups.pids, &cgroups.cpu].iter().all(|dir| match std::fs::create_dir(dir) {
+                    Ok(()) => true,
+                    Err(e) => e.kind() == std::io::ErrorKind::AlreadyExists,
+                });
+            made.then_some(cgroups)
         });
         let sandboxd = match var("ARBE_SANDBOXD") {
             Some(path) => Some(PathBuf::from(path)),
@@ -212,7 +212,7 @@ impl Settings {
             local_runtime_isolated,
             local_uids,
             sandboxd,
-            memory_cgroups,
+            cgroups,
             docker_pairs,
             default_runtime,
             github,

@@ -6,7 +6,7 @@ use std::{os::unix::fs::MetadataExt, sync::Arc, time::Duration};
 
 use arbe_core::HouseId;
 use arbe_runtime::{CheckStatus, ExecRequest, ExternalId, Runtime, testkit};
-use arbe_runtime_local::{Bubblewrap, LocalConfig, LocalRuntime, UidRange};
+use arbe_runtime_local::{Bubblewrap, CgroupsV1, LocalConfig, LocalRuntime, UidRange};
 
 /// The host uids the tests give houses when they run as root.
 const UIDS: UidRange = UidRange { first: 61_000, count: 500 };
@@ -33,16 +33,19 @@ fn sandboxd() -> std::path::PathBuf {
     found.unwrap_or_else(|| panic!("no arbe-sandboxd under {}: run `cargo xtask sandbox-image`", dir.display()))
 }
 
-/// The memory cgroups the tests' sandboxes get, as root (cgroup v1, as on this machine).
-fn memory_cgroups() -> Option<std::path::PathBuf> {
+/// The cgroups the tests' sandboxes get, as root (cgroup v1, as on this machine).
+fn cgroups() -> Option<CgroupsV1> {
     if !is_root() {
         return None;
     }
-    let dir = std::path::PathBuf::from("/sys/fs/cgroup/memory/arbe-tests");
-    match std::fs::create_dir(&dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => panic!("create {}: {e}", dir.display()),
-        _ => Some(dir),
+    let cgroups = CgroupsV1::under("/sys/fs/cgroup", "arbe-tests");
+    for dir in [&cgroups.memory, &cgroups.pids, &cgroups.cpu] {
+        match std::fs::create_dir(dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => panic!("create {}: {e}", dir.display()),
+            _ => {}
+        }
     }
+    Some(cgroups)
 }
 
 /// Namespaces per sandbox hosting the executor (the server's choice when it has one).
@@ -50,7 +53,7 @@ fn bubblewrap() -> Bubblewrap {
     Bubblewrap {
         house_uids: is_root().then_some(UIDS),
         executor: Some(sandboxd()),
-        memory_cgroups: memory_cgroups(),
+        cgroups: cgroups(),
         ..Bubblewrap::new()
     }
 }
@@ -116,7 +119,7 @@ async fn diagnose_says_how_it_isolates_and_which_limits_hold() {
     assert!(isolation.detail.starts_with("bubblewrap namespaces"), "{isolation:?}");
     let memory = diagnosis.checks.iter().find(|c| c.name == "memory").unwrap();
     assert!(memory.detail.contains("rlimits"), "{memory:?}");
-    assert_eq!(memory.detail.contains("a memory cgroup per sandbox"), is_root(), "{memory:?}");
+    assert_eq!(memory.detail.contains("cgroups per sandbox"), is_root(), "{memory:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -274,4 +277,31 @@ async fn diagnose_blocks_a_root_that_houses_uids_cannot_reach() {
     let diagnosis = rt.diagnose().await;
     let blocker = diagnosis.checks.iter().find(|c| c.status == CheckStatus::Blocker).expect("a blocker");
     assert!(blocker.detail.contains("closed to other uids") && blocker.detail.contains("chmod 711"), "{blocker:?}");
+}
+
+#[tokio::test]
+async fn as_root_a_started_sandbox_runs_in_cgroups_capping_memory_processes_and_cpus() {
+    let dir = root();
+    let rt = runtime(dir.path());
+    let spec = arbe_runtime::SandboxSpec {
+        resources: arbe_core::Resources { cpus: Some(0.5), memory_mb: Some(96), ..arbe_core::Resources::default() },
+        ..testkit::spec()
+    };
+    let id = rt.provision(&spec).await.unwrap().external_id;
+    assert!(run(&rt, &id, "true").await.success());
+    let Some(cgroups) = cgroups() else {
+        // Not root: no cgroups, and the capability says so.
+        assert!(!rt.capabilities().oom_detection);
+        return;
+    };
+    let read = |dir: &std::path::Path, file: &str| {
+        std::fs::read_to_string(dir.join(spec.sandbox_id.to_string()).join(file)).unwrap().trim().to_owned()
+    };
+    assert_eq!(read(&cgroups.memory, "memory.limit_in_bytes"), (96 * 1024 * 1024).to_string());
+    assert_eq!(read(&cgroups.pids, "pids.max"), "256");
+    assert_eq!(read(&cgroups.cpu, "cpu.cfs_quota_us"), "50000");
+    // The sandbox's processes are in them.
+    let procs = read(&cgroups.pids, "cgroup.procs");
+    assert!(!procs.is_empty(), "the namespaces' processes are counted");
+    rt.destroy(&id).await.unwrap();
 }
