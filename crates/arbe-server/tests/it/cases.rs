@@ -200,6 +200,29 @@ pub(crate) async fn bad_input_is_a_problem_that_names_the_field_and_echoes_nothi
         app.http.get(format!("{}/api/environments", app.url)).bearer_auth(app.writer.expose()).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     assert!(problem(&res.text().await.unwrap()).detail.contains("house_id"));
+    // A body nested past any sense, an array where an object belongs, a body over the limit:
+    // each a plain 400 that names the rule, and the server answers on.
+    let url = format!("{}/api/environments?house_id={}", app.url, app.house.id);
+    let deep = format!("{{\"name\": {}1{}}}", "[".repeat(10_000), "]".repeat(10_000));
+    let huge = format!("{{\"name\": \"{}\"}}", "x".repeat(arbe_server::MAX_BODY_BYTES));
+    for (body, rule) in [
+        (deep, "must match the operation's schema"),
+        ("[\"work\"]".to_owned(), "must be a JSON object"),
+        (huge, "must be at most 512 KiB"),
+    ] {
+        let res = app
+            .http
+            .post(&url)
+            .bearer_auth(app.writer.expose())
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        let text = res.text().await.unwrap();
+        assert!(problem(&text).detail.contains(rule), "{text}");
+    }
     // Nothing was created.
     assert_eq!(app.env_names(&app.reader).await, Vec::<String>::new());
     // A path no route serves.
