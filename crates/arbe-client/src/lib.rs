@@ -1,0 +1,329 @@
+#![doc = include_str!("../README.md")]
+
+use std::time::Duration;
+
+use arbe_api::Problem;
+use arbe_core::{
+    DispatchJob, Entry, Environment, ErrorKind, House, HouseId, Member, Sandbox, SecretMeta, Thread, ThreadId,
+};
+use futures_util::{Stream, StreamExt};
+use reqwest::{Method, StatusCode, header};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server refused it: its problem document says why.
+    #[error("{}", .problem.detail)]
+    Api {
+        /// The HTTP status.
+        status: u16,
+        /// The problem document.
+        problem: Problem,
+    },
+    /// The server could not be reached, or the connection broke.
+    #[error("cannot reach the arbe server at {url}: {reason}")]
+    Unreachable {
+        /// The server's base URL.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The server answered something this client does not understand.
+    #[error("unexpected answer from the arbe server: {0}")]
+    Protocol(String),
+    /// The client was given something it cannot use.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl ClientError {
+    /// The error's kind: the problem's, or `Unavailable` when the server could not be reached.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Api { problem, .. } => problem.kind().unwrap_or(ErrorKind::Internal),
+            Self::Unreachable { .. } => ErrorKind::Unavailable,
+            Self::Protocol(_) => ErrorKind::Internal,
+            Self::Invalid(_) => ErrorKind::InvalidInput,
+        }
+    }
+}
+
+/// A result of a call.
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+/// A client of one server with one API key. Cheap to clone (the HTTP client is shared).
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    key: String,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("base", &self.base).field("key", &"[redacted]").finish()
+    }
+}
+
+#[derive(Deserialize)]
+struct HouseView {
+    #[serde(flatten)]
+    house: House,
+    membership: Member,
+}
+
+#[derive(Deserialize)]
+struct Posted {
+    entry: Entry,
+    job: DispatchJob,
+}
+
+/// How long a call may take (a tail has no limit: it lasts as long as its dispatch).
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Reconnections a tail attempts in a row before it gives up.
+const RECONNECTS: u32 = 10;
+
+impl Client {
+    /// A client of the server at `base` (`http://127.0.0.1:8080`) acting with API key `key`.
+    pub fn new(base: &str, key: &str) -> Result<Self> {
+        let base = base.trim_end_matches('/').to_owned();
+        if !base.starts_with("http://") && !base.starts_with("https://") {
+            return Err(ClientError::Invalid("the server URL must start with http:// or https://".into()));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| ClientError::Invalid(format!("cannot build an HTTP client: {e}")))?;
+        Ok(Self { http, base, key: key.to_owned() })
+    }
+
+    fn unreachable(&self, err: &reqwest::Error) -> ClientError {
+        // reqwest's message names the URL; the key never appears in it.
+        ClientError::Unreachable { url: self.base.clone(), reason: err.to_string() }
+    }
+
+    async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<Option<T>> {
+        let mut request =
+            self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.key).timeout(CALL_TIMEOUT);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|e| self.unreachable(&e))?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| self.unreachable(&e))?;
+        if !status.is_success() {
+            let problem = serde_json::from_slice::<Problem>(&bytes)
+                .map_err(|_| ClientError::Protocol(format!("{status} without a problem document")))?;
+            return Err(ClientError::Api { status: status.as_u16(), problem });
+        }
+        if status == StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.call::<(), T>(Method::GET, path, None).await?.ok_or_else(|| ClientError::Protocol("no body".into()))
+    }
+
+    async fn send<B: Serialize, T: DeserializeOwned>(&self, method: Method, path: &str, body: &B) -> Result<T> {
+        self.call(method, path, Some(body)).await?.ok_or_else(|| ClientError::Protocol("no body".into()))
+    }
+
+    /// The caller's houses and its membership in each.
+    pub async fn houses(&self) -> Result<Vec<(House, Member)>> {
+        let views: Vec<HouseView> = self.get("/api/houses").await?;
+        Ok(views.into_iter().map(|v| (v.house, v.membership)).collect())
+    }
+
+    /// The house's environments.
+    pub async fn environments(&self, house: HouseId) -> Result<Vec<Environment>> {
+        self.get(&format!("/api/environments?house_id={house}")).await
+    }
+
+    /// Creates an environment (seed 001).
+    pub async fn create_environment(&self, house: HouseId, body: &arbe_api::CreateEnvironment) -> Result<Environment> {
+        self.send(Method::POST, &format!("/api/environments?house_id={house}"), body).await
+    }
+
+    /// The house's secrets (never a value).
+    pub async fn secrets(&self, house: HouseId) -> Result<Vec<SecretMeta>> {
+        self.get(&format!("/api/secrets?house_id={house}")).await
+    }
+
+    /// Creates or rotates a secret.
+    pub async fn set_secret(&self, house: HouseId, name: &str, body: &arbe_api::SetSecret) -> Result<SecretMeta> {
+        let name = path_segment(name)?;
+        self.send(Method::PUT, &format!("/api/secrets/{name}?house_id={house}"), body).await
+    }
+
+    /// The house's sandboxes.
+    pub async fn sandboxes(&self, house: HouseId) -> Result<Vec<Sandbox>> {
+        self.get(&format!("/api/sandboxes?house_id={house}")).await
+    }
+
+    /// Creates a thread.
+    pub async fn create_thread(&self, house: HouseId, body: &arbe_api::CreateThread) -> Result<Thread> {
+        self.send(Method::POST, &format!("/api/threads?house_id={house}"), body).await
+    }
+
+    /// A thread.
+    pub async fn thread(&self, house: HouseId, thread: ThreadId) -> Result<Thread> {
+        self.get(&format!("/api/threads/{thread}?house_id={house}")).await
+    }
+
+    /// Posts a user message, which dispatches the thread's agents.
+    pub async fn post_entry(&self, house: HouseId, thread: ThreadId, text: &str) -> Result<(Entry, DispatchJob)> {
+        let body = arbe_api::CreateEntry { text: text.to_owned() };
+        let posted: Posted =
+            self.send(Method::POST, &format!("/api/threads/{thread}/entries?house_id={house}"), &body).await?;
+        Ok((posted.entry, posted.job))
+    }
+
+    /// The thread's entries after sequence number `after`.
+    pub async fn entries(&self, house: HouseId, thread: ThreadId, after: i64) -> Result<Vec<Entry>> {
+        self.get(&format!("/api/threads/{thread}/entries?house_id={house}&after={after}")).await
+    }
+
+    /// The thread's entries after `after`, as they are written, until no dispatch of the thread
+    /// is queued or running. A cut connection is resumed with `Last-Event-ID`: every entry comes
+    /// once, in order.
+    pub fn follow(
+        &self,
+        house: HouseId,
+        thread: ThreadId,
+        after: i64,
+    ) -> impl Stream<Item = Result<Entry>> + Send + 'static {
+        let state =
+            Tail { client: self.clone(), house, thread, last: after, body: None, buffer: Vec::new(), failures: 0 };
+        futures_util::stream::unfold(Some(state), |state| async move {
+            let mut tail = state?;
+            match tail.next().await {
+                Ok(Some(entry)) => Some((Ok(entry), Some(tail))),
+                Ok(None) => None,
+                Err(err) => Some((Err(err), None)),
+            }
+        })
+    }
+}
+
+type Body = std::pin::Pin<Box<dyn Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
+
+/// Where a tail stands.
+struct Tail {
+    client: Client,
+    house: HouseId,
+    thread: ThreadId,
+    /// The last sequence number yielded.
+    last: i64,
+    body: Option<Body>,
+    /// Bytes of an event not yet complete.
+    buffer: Vec<u8>,
+    failures: u32,
+}
+
+impl Tail {
+    async fn connect(&mut self) -> Result<()> {
+        let url = format!("{}/api/threads/{}/entries/stream?house_id={}", self.client.base, self.thread, self.house);
+        let response = self
+            .client
+            .http
+            .get(url)
+            .bearer_auth(&self.client.key)
+            .header(header::ACCEPT, "text/event-stream")
+            .header("last-event-id", self.last.to_string())
+            .send()
+            .await
+            .map_err(|e| self.client.unreachable(&e))?;
+        let status = response.status();
+        if !status.is_success() {
+            let bytes = response.bytes().await.map_err(|e| self.client.unreachable(&e))?;
+            let problem = serde_json::from_slice::<Problem>(&bytes)
+                .map_err(|_| ClientError::Protocol(format!("{status} without a problem document")))?;
+            return Err(ClientError::Api { status: status.as_u16(), problem });
+        }
+        self.buffer.clear();
+        self.body = Some(Box::pin(response.bytes_stream()));
+        Ok(())
+    }
+
+    /// The next entry, `None` once the server ended the stream.
+    async fn next(&mut self) -> Result<Option<Entry>> {
+        loop {
+            if let Some(entry) = self.take_event()? {
+                self.failures = 0;
+                if entry.seq > self.last {
+                    self.last = entry.seq;
+                    return Ok(Some(entry));
+                }
+                continue;
+            }
+            let Some(body) = self.body.as_mut() else {
+                match self.connect().await {
+                    Ok(()) => continue,
+                    Err(err @ ClientError::Api { .. }) => return Err(err),
+                    Err(err) => {
+                        self.retry(err).await?;
+                        continue;
+                    }
+                }
+            };
+            match body.next().await {
+                Some(Ok(bytes)) => self.buffer.extend_from_slice(&bytes),
+                // The server ended the stream: the dispatch is over.
+                None => return Ok(None),
+                // Cut: resume after the last entry yielded.
+                Some(Err(err)) => {
+                    self.body = None;
+                    let err = self.client.unreachable(&err);
+                    self.retry(err).await?;
+                }
+            }
+        }
+    }
+
+    /// Waits before the next connection, or gives up after [`RECONNECTS`] failures in a row.
+    async fn retry(&mut self, err: ClientError) -> Result<()> {
+        self.failures += 1;
+        if self.failures > RECONNECTS {
+            return Err(err);
+        }
+        tokio::time::sleep(Duration::from_millis(100 * u64::from(self.failures.min(10)))).await;
+        Ok(())
+    }
+
+    /// The entry of the next complete event in the buffer, if there is one.
+    fn take_event(&mut self) -> Result<Option<Entry>> {
+        loop {
+            let Some(end) = self.buffer.windows(2).position(|w| w == b"\n\n") else { return Ok(None) };
+            let event: Vec<u8> = self.buffer.drain(..end + 2).collect();
+            let text = String::from_utf8_lossy(&event);
+            let data: String = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .map(|d| d.strip_prefix(' ').unwrap_or(d))
+                .collect();
+            // Keep-alive comments carry no data.
+            if data.is_empty() {
+                continue;
+            }
+            return serde_json::from_str(&data).map(Some).map_err(|e| ClientError::Protocol(e.to_string()));
+        }
+    }
+}
+
+/// A name for a URL path: only what arbe's names are made of passes.
+fn path_segment(name: &str) -> Result<&str> {
+    if !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')) {
+        Ok(name)
+    } else {
+        Err(ClientError::Invalid("invalid name: letters, digits, '_', '-' and '.' only".into()))
+    }
+}
