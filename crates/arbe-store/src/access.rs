@@ -389,8 +389,8 @@ impl Access {
     /// Creates a user called `user`, a house called `house` it owns, and its first API key: what
     /// `arbe up` does on its first start, and how an embedding service gets its first caller.
     pub async fn admin_bootstrap(&self, admin: &Admin, house: &Name, user: &Name, label: &str) -> Result<Bootstrap> {
-        let user = self.store.create_user(user).await?;
-        let (house, owner) = self.store.create_house_with_owner(house, user.id).await?;
+        // One transaction: a taken house name leaves no stray user behind, and the other way round.
+        let (house, user, owner) = self.store.create_house_with_new_owner(house, user).await?;
         let key = self.admin_create_key(admin, user.id, label).await?;
         tracing::info!(house = %house.id, user = %user.id, "house, owner and first key created");
         Ok(Bootstrap { house, user, owner, key })

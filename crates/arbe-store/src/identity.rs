@@ -161,17 +161,31 @@ impl Store {
     ///
     /// [`StoreConfig::single_house`]: crate::StoreConfig::single_house
     pub async fn create_house(&self, name: &Name) -> Result<House> {
-        self.insert_house(name, None).await.map(|(house, _)| house)
+        self.insert_house(name, None, None).await.map(|(house, _)| house)
     }
 
     /// Creates a house and gives `owner` its first membership, as owner, in one transaction.
     pub async fn create_house_with_owner(&self, name: &Name, owner: UserId) -> Result<(House, Member)> {
-        let (house, member) = self.insert_house(name, Some(owner)).await?;
+        let (house, member) = self.insert_house(name, Some(owner), None).await?;
         let member = member.ok_or(StoreError::NotFound { what: "user" })?;
         Ok((house.clone(), self.member(house.id, member).await?))
     }
 
-    async fn insert_house(&self, name: &Name, owner: Option<UserId>) -> Result<(House, Option<MemberId>)> {
+    /// Creates a user called `user` and a house called `name` it owns, in one transaction: a
+    /// name taken on either side creates neither.
+    pub async fn create_house_with_new_owner(&self, name: &Name, user: &Name) -> Result<(House, User, Member)> {
+        let owner = User { id: UserId::new(), name: user.clone(), created_at: now() };
+        let (house, member) = self.insert_house(name, Some(owner.id), Some(&owner)).await?;
+        let member = member.ok_or(StoreError::NotFound { what: "user" })?;
+        Ok((house.clone(), owner, self.member(house.id, member).await?))
+    }
+
+    async fn insert_house(
+        &self,
+        name: &Name,
+        owner: Option<UserId>,
+        new_owner: Option<&User>,
+    ) -> Result<(House, Option<MemberId>)> {
         let house = House { id: HouseId::new(), name: name.clone(), created_at: now() };
         let member = owner.map(|_| MemberId::new());
         let single = self.single_house;
@@ -189,6 +203,15 @@ impl Store {
                                    local runtime (ARBE_LOCAL_RUNTIME=trusted), which must not be shared between houses",
                         });
                     }
+                }
+                if let Some(user) = new_owner {
+                    sqlx::query("INSERT INTO users (id, name, created_at) VALUES ($1, $2, $3)")
+                        .bind(user.id.as_uuid())
+                        .bind(user.name.as_str())
+                        .bind(user.created_at)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(StoreError::unique("user", "a user with this name already exists"))?;
                 }
                 sqlx::query("INSERT INTO houses (id, name, created_at) VALUES ($1, $2, $3)")
                     .bind(house.id.as_uuid())

@@ -318,9 +318,24 @@ pub(crate) async fn the_admin_token_makes_a_house_and_its_first_key_and_nothing_
     assert_eq!(houses.iter().map(|h| h["name"].as_str().unwrap()).collect::<Vec<_>>(), ["newco"]);
     let (status, _) = app.call(Method::GET, "/api/environments", &app.house, Some(&key), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    // The same house name again is a conflict.
+    // The same house name again is a conflict, and leaves no user behind: "second" is free.
+    let users = || async {
+        let res = app.http.get(format!("{}/api/admin/users", app.url)).bearer_auth(app.admin.expose()).send().await;
+        let users: Vec<Value> = res.unwrap().json().await.unwrap();
+        users.iter().map(|u| u["name"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+    };
+    let before = users().await;
     let res = app.http.post(&url).bearer_auth(app.admin.expose()).json(&json!({"house": "newco", "user": "second"}));
     assert_eq!(res.send().await.unwrap().status(), StatusCode::CONFLICT);
+    assert_eq!(users().await, before);
+    let res = app.http.post(&url).bearer_auth(app.admin.expose()).json(&json!({"house": "otherco", "user": "second"}));
+    assert_eq!(res.send().await.unwrap().status(), StatusCode::CREATED);
+    // A taken user name creates no house either.
+    let res = app.http.post(&url).bearer_auth(app.admin.expose()).json(&json!({"house": "thirdco", "user": "second"}));
+    assert_eq!(res.send().await.unwrap().status(), StatusCode::CONFLICT);
+    let res = app.http.get(format!("{}/api/admin/houses", app.url)).bearer_auth(app.admin.expose()).send().await;
+    let houses: Vec<Value> = res.unwrap().json().await.unwrap();
+    assert!(!houses.iter().any(|h| h["name"] == "thirdco"));
     app.clean_up().await;
 }
 
