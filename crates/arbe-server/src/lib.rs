@@ -8,6 +8,7 @@
 mod auth;
 mod body;
 mod error;
+pub mod launch;
 mod metrics;
 mod openapi;
 mod routes;
