@@ -101,7 +101,10 @@ fn http(port: u16, method: &str, path: &str, token: &str, body: Option<&str>) ->
 }
 
 fn start_server(dir: &Path) -> Result<Server, String> {
-    run(cargo().args(["build", "--locked", "-p", "arbe-server"]))?;
+    // The workspace's test build, which also links the server: after `cargo xtask test` (as in
+    // `ci`) it is already there, where `cargo build -p arbe-server` would build the server's
+    // dependencies again with a narrower set of features.
+    run(cargo().args(["test", "--no-run", "--workspace", "--locked"]))?;
     let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
     let home = dir.join("home");
     fs::create_dir_all(&home).map_err(|e| e.to_string())?;

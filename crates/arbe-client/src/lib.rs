@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use arbe_api::Problem;
 use arbe_core::{
-    DispatchJob, Entry, Environment, ErrorKind, House, HouseId, Member, Sandbox, SecretMeta, Thread, ThreadId,
+    DispatchJob, Entry, Environment, ErrorKind, House, HouseId, Member, Sandbox, SecretMeta, SecretName, Thread,
+    ThreadId, sse,
 };
 use futures_util::{Stream, StreamExt};
 use reqwest::{Method, StatusCode, header};
@@ -104,6 +105,20 @@ impl Client {
         ClientError::Unreachable { url: self.base.clone(), reason: err.to_string() }
     }
 
+    /// The response of a request that was answered with success; a refusal becomes
+    /// [`ClientError::Api`] with the server's problem document.
+    async fn answered(&self, sent: reqwest::Result<reqwest::Response>) -> Result<reqwest::Response> {
+        let response = sent.map_err(|e| self.unreachable(&e))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let bytes = response.bytes().await.map_err(|e| self.unreachable(&e))?;
+        let problem = serde_json::from_slice::<Problem>(&bytes)
+            .map_err(|_| ClientError::Protocol(format!("{status} without a problem document")))?;
+        Err(ClientError::Api { status: status.as_u16(), problem })
+    }
+
     async fn call<B: Serialize, T: DeserializeOwned>(
         &self,
         method: Method,
@@ -115,14 +130,9 @@ impl Client {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().await.map_err(|e| self.unreachable(&e))?;
+        let response = self.answered(request.send().await).await?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(|e| self.unreachable(&e))?;
-        if !status.is_success() {
-            let problem = serde_json::from_slice::<Problem>(&bytes)
-                .map_err(|_| ClientError::Protocol(format!("{status} without a problem document")))?;
-            return Err(ClientError::Api { status: status.as_u16(), problem });
-        }
         if status == StatusCode::NO_CONTENT {
             return Ok(None);
         }
@@ -160,7 +170,8 @@ impl Client {
 
     /// Creates or rotates a secret.
     pub async fn set_secret(&self, house: HouseId, name: &str, body: &arbe_api::SetSecret) -> Result<SecretMeta> {
-        let name = path_segment(name)?;
+        // Checked here by core's own rule, so the name is safe in the path.
+        let name = SecretName::parse(name).map_err(|e| ClientError::Invalid(e.to_string()))?;
         self.send(Method::PUT, &format!("/api/secrets/{name}?house_id={house}"), body).await
     }
 
@@ -201,8 +212,16 @@ impl Client {
         thread: ThreadId,
         after: i64,
     ) -> impl Stream<Item = Result<Entry>> + Send + 'static {
-        let state =
-            Tail { client: self.clone(), house, thread, last: after, body: None, buffer: Vec::new(), failures: 0 };
+        let state = Tail {
+            client: self.clone(),
+            house,
+            thread,
+            last: after,
+            body: None,
+            parser: sse::Parser::default(),
+            ready: Default::default(),
+            failures: 0,
+        };
         futures_util::stream::unfold(Some(state), |state| async move {
             let mut tail = state?;
             match tail.next().await {
@@ -224,32 +243,27 @@ struct Tail {
     /// The last sequence number yielded.
     last: i64,
     body: Option<Body>,
-    /// Bytes of an event not yet complete.
-    buffer: Vec<u8>,
+    /// Cuts the body into events (bounded, as for model providers' streams).
+    parser: sse::Parser,
+    /// Events parsed and not yet yielded.
+    ready: std::collections::VecDeque<sse::Event>,
     failures: u32,
 }
 
 impl Tail {
     async fn connect(&mut self) -> Result<()> {
         let url = format!("{}/api/threads/{}/entries/stream?house_id={}", self.client.base, self.thread, self.house);
-        let response = self
+        let request = self
             .client
             .http
             .get(url)
             .bearer_auth(&self.client.key)
             .header(header::ACCEPT, "text/event-stream")
-            .header("last-event-id", self.last.to_string())
-            .send()
-            .await
-            .map_err(|e| self.client.unreachable(&e))?;
-        let status = response.status();
-        if !status.is_success() {
-            let bytes = response.bytes().await.map_err(|e| self.client.unreachable(&e))?;
-            let problem = serde_json::from_slice::<Problem>(&bytes)
-                .map_err(|_| ClientError::Protocol(format!("{status} without a problem document")))?;
-            return Err(ClientError::Api { status: status.as_u16(), problem });
-        }
-        self.buffer.clear();
+            .header("last-event-id", self.last.to_string());
+        let response = self.client.answered(request.send().await).await?;
+        // A new stream starts with a new event: whatever was cut off is read again.
+        self.parser = sse::Parser::default();
+        self.ready.clear();
         self.body = Some(Box::pin(response.bytes_stream()));
         Ok(())
     }
@@ -276,7 +290,11 @@ impl Tail {
                 }
             };
             match body.next().await {
-                Some(Ok(bytes)) => self.buffer.extend_from_slice(&bytes),
+                Some(Ok(bytes)) => {
+                    let events =
+                        self.parser.push(&bytes).map_err(|_| ClientError::Protocol("an event too large".into()))?;
+                    self.ready.extend(events);
+                }
                 // The server ended the stream: the dispatch is over.
                 None => return Ok(None),
                 // Cut: resume after the last entry yielded.
@@ -299,31 +317,13 @@ impl Tail {
         Ok(())
     }
 
-    /// The entry of the next complete event in the buffer, if there is one.
+    /// The entry of the next parsed event, if there is one (keep-alives carry no data).
     fn take_event(&mut self) -> Result<Option<Entry>> {
-        loop {
-            let Some(end) = self.buffer.windows(2).position(|w| w == b"\n\n") else { return Ok(None) };
-            let event: Vec<u8> = self.buffer.drain(..end + 2).collect();
-            let text = String::from_utf8_lossy(&event);
-            let data: String = text
-                .lines()
-                .filter_map(|l| l.strip_prefix("data:"))
-                .map(|d| d.strip_prefix(' ').unwrap_or(d))
-                .collect();
-            // Keep-alive comments carry no data.
-            if data.is_empty() {
-                continue;
+        while let Some(event) = self.ready.pop_front() {
+            if !event.data.is_empty() {
+                return serde_json::from_str(&event.data).map(Some).map_err(|e| ClientError::Protocol(e.to_string()));
             }
-            return serde_json::from_str(&data).map(Some).map_err(|e| ClientError::Protocol(e.to_string()));
         }
-    }
-}
-
-/// A name for a URL path: only what arbe's names are made of passes.
-fn path_segment(name: &str) -> Result<&str> {
-    if !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')) {
-        Ok(name)
-    } else {
-        Err(ClientError::Invalid("invalid name: letters, digits, '_', '-' and '.' only".into()))
+        Ok(None)
     }
 }

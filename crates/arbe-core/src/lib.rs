@@ -13,6 +13,7 @@ pub mod names;
 pub mod refs;
 pub mod sandbox;
 pub mod secret;
+pub mod sse;
 pub mod thread;
 
 #[cfg(feature = "testkit")]

@@ -1,10 +1,10 @@
 //! What both wire formats share: posting a request, turning an error answer into a classified
 //! failure, and reading a streamed body as SSE events.
 
-use arbe_core::SecretValue;
+use arbe_core::{SecretValue, sse};
 use futures_util::StreamExt;
 
-use crate::{LlmError, ProviderFailure, Result, classify_provider_error, classify_transport_error, retry_after, sse};
+use crate::{LlmError, ProviderFailure, Result, classify_provider_error, classify_transport_error, retry_after};
 
 /// Who is being called, for classifying failures and scrubbing the key out of messages.
 #[derive(Clone, Copy)]

@@ -11,7 +11,6 @@ mod openai;
 mod provider;
 mod retry;
 mod scripted;
-mod sse;
 mod types;
 
 #[cfg(feature = "testkit")]

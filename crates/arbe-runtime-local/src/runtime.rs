@@ -628,7 +628,6 @@ impl Runtime for LocalRuntime {
                     Some(dir) => Path::new(SANDBOX_WORKSPACE).join(dir),
                     None => PathBuf::from(SANDBOX_WORKSPACE),
                 };
-                let uid = Self::house_of(id).map(|house| self.house_uid("exec", house)).transpose()?.flatten();
                 if let Some(program) = &bubblewrap.executor {
                     let executor = self.executor(id, &workspace, program, &meta).await?;
                     let cwd = inner.display().to_string();
@@ -652,6 +651,8 @@ impl Runtime for LocalRuntime {
                     }
                     return Ok(outcome);
                 }
+                // Namespaces for this command alone, made as the house's uid.
+                let uid = Self::house_of(id).map(|house| self.house_uid("exec", house)).transpose()?.flatten();
                 let argv = isolated(bubblewrap, &workspace, &inner, None, argv);
                 (argv, PathBuf::from("/"), PathBuf::from(SANDBOX_WORKSPACE), uid)
             }

@@ -14,7 +14,7 @@ use crate::{ApiError, MAX_BODY_BYTES};
 /// A JSON object body of type `T`.
 pub(crate) struct Body<T>(pub(crate) T);
 
-fn invalid(detail: &'static str) -> ApiError {
+fn invalid(detail: impl Into<String>) -> ApiError {
     ApiError::new(ErrorKind::InvalidInput, detail)
 }
 
@@ -31,10 +31,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
         if !json {
             return Err(invalid("request body: Content-Type must be application/json"));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|_| {
-            const _: () = assert!(MAX_BODY_BYTES == 512 * 1024, "the message below names the limit");
-            invalid("request body: must be at most 512 KiB")
-        })?;
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|_| invalid(format!("request body: must be at most {} KiB", MAX_BODY_BYTES / 1024)))?;
         // serde reads a struct from a JSON array too (by position); the API takes objects only.
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
             return Err(invalid("request body: must be a JSON object"));

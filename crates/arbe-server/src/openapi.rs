@@ -280,8 +280,9 @@ pub(crate) fn finish(api: utoipa::openapi::OpenApi) -> Value {
     });
     components["responses"] = problem_responses();
 
-    for (schema, property, rules) in field_rules() {
-        let field = &mut components["schemas"][schema]["properties"][property];
+    let all_rules = field_rules();
+    for (schema, property, rules) in &all_rules {
+        let field = &mut components["schemas"][*schema]["properties"][*property];
         assert!(field.is_object(), "{schema}.{property} is documented");
         for (key, value) in rules.as_object().expect("rules are an object") {
             field[key] = value.clone();
@@ -289,7 +290,7 @@ pub(crate) fn finish(api: utoipa::openapi::OpenApi) -> Value {
     }
     // Every request body refuses fields it does not know.
     for (name, schema) in components["schemas"].as_object_mut().expect("schemas").iter_mut() {
-        let is_request = field_rules().iter().any(|(s, _, _)| s == name)
+        let is_request = all_rules.iter().any(|(s, _, _)| s == name)
             || ["BindSecret", "CreateKey", "SetSecret"].contains(&name.as_str());
         if is_request {
             schema["additionalProperties"] = json!(false);

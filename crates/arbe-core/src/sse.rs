@@ -1,26 +1,28 @@
 //! A small Server-Sent Events parser over a byte stream: `event:` and `data:` fields, multi-line
-//! data, `\n` or `\r\n` line ends, and comment lines (`: OPENROUTER PROCESSING`) skipped.
+//! data, `\n` or `\r\n` line ends, and comment lines (`: OPENROUTER PROCESSING`, keep-alives)
+//! skipped. Model providers' streams (arbe-llm) and arbe's own entry tails (arbe-client) are
+//! read with it. No I/O: bytes in, events out.
 
 /// One dispatched event.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Event {
+pub struct Event {
     /// The `event:` field, empty when absent.
-    pub(crate) event: String,
+    pub event: String,
     /// The `data:` lines joined with `\n`.
-    pub(crate) data: String,
+    pub data: String,
 }
 
 /// The largest event (its unfinished line and data lines together) the parser holds: a peer
 /// cannot make the control plane buffer more by never ending a line or an event.
-pub(crate) const MAX_EVENT_BYTES: usize = 8 * 1024 * 1024;
+pub const MAX_EVENT_BYTES: usize = 8 * 1024 * 1024;
 
 /// An event grew past [`MAX_EVENT_BYTES`].
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Oversized;
+pub struct Oversized;
 
 /// Feeds bytes in, takes whole events out.
 #[derive(Debug, Default)]
-pub(crate) struct Parser {
+pub struct Parser {
     buf: Vec<u8>,
     /// How much of `buf` is known to hold no line end.
     scanned: usize,
@@ -32,7 +34,7 @@ pub(crate) struct Parser {
 impl Parser {
     /// Adds bytes; returns the events they completed, or `Oversized` once an event outgrows
     /// [`MAX_EVENT_BYTES`]. Each byte is scanned once for a line end.
-    pub(crate) fn push(&mut self, bytes: &[u8]) -> Result<Vec<Event>, Oversized> {
+    pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<Event>, Oversized> {
         self.buf.extend_from_slice(bytes);
         let mut events = Vec::new();
         while let Some(end) = self.buf[self.scanned..].iter().position(|b| *b == b'\n').map(|at| self.scanned + at) {
@@ -73,7 +75,7 @@ impl Parser {
     }
 
     /// Whether bytes or fields of an unfinished event are left over.
-    pub(crate) fn has_partial(&self) -> bool {
+    pub fn has_partial(&self) -> bool {
         !self.buf.is_empty() || !self.data.is_empty()
     }
 }
