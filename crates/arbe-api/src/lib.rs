@@ -1,8 +1,12 @@
 //! Wire types of arbe's HTTP API, shared by `arbe-server` and its clients: the request bodies
 //! (plain strings, parsed by the server with core's validating parsers so an error names the
-//! field and the rule) and the problem document every error is. Responses are core's own types
-//! (`Environment`, `SecretMeta`, `Thread`, `Entry`, …), which serialize as they are.
+//! field and the rule), the problem document every error is, and the response bodies that are
+//! not a core type as it is ([`views`]). Other responses are core's own types (`Environment`,
+//! `SecretMeta`, `Thread`, `Entry`, …), which serialize as they are.
 #![doc = include_str!("../README.md")]
+
+pub mod views;
+pub use views::*;
 
 use arbe_core::ErrorKind;
 use serde::{Deserialize, Deserializer, Serialize};

@@ -2,14 +2,15 @@
 
 use std::time::Duration;
 
-use arbe_api::Problem;
+use arbe_api::{
+    Bound, Cancelled, EnvVar, EnvironmentDiagnosis, HouseView, NewKey, Ping, Posted, Problem, SandboxDiagnosis, Unbound,
+};
 use arbe_core::{
-    DispatchJob, Entry, Environment, ErrorKind, House, HouseId, Member, Sandbox, SecretMeta, SecretName, Thread,
-    ThreadId, sse,
+    Agent, ApiKeyMeta, Entry, Environment, ErrorKind, HouseId, Sandbox, SecretMeta, SecretName, Thread, ThreadId, sse,
 };
 use futures_util::{Stream, StreamExt};
 use reqwest::{Method, StatusCode, header};
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde::{Serialize, de::DeserializeOwned};
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -67,19 +68,6 @@ impl std::fmt::Debug for Client {
     }
 }
 
-#[derive(Deserialize)]
-struct HouseView {
-    #[serde(flatten)]
-    house: House,
-    membership: Member,
-}
-
-#[derive(Deserialize)]
-struct Posted {
-    entry: Entry,
-    job: DispatchJob,
-}
-
 /// How long a call may take (a tail has no limit: it lasts as long as its dispatch).
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -101,8 +89,14 @@ impl Client {
     }
 
     fn unreachable(&self, err: &reqwest::Error) -> ClientError {
-        // reqwest's message names the URL; the key never appears in it.
-        ClientError::Unreachable { url: self.base.clone(), reason: err.to_string() }
+        // The innermost cause says what happened ("Connection refused"); reqwest's own message
+        // only says a request failed. Neither holds the key.
+        let mut cause: &dyn std::error::Error = err;
+        while let Some(source) = cause.source() {
+            cause = source;
+        }
+        let reason = if err.is_timeout() { "timed out".to_owned() } else { cause.to_string() };
+        ClientError::Unreachable { url: self.base.clone(), reason }
     }
 
     /// The response of a request that was answered with success; a refusal becomes
@@ -143,24 +137,49 @@ impl Client {
         self.call::<(), T>(Method::GET, path, None).await?.ok_or_else(|| ClientError::Protocol("no body".into()))
     }
 
+    async fn delete(&self, path: &str) -> Result<()> {
+        self.call::<(), serde::de::IgnoredAny>(Method::DELETE, path, None).await.map(drop)
+    }
+
     async fn send<B: Serialize, T: DeserializeOwned>(&self, method: Method, path: &str, body: &B) -> Result<T> {
         self.call(method, path, Some(body)).await?.ok_or_else(|| ClientError::Protocol("no body".into()))
     }
 
+    /// Whether the server answers and is ready (`GET /readyz`); needs no key.
+    pub async fn ready(&self) -> Result<bool> {
+        let response = self
+            .http
+            .get(format!("{}/readyz", self.base))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        Ok(response.status().is_success())
+    }
+
     /// The caller's houses and its membership in each.
-    pub async fn houses(&self) -> Result<Vec<(House, Member)>> {
-        let views: Vec<HouseView> = self.get("/api/houses").await?;
-        Ok(views.into_iter().map(|v| (v.house, v.membership)).collect())
+    pub async fn houses(&self) -> Result<Vec<HouseView>> {
+        self.get("/api/houses").await
     }
 
-    /// The house's environments.
-    pub async fn environments(&self, house: HouseId) -> Result<Vec<Environment>> {
-        self.get(&format!("/api/environments?house_id={house}")).await
+    /// Creates a house; the caller owns it.
+    pub async fn create_house(&self, name: &str) -> Result<HouseView> {
+        self.send(Method::POST, "/api/houses", &arbe_api::CreateHouse { name: name.to_owned() }).await
     }
 
-    /// Creates an environment (seed 001).
-    pub async fn create_environment(&self, house: HouseId, body: &arbe_api::CreateEnvironment) -> Result<Environment> {
-        self.send(Method::POST, &format!("/api/environments?house_id={house}"), body).await
+    /// The caller's API keys (never a key itself).
+    pub async fn keys(&self) -> Result<Vec<ApiKeyMeta>> {
+        self.get("/api/keys").await
+    }
+
+    /// A new API key for the caller, shown this once.
+    pub async fn create_key(&self, label: &str) -> Result<NewKey> {
+        self.send(Method::POST, "/api/keys", &arbe_api::CreateKey { label: label.to_owned() }).await
+    }
+
+    /// Revokes one of the caller's keys.
+    pub async fn revoke_key(&self, key: &str) -> Result<()> {
+        self.delete(&format!("/api/keys/{}", segment(key))).await
     }
 
     /// The house's secrets (never a value).
@@ -168,16 +187,135 @@ impl Client {
         self.get(&format!("/api/secrets?house_id={house}")).await
     }
 
-    /// Creates or rotates a secret.
-    pub async fn set_secret(&self, house: HouseId, name: &str, body: &arbe_api::SetSecret) -> Result<SecretMeta> {
-        // Checked here by core's own rule, so the name is safe in the path.
-        let name = SecretName::parse(name).map_err(|e| ClientError::Invalid(e.to_string()))?;
-        self.send(Method::PUT, &format!("/api/secrets/{name}?house_id={house}"), body).await
+    /// One secret's metadata.
+    pub async fn secret(&self, house: HouseId, name: &str) -> Result<SecretMeta> {
+        self.get(&format!("/api/secrets/{}?house_id={house}", secret_name(name)?)).await
     }
 
-    /// The house's sandboxes.
-    pub async fn sandboxes(&self, house: HouseId) -> Result<Vec<Sandbox>> {
-        self.get(&format!("/api/sandboxes?house_id={house}")).await
+    /// Creates or rotates a secret.
+    pub async fn set_secret(&self, house: HouseId, name: &str, body: &arbe_api::SetSecret) -> Result<SecretMeta> {
+        self.send(Method::PUT, &format!("/api/secrets/{}?house_id={house}", secret_name(name)?), body).await
+    }
+
+    /// Deletes a secret.
+    pub async fn delete_secret(&self, house: HouseId, name: &str) -> Result<()> {
+        self.delete(&format!("/api/secrets/{}?house_id={house}", secret_name(name)?)).await
+    }
+
+    /// The house's environments.
+    pub async fn environments(&self, house: HouseId) -> Result<Vec<Environment>> {
+        self.get(&format!("/api/environments?house_id={house}")).await
+    }
+
+    /// One environment, by name (without regard to case) or id.
+    pub async fn environment(&self, house: HouseId, env: &str) -> Result<Environment> {
+        self.get(&format!("/api/environments/{}?house_id={house}", segment(env))).await
+    }
+
+    /// Creates an environment (seed 001).
+    pub async fn create_environment(&self, house: HouseId, body: &arbe_api::CreateEnvironment) -> Result<Environment> {
+        self.send(Method::POST, &format!("/api/environments?house_id={house}"), body).await
+    }
+
+    /// Deletes an environment (soft; owners only).
+    pub async fn delete_environment(&self, house: HouseId, env: &str) -> Result<()> {
+        self.delete(&format!("/api/environments/{}?house_id={house}", segment(env))).await
+    }
+
+    /// Binds a secret to an environment by name; the same flag again changes nothing.
+    pub async fn bind_secret(&self, house: HouseId, env: &str, name: &str, required: bool) -> Result<Bound> {
+        let path = format!("/api/environments/{}/secrets/{}?house_id={house}", segment(env), secret_name(name)?);
+        self.send(Method::PUT, &path, &arbe_api::BindSecret { required }).await
+    }
+
+    /// Removes a binding.
+    pub async fn unbind_secret(&self, house: HouseId, env: &str, name: &str) -> Result<Unbound> {
+        let path = format!("/api/environments/{}/secrets/{}?house_id={house}", segment(env), secret_name(name)?);
+        self.call::<(), _>(Method::DELETE, &path, None).await?.ok_or_else(|| ClientError::Protocol("no body".into()))
+    }
+
+    /// The dispatch preflight of an environment, for `model` (default: the house's default).
+    pub async fn diagnose_environment(
+        &self,
+        house: HouseId,
+        env: &str,
+        model: Option<&str>,
+    ) -> Result<EnvironmentDiagnosis> {
+        let mut path = format!("/api/environments/{}/diagnose?house_id={house}", segment(env));
+        if let Some(model) = model {
+            path.push_str(&format!("&model={}", segment(model)));
+        }
+        self.get(&path).await
+    }
+
+    /// The house's sandboxes, of one runtime or of all.
+    pub async fn sandboxes(&self, house: HouseId, runtime: Option<&str>) -> Result<Vec<Sandbox>> {
+        match runtime {
+            Some(runtime) => self.get(&format!("/api/sandboxes?house_id={house}&runtime={}", segment(runtime))).await,
+            None => self.get(&format!("/api/sandboxes?house_id={house}")).await,
+        }
+    }
+
+    /// One sandbox, by id or name.
+    pub async fn sandbox(&self, house: HouseId, sandbox: &str) -> Result<Sandbox> {
+        self.get(&format!("/api/sandboxes/{}?house_id={house}", segment(sandbox))).await
+    }
+
+    /// Starts (or resumes) a sandbox.
+    pub async fn start_sandbox(&self, house: HouseId, sandbox: &str) -> Result<Sandbox> {
+        self.send(Method::POST, &format!("/api/sandboxes/{}/start?house_id={house}", segment(sandbox)), &()).await
+    }
+
+    /// Stops a sandbox, keeping its files.
+    pub async fn stop_sandbox(&self, house: HouseId, sandbox: &str) -> Result<Sandbox> {
+        self.send(Method::POST, &format!("/api/sandboxes/{}/stop?house_id={house}", segment(sandbox)), &()).await
+    }
+
+    /// Destroys a sandbox and its files.
+    pub async fn destroy_sandbox(&self, house: HouseId, sandbox: &str) -> Result<Sandbox> {
+        self.call::<(), _>(Method::DELETE, &format!("/api/sandboxes/{}?house_id={house}", segment(sandbox)), None)
+            .await?
+            .ok_or_else(|| ClientError::Protocol("no body".into()))
+    }
+
+    /// Pings a sandbox: its state and, when started, a round trip.
+    pub async fn ping_sandbox(&self, house: HouseId, sandbox: &str) -> Result<Ping> {
+        self.get(&format!("/api/sandboxes/{}/ping?house_id={house}", segment(sandbox))).await
+    }
+
+    /// What the sandbox's runtime finds about it.
+    pub async fn diagnose_sandbox(&self, house: HouseId, sandbox: &str) -> Result<SandboxDiagnosis> {
+        self.get(&format!("/api/sandboxes/{}/diagnose?house_id={house}", segment(sandbox))).await
+    }
+
+    /// The variables commands in the sandbox get, by name.
+    pub async fn sandbox_env(&self, house: HouseId, sandbox: &str) -> Result<Vec<EnvVar>> {
+        self.get(&format!("/api/sandboxes/{}/env?house_id={house}", segment(sandbox))).await
+    }
+
+    /// The house's agents.
+    pub async fn agents(&self, house: HouseId) -> Result<Vec<Agent>> {
+        self.get(&format!("/api/agents?house_id={house}")).await
+    }
+
+    /// One agent, by name or id.
+    pub async fn agent(&self, house: HouseId, agent: &str) -> Result<Agent> {
+        self.get(&format!("/api/agents/{}?house_id={house}", segment(agent))).await
+    }
+
+    /// Creates an agent.
+    pub async fn create_agent(&self, house: HouseId, body: &arbe_api::CreateAgent) -> Result<Agent> {
+        self.send(Method::POST, &format!("/api/agents?house_id={house}"), body).await
+    }
+
+    /// Deletes an agent.
+    pub async fn delete_agent(&self, house: HouseId, agent: &str) -> Result<()> {
+        self.delete(&format!("/api/agents/{}?house_id={house}", segment(agent))).await
+    }
+
+    /// The house's threads, newest first.
+    pub async fn threads(&self, house: HouseId, limit: u32) -> Result<Vec<Thread>> {
+        self.get(&format!("/api/threads?house_id={house}&limit={limit}")).await
     }
 
     /// Creates a thread.
@@ -190,12 +328,15 @@ impl Client {
         self.get(&format!("/api/threads/{thread}?house_id={house}")).await
     }
 
+    /// Cancels a thread's queued and running dispatches.
+    pub async fn cancel_thread(&self, house: HouseId, thread: ThreadId) -> Result<Cancelled> {
+        self.send(Method::POST, &format!("/api/threads/{thread}/cancel?house_id={house}"), &()).await
+    }
+
     /// Posts a user message, which dispatches the thread's agents.
-    pub async fn post_entry(&self, house: HouseId, thread: ThreadId, text: &str) -> Result<(Entry, DispatchJob)> {
+    pub async fn post_entry(&self, house: HouseId, thread: ThreadId, text: &str) -> Result<Posted> {
         let body = arbe_api::CreateEntry { text: text.to_owned() };
-        let posted: Posted =
-            self.send(Method::POST, &format!("/api/threads/{thread}/entries?house_id={house}"), &body).await?;
-        Ok((posted.entry, posted.job))
+        self.send(Method::POST, &format!("/api/threads/{thread}/entries?house_id={house}"), &body).await
     }
 
     /// The thread's entries after sequence number `after`.
@@ -231,6 +372,25 @@ impl Client {
             }
         })
     }
+}
+
+/// A name or id as one path segment: everything but unreserved characters percent-encoded, so
+/// no input can reach another route.
+fn segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// A secret's name, checked by core's own rule before it goes into a path.
+fn secret_name(name: &str) -> Result<SecretName> {
+    SecretName::parse(name).map_err(|e| ClientError::Invalid(e.to_string()))
 }
 
 type Body = std::pin::Pin<Box<dyn Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;

@@ -14,7 +14,6 @@ use arbe_runtime::RuntimeRegistry;
 use arbe_runtime_local::{LocalConfig, LocalRuntime};
 use arbe_store::testkit;
 use futures_util::StreamExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn model(request: &ChatRequest) -> ChatResponse {
     let ran = request.messages.iter().any(|m| matches!(m, Message::Tool { .. }));
@@ -29,46 +28,6 @@ fn model(request: &ChatRequest) -> ChatResponse {
         (String::new(), vec![call], StopReason::ToolUse)
     };
     ChatResponse { text, tool_calls, stop, usage: Default::default() }
-}
-
-/// A loopback proxy to `target` that cuts the first tail it carries once one event has passed.
-async fn cutting_proxy(target: std::net::SocketAddr, tails: Arc<AtomicUsize>) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut inbound, _)) = listener.accept().await else { return };
-            let tails = tails.clone();
-            tokio::spawn(async move {
-                let mut outbound = tokio::net::TcpStream::connect(target).await.unwrap();
-                let mut request = vec![0u8; 64 * 1024];
-                let n = inbound.read(&mut request).await.unwrap_or(0);
-                let is_tail = String::from_utf8_lossy(&request[..n]).contains("/entries/stream");
-                let cut = is_tail && tails.fetch_add(1, Ordering::SeqCst) == 0;
-                outbound.write_all(&request[..n]).await.unwrap();
-                if !cut {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    return;
-                }
-                // Pass the headers and the first event, then drop both sides.
-                let mut seen = Vec::new();
-                let mut buf = vec![0u8; 4096];
-                loop {
-                    let Ok(n) = outbound.read(&mut buf).await else { return };
-                    if n == 0 {
-                        return;
-                    }
-                    let _ = inbound.write_all(&buf[..n]).await;
-                    seen.extend_from_slice(&buf[..n]);
-                    let text = String::from_utf8_lossy(&seen);
-                    if text.contains("\r\n\r\n") && text.contains("id: 1") {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    url
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,12 +61,12 @@ async fn the_client_drives_a_dispatch_and_its_tail_survives_a_cut() {
         axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await
     });
     let tails = Arc::new(AtomicUsize::new(0));
-    let url = cutting_proxy(server, tails.clone()).await;
+    let url = arbe_testkit::cutting_proxy(server, tails.clone()).await;
 
     let client = Client::new(&url, key.expose()).unwrap();
     let houses = client.houses().await.unwrap();
     assert_eq!(houses.len(), 1);
-    let house = houses[0].0.id;
+    let house = houses[0].house.id;
     let secret = arbe_api::SetSecret {
         value: "sk-or-client-test".into(),
         audience: Some("capability".into()),
@@ -132,7 +91,7 @@ async fn the_client_drives_a_dispatch_and_its_tail_survives_a_cut() {
         agents: vec![],
     };
     let thread = client.create_thread(house, &create).await.unwrap();
-    let (posted, job) = client.post_entry(house, thread.id, "count to two").await.unwrap();
+    let arbe_api::Posted { entry: posted, job } = client.post_entry(house, thread.id, "count to two").await.unwrap();
     assert_eq!(posted.seq, 1);
 
     // The tail is cut after its first event; it resumes and yields every entry once, in order.

@@ -6,7 +6,7 @@
 use std::{collections::HashMap, future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use arbe_core::SecretValue;
-use arbe_dispatch::{DispatchConfig, HttpModels, Services, ServicesConfig};
+use arbe_dispatch::{DispatchConfig, HttpModels, ModelFactory, Services, ServicesConfig};
 use arbe_env::{EnvConfig, GitHubAppConfig, OperatorKeys, WorkerKeys};
 use arbe_llm::ProviderKind;
 use arbe_runtime::{Runtime, RuntimeRegistry};
@@ -60,6 +60,9 @@ pub struct Launch {
     pub worker_keys: WorkerKeys,
     /// Model providers' base URLs.
     pub base_urls: HashMap<ProviderKind, String>,
+    /// Where agents' models come from instead of the providers over HTTP (a scripted demo
+    /// model, a cassette); `None` is [`HttpModels`] with `base_urls`.
+    pub models: Option<Arc<dyn ModelFactory>>,
     /// How long dispatches in flight get when the server stops.
     pub drain: Duration,
     /// The API's options (the workers' health is filled in here).
@@ -149,7 +152,9 @@ pub async fn build(launch: Launch) -> Result<Launched, String> {
             operator_keys: OperatorKeys::Every,
         },
         dispatch: DispatchConfig::default(),
-        models: Arc::new(HttpModels { base_urls: launch.base_urls, ..HttpModels::default() }),
+        models: launch
+            .models
+            .unwrap_or_else(|| Arc::new(HttpModels { base_urls: launch.base_urls, ..HttpModels::default() })),
         admin_token: Some(AdminToken::new(&launch.admin_token)),
     };
     let services = Arc::new(Services::build(&store_config, config).await.map_err(|e| format!("the store: {e}"))?);
@@ -179,5 +184,24 @@ impl Launched {
         }
         workers.drain(self.drain).await;
         Ok(())
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM: what a server run from a terminal or a service manager stops on.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
     }
 }

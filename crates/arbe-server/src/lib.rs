@@ -12,6 +12,7 @@ pub mod launch;
 mod metrics;
 mod openapi;
 mod routes;
+pub mod settings;
 
 use std::sync::Arc;
 

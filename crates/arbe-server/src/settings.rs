@@ -1,8 +1,11 @@
-//! The one place the server reads its environment and files. Precedence, first hit wins (seed
-//! 003): a flag, an `ARBE_*` variable, a convention variable (`OPENROUTER_API_KEY`, …), a file
-//! under `~/.arbe/`, the default. `~/.arbe/` comes from `$HOME`.
+//! The one place a server reads its environment and files, for the programs that run one: the
+//! `arbe-server` binary and `arbe up`. Precedence, first hit wins (seed 003): a flag, an `ARBE_*`
+//! variable, a convention variable (`OPENROUTER_API_KEY`, …), a file under `~/.arbe/`, the
+//! default. `~/.arbe/` comes from `$HOME`. Embedders that configure a server themselves fill a
+//! [`crate::launch::Launch`] instead and never come here.
 
 use std::{
+    collections::HashMap,
     io::Write,
     net::{IpAddr, SocketAddr},
     os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt},
@@ -11,29 +14,26 @@ use std::{
 };
 
 use arbe_core::SecretValue;
-use clap::Parser;
+use arbe_llm::ProviderKind;
+use arbe_runtime_docker::DockerConfig;
+use arbe_vault::{MasterKey, MasterKeys};
 
-/// arbe's HTTP API.
-#[derive(Debug, Parser)]
-#[command(name = "arbe-server", version, about)]
-pub(crate) struct Args {
-    /// Port to listen on (ARBE_PORT; default 8080).
-    #[arg(long)]
-    port: Option<u16>,
-    /// Address to listen on (ARBE_BIND; default 127.0.0.1).
-    #[arg(long)]
-    bind: Option<IpAddr>,
-    /// Log every request and mirror entry streams to stderr (ARBE_API_VERBOSE).
-    #[arg(long)]
-    verbose: bool,
-    /// Print the API's OpenAPI document and exit.
-    #[arg(long)]
-    pub(crate) openapi: bool,
+use crate::launch::{Launch, LocalMode};
+
+/// What the command line said (flags win over everything else).
+#[derive(Clone, Debug, Default)]
+pub struct Flags {
+    /// `--port` (else `ARBE_PORT`, else 8080).
+    pub port: Option<u16>,
+    /// `--bind` (else `ARBE_BIND`, else 127.0.0.1).
+    pub bind: Option<IpAddr>,
+    /// `--verbose` (else `ARBE_API_VERBOSE`): every request logged, entry streams mirrored.
+    pub verbose: bool,
 }
 
 /// How log lines look (`ARBE_LOG_FORMAT`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum LogFormat {
+pub enum LogFormat {
     /// One readable line per event (the default).
     Human,
     /// One JSON object per line, with the request's id and span fields on every line.
@@ -42,43 +42,50 @@ pub(crate) enum LogFormat {
 
 /// Everything the server needs, resolved.
 #[derive(Debug)]
-pub(crate) struct Settings {
-    pub(crate) listen: SocketAddr,
-    pub(crate) verbose: bool,
-    pub(crate) log_format: LogFormat,
+pub struct Settings {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Requests logged and entry streams mirrored.
+    pub verbose: bool,
+    /// How log lines look.
+    pub log_format: LogFormat,
     /// `ARBE_AUTH_FAILURES_PER_MINUTE` (default 20).
-    pub(crate) auth_failures_per_minute: u32,
-    pub(crate) home: PathBuf,
-    pub(crate) database_url: String,
-    pub(crate) master_key: MasterKeySource,
+    pub auth_failures_per_minute: u32,
+    /// `~/.arbe/`.
+    pub home: PathBuf,
+    /// `ARBE_DATABASE_URL`, else SQLite at `~/.arbe/arbe.db`.
+    pub database_url: String,
+    /// `ARBE_MASTER_KEY`, else `~/.arbe/master.key`.
+    pub master_key: MasterKeySource,
     /// `ARBE_PREVIOUS_MASTER_KEYS`: earlier master keys (base64, comma-separated), still
     /// accepted for data keys a rotation has not rewrapped yet.
-    pub(crate) previous_master_keys: Vec<SecretValue>,
-    pub(crate) drain: Duration,
+    pub previous_master_keys: Vec<SecretValue>,
+    /// `ARBE_DRAIN_SECONDS` (30).
+    pub drain: Duration,
     /// `ARBE_LOCAL_RUNTIME=trusted`: the unisolated local runtime, for a single loopback house.
-    pub(crate) local_runtime_trusted: bool,
+    pub local_runtime_trusted: bool,
     /// The local runtime in bubblewrap namespaces (`ARBE_LOCAL_RUNTIME` unset or `isolated`;
     /// `off` turns it off).
-    pub(crate) local_runtime_isolated: bool,
+    pub local_runtime_isolated: bool,
     /// Run as root: the host uids houses' sandboxes run under (`ARBE_LOCAL_UIDS=first:count`,
     /// default 200000:10000). `None` when not root.
-    pub(crate) local_uids: Option<arbe_runtime_local::UidRange>,
+    pub local_uids: Option<arbe_runtime_local::UidRange>,
     /// `arbe-sandboxd` for the isolated local runtime (`ARBE_SANDBOXD`, else next to this
     /// program): with it, a sandbox's namespaces host it and commands are frames.
-    pub(crate) sandboxd: Option<PathBuf>,
+    pub sandboxd: Option<PathBuf>,
     /// Run as root with cgroup v1: where sandboxes' cgroups go (`/sys/fs/cgroup/*/arbe`).
-    pub(crate) cgroups: Option<arbe_runtime_local::CgroupsV1>,
+    pub cgroups: Option<arbe_runtime_local::CgroupsV1>,
     /// `ARBE_SANDBOX_*` and `DOCKER_HOST`, for the docker runtime.
-    pub(crate) docker_pairs: Vec<(String, String)>,
+    pub docker_pairs: Vec<(String, String)>,
     /// `ARBE_DEFAULT_RUNTIME` (default: docker when reachable, else local).
-    pub(crate) default_runtime: Option<String>,
+    pub default_runtime: Option<String>,
     /// The GitHub App, when `GITHUB_APP_ID` and `GITHUB_APP_PRIVATE_KEY` are set.
-    pub(crate) github: Option<arbe_env::GitHubAppConfig>,
+    pub github: Option<arbe_env::GitHubAppConfig>,
 }
 
 /// Where the master key comes from.
 #[derive(Debug)]
-pub(crate) enum MasterKeySource {
+pub enum MasterKeySource {
     /// `ARBE_MASTER_KEY` (base64), held as a secret.
     Env(SecretValue),
     /// A file, created 0600 on first start.
@@ -90,7 +97,8 @@ fn var(name: &str) -> Option<String> {
 }
 
 impl Settings {
-    pub(crate) fn resolve(args: Args) -> Result<Self, String> {
+    /// Resolves the settings: `args` first, then the environment, then `~/.arbe/`, then defaults.
+    pub fn resolve(args: Flags) -> Result<Self, String> {
         let home =
             PathBuf::from(var("HOME").ok_or("HOME is not set: arbe keeps its files under ~/.arbe/")?).join(".arbe");
         let port = match (args.port, var("ARBE_PORT")) {
@@ -116,7 +124,7 @@ impl Settings {
             Some(_) => return Err("ARBE_LOG_FORMAT must be `human` or `json`".into()),
         };
         let auth_failures_per_minute = match var("ARBE_AUTH_FAILURES_PER_MINUTE") {
-            None => arbe_server::FailedAuth::MAX,
+            None => crate::FailedAuth::MAX,
             Some(text) => text
                 .parse::<u32>()
                 .ok()
@@ -219,20 +227,99 @@ impl Settings {
         })
     }
 
-    /// The worker's model keys: convention variables, then `~/.arbe/keys/<VAR>`.
-    pub(crate) fn worker_keys(&self) -> arbe_env::WorkerKeys {
-        arbe_env::WorkerKeys::new(var, Some(self.home.join("keys")))
+    /// The typed launch these settings describe: loads (or creates, 0600) the master key and the
+    /// admin token, and picks the local runtime's mode.
+    pub fn launch(&self) -> Result<Launch, String> {
+        let master = match &self.master_key {
+            MasterKeySource::Env(text) => {
+                MasterKey::from_base64(text.expose()).map_err(|_| "ARBE_MASTER_KEY must hold 32 bytes in base64")?
+            }
+            MasterKeySource::File(path) => {
+                let (key, created) = MasterKey::load_or_create(path).map_err(|e| e.to_string())?;
+                if created {
+                    tracing::info!(path = %path.display(), "created the master key; back it up: without it no secret opens");
+                }
+                key
+            }
+        };
+        let mut master_keys = MasterKeys::new(master);
+        for key in &self.previous_master_keys {
+            let key = MasterKey::from_base64(key.expose())
+                .map_err(|_| "ARBE_PREVIOUS_MASTER_KEYS must hold 32-byte keys in base64, comma-separated")?;
+            master_keys.previous.push(key);
+        }
+        let admin_token = load_or_create_admin_token(&self.admin_token_path())?;
+        let docker = DockerConfig::from_pairs(self.docker_pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .map_err(|e| e.to_string())?;
+        let local = if self.local_runtime_trusted {
+            LocalMode::Trusted
+        } else if self.local_runtime_isolated {
+            if self.local_uids.is_some() {
+                // Houses' uids must pass ~/.arbe to reach their workspaces under it (bubblewrap
+                // binds them as that uid); they list nothing there, and every file of the server's
+                // in it is 0600.
+                make_passable(&self.home)?;
+            }
+            LocalMode::Isolated {
+                uids: self.local_uids,
+                sandboxd: self.sandboxd.clone(),
+                cgroups: self.cgroups.clone(),
+            }
+        } else {
+            LocalMode::Off
+        };
+        let base_urls: HashMap<ProviderKind, String> =
+            ProviderKind::ALL.into_iter().filter_map(|kind| var(kind.base_url_var()).map(|url| (kind, url))).collect();
+        Ok(Launch {
+            listen: self.listen,
+            database_url: self.database_url.clone(),
+            master_keys,
+            admin_token,
+            sandboxes: self.home.join("sandboxes"),
+            local,
+            docker,
+            default_runtime: self.default_runtime.clone(),
+            github: self.github.clone(),
+            worker_keys: self.worker_keys(),
+            base_urls,
+            models: None,
+            drain: self.drain,
+            options: crate::Options {
+                verbose: self.verbose,
+                auth_failures_per_minute: self.auth_failures_per_minute,
+                workers: None,
+            },
+        })
     }
 
-    /// Provider base URLs from `OPENROUTER_BASE_URL` and friends.
-    pub(crate) fn base_url(&self, name: &str) -> Option<String> {
-        var(name)
+    /// Where the admin token lives: `~/.arbe/admin_token`.
+    pub fn admin_token_path(&self) -> PathBuf {
+        self.home.join("admin_token")
+    }
+
+    /// After the store opened: a SQLite database holds every house's sealed secrets, so it
+    /// becomes its owner's alone.
+    pub fn protect_database(&self) -> Result<(), String> {
+        match self.database_url.strip_prefix("sqlite://") {
+            Some(path) => make_private(Path::new(path)),
+            None => Ok(()),
+        }
+    }
+
+    /// `sqlite` or `postgresql`, for the start-up line.
+    pub fn store_kind(&self) -> &'static str {
+        if self.database_url.starts_with("postgres") { "postgresql" } else { "sqlite" }
+    }
+
+    /// The worker's model keys: convention variables, then `~/.arbe/keys/<VAR>`.
+    pub fn worker_keys(&self) -> arbe_env::WorkerKeys {
+        arbe_env::WorkerKeys::new(var, Some(self.home.join("keys")))
     }
 }
 
 /// The admin token in `path`, created (0600, a new random token) on first start. Refuses a file
 /// that its group or others can read or write.
-pub(crate) fn load_or_create_admin_token(path: &Path) -> Result<SecretValue, String> {
+pub fn load_or_create_admin_token(path: &Path) -> Result<SecretValue, String> {
     let error = |reason: String| format!("admin token file {}: {reason}", path.display());
     match std::fs::metadata(path) {
         Ok(meta) => {
@@ -270,7 +357,7 @@ pub(crate) fn load_or_create_admin_token(path: &Path) -> Result<SecretValue, Str
 }
 
 /// Lets other uids pass `dir` (0711: enter, not list), creating it if needed.
-pub(crate) fn make_passable(dir: &Path) -> Result<(), String> {
+pub fn make_passable(dir: &Path) -> Result<(), String> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -280,7 +367,7 @@ pub(crate) fn make_passable(dir: &Path) -> Result<(), String> {
 }
 
 /// Makes a SQLite database and its journal files readable by their owner only.
-pub(crate) fn make_private(db: &Path) -> Result<(), String> {
+pub fn make_private(db: &Path) -> Result<(), String> {
     for suffix in ["", "-wal", "-shm"] {
         let path = PathBuf::from(format!("{}{suffix}", db.display()));
         match std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)) {

@@ -5,9 +5,14 @@ use std::{
     future::Future,
     io::Write,
     net::SocketAddr,
-    sync::{Arc, Mutex, OnceLock},
+    sync::{
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Polls `check` until it returns `Some`, at most for `timeout`; panics naming `what` when it
 /// never does. Polls quickly at first and backs off to every 100 ms.
@@ -108,6 +113,48 @@ impl Write for SharedWriter {
 }
 
 pub mod bench;
+
+/// A loopback proxy to `target` that cuts the first entry tail (`/entries/stream`) it carries
+/// once the event with id 1 has passed; `tails` counts the tails it carried. Every other
+/// connection passes whole.
+pub async fn cutting_proxy(target: std::net::SocketAddr, tails: Arc<AtomicUsize>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut inbound, _)) = listener.accept().await else { return };
+            let tails = tails.clone();
+            tokio::spawn(async move {
+                let mut outbound = tokio::net::TcpStream::connect(target).await.unwrap();
+                let mut request = vec![0u8; 64 * 1024];
+                let n = inbound.read(&mut request).await.unwrap_or(0);
+                let is_tail = String::from_utf8_lossy(&request[..n]).contains("/entries/stream");
+                let cut = is_tail && tails.fetch_add(1, Ordering::SeqCst) == 0;
+                outbound.write_all(&request[..n]).await.unwrap();
+                if !cut {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    return;
+                }
+                // Pass the headers and the first event, then drop both sides.
+                let mut seen = Vec::new();
+                let mut buf = vec![0u8; 4096];
+                loop {
+                    let Ok(n) = outbound.read(&mut buf).await else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    let _ = inbound.write_all(&buf[..n]).await;
+                    seen.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&seen);
+                    if text.contains("\r\n\r\n") && text.contains("id: 1") {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    url
+}
 
 /// The `p`-th percentile (0–100) of `samples` by the nearest-rank method: the smallest sample
 /// at or below which `p` percent of the samples lie. Sorts `samples`. Every benchmark prints

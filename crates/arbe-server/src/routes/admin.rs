@@ -10,7 +10,7 @@ use axum::{
 };
 use serde::Serialize;
 
-use crate::{ApiError, AppState, auth, body::Body, routes::keys::Created};
+use crate::{ApiError, AppState, auth, body::Body, routes::keys::created};
 
 /// The operator, proven by the admin token (under the same failed-authentication limit as keys).
 pub(crate) struct AsAdmin(Admin);
@@ -107,15 +107,15 @@ pub(crate) async fn create_user(
 #[utoipa::path(post, path = "/api/admin/users/{id}/keys", tag = "admin", operation_id = "admin_keys_create",
     security(("admin_token" = [])), params(("id" = String, Path, description = "The user's id")),
     request_body = arbe_api::CreateKey,
-    responses((status = 201, description = "The new key, shown this once", body = Created)))]
+    responses((status = 201, description = "The new key, shown this once", body = arbe_api::NewKey)))]
 pub(crate) async fn create_key(
     State(state): State<AppState>,
     AsAdmin(admin): AsAdmin,
     Path(id): Path<String>,
     Body(body): Body<arbe_api::CreateKey>,
-) -> Result<(StatusCode, Json<Created>), ApiError> {
+) -> Result<(StatusCode, Json<arbe_api::NewKey>), ApiError> {
     let made = state.services.access.admin_create_key(&admin, UserId::parse(&id)?, &body.label).await?;
-    Ok((StatusCode::CREATED, Json(Created::from(made))))
+    Ok((StatusCode::CREATED, Json(created(made))))
 }
 
 /// `DELETE /api/admin/users/{id}/keys/{key_id}`: revokes any user's key.

@@ -5,7 +5,8 @@
 
 use std::{collections::HashMap, convert::Infallible};
 
-use arbe_core::{DispatchJob, Entry, EntryBody, ErrorKind, ThreadId, ThreadStatus};
+use arbe_api::Posted;
+use arbe_core::{Entry, EntryBody, ErrorKind, ThreadId, ThreadStatus};
 use arbe_store::Actor;
 use axum::{
     Json,
@@ -14,7 +15,6 @@ use axum::{
     response::sse::{Event, KeepAlive, Sse},
 };
 use futures_util::{Stream, StreamExt};
-use serde::Serialize;
 
 use crate::{
     ApiError, AppState,
@@ -22,13 +22,6 @@ use crate::{
     body::Body,
     routes::{HouseParam, limit},
 };
-
-/// A posted message and the dispatch it queued.
-#[derive(Serialize, utoipa::ToSchema)]
-pub(crate) struct Posted {
-    entry: Entry,
-    job: DispatchJob,
-}
 
 /// `POST /api/threads/{id}/entries?house_id=`.
 #[utoipa::path(post, path = "/api/threads/{id}/entries", tag = "entries", operation_id = "entries_create",

@@ -1,6 +1,7 @@
 //! Environments, seed 001 exactly: list and view for members, create and update for writers,
 //! delete (soft) for owners; addressed by id or by name.
 
+use arbe_api::{BindOutcome, Bound, EnvironmentDiagnosis, Unbound};
 use arbe_core::{
     Environment, EnvironmentName, EnvironmentRef, ModelRef, RepoRef, RuntimeName, SandboxRef, SecretBinding, SecretName,
 };
@@ -10,13 +11,12 @@ use axum::{
     extract::{Path, Query, State},
     http::StatusCode,
 };
-use serde::Serialize;
 
 use crate::{
     ApiError, AppState,
     auth::InHouse,
     body::Body,
-    routes::{CheckView, HouseParam},
+    routes::{HouseParam, check_view},
 };
 
 fn bindings(bindings: Vec<arbe_api::Binding>) -> Result<Vec<SecretBinding>, ApiError> {
@@ -108,14 +108,6 @@ pub(crate) async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// An environment after a binding changed, and what changed.
-#[derive(Serialize, utoipa::ToSchema)]
-pub(crate) struct Bound {
-    environment: Environment,
-    /// `added`, `changed` (the `required` flag flipped) or `unchanged`.
-    outcome: &'static str,
-}
-
 /// `PUT /api/environments/{id or name}/secrets/{NAME}?house_id=` with `{"required": …}`
 /// (default true): binds a secret by name; the same flag again changes nothing.
 #[utoipa::path(put, path = "/api/environments/{id}/secrets/{name}", tag = "environments", operation_id = "environments_bind",
@@ -131,18 +123,11 @@ pub(crate) async fn bind(
     let name = SecretName::parse(&name)?;
     let (environment, outcome) = state.services.environments.bind_secret(&actor, &by, name, body.required).await?;
     let outcome = match outcome {
-        arbe_env::BindOutcome::Added => "added",
-        arbe_env::BindOutcome::Changed => "changed",
-        arbe_env::BindOutcome::Unchanged => "unchanged",
+        arbe_env::BindOutcome::Added => BindOutcome::Added,
+        arbe_env::BindOutcome::Changed => BindOutcome::Changed,
+        arbe_env::BindOutcome::Unchanged => BindOutcome::Unchanged,
     };
     Ok(Json(Bound { environment, outcome }))
-}
-
-/// An environment after an unbind, and whether the binding was there.
-#[derive(Serialize, utoipa::ToSchema)]
-pub(crate) struct Unbound {
-    environment: Environment,
-    removed: bool,
 }
 
 /// `DELETE /api/environments/{id or name}/secrets/{NAME}?house_id=`.
@@ -160,15 +145,6 @@ pub(crate) async fn unbind(
     Ok(Json(Unbound { environment, removed }))
 }
 
-/// What a preflight found: would a dispatch in this environment, with this model, start?
-#[derive(Serialize, utoipa::ToSchema)]
-pub(crate) struct EnvironmentDiagnosis {
-    environment: String,
-    model: String,
-    ok: bool,
-    checks: Vec<CheckView>,
-}
-
 /// `GET /api/environments/{id or name}/diagnose?house_id=&model=`.
 #[utoipa::path(get, path = "/api/environments/{id}/diagnose", tag = "environments", operation_id = "environments_diagnose",
     params(HouseParam, ("id" = String, Path, description = "The environment's id or name"), ("model" = Option<String>, Query, description = "The model to check for (default: the house default)")),
@@ -183,7 +159,7 @@ pub(crate) async fn diagnose(
     let model = ModelRef::parse(query.get("model").map_or(ModelRef::DEFAULT, String::as_str))?;
     let found = state.services.environments.diagnose(&actor, &by, &model).await?;
     let ok = found.is_ok();
-    let checks = found.checks.into_iter().map(CheckView::from).collect();
+    let checks = found.checks.into_iter().map(check_view).collect();
     Ok(Json(EnvironmentDiagnosis {
         environment: found.environment.to_string(),
         model: found.model.to_string(),

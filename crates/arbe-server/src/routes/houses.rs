@@ -1,18 +1,10 @@
 //! The caller's houses.
 
-use arbe_core::{House, Member, Name};
+use arbe_api::HouseView;
+use arbe_core::Name;
 use axum::{Json, extract::State, http::StatusCode};
-use serde::Serialize;
 
 use crate::{ApiError, AppState, auth::Authed, body::Body};
-
-/// A house and the caller's membership in it.
-#[derive(Serialize, utoipa::ToSchema)]
-pub(crate) struct HouseView {
-    #[serde(flatten)]
-    house: House,
-    membership: Member,
-}
 
 /// `GET /api/houses`: the houses the caller is a member of.
 #[utoipa::path(get, path = "/api/houses", tag = "houses", operation_id = "houses_list",

@@ -1,12 +1,12 @@
 //! The caller's own API keys: no house is named, a key is its user's.
 
+use arbe_api::NewKey;
 use arbe_core::{ApiKeyId, ApiKeyMeta};
 use axum::{
     Json,
     extract::{Path, State},
     http::StatusCode,
 };
-use serde::Serialize;
 
 use crate::{ApiError, AppState, auth::Authed, body::Body};
 
@@ -20,30 +20,21 @@ pub(crate) async fn list(
     Ok(Json(state.services.access.keys(&caller).await?))
 }
 
-/// A new key, shown this once.
-#[derive(Serialize, utoipa::ToSchema)]
-pub(crate) struct Created {
-    #[serde(flatten)]
-    meta: ApiKeyMeta,
-    api_key: String,
-}
-
-impl From<arbe_store::NewApiKey> for Created {
-    fn from(made: arbe_store::NewApiKey) -> Self {
-        Self { meta: made.meta, api_key: made.key.expose().to_owned() }
-    }
+/// A new key as the API shows it, this once.
+pub(crate) fn created(made: arbe_store::NewApiKey) -> NewKey {
+    NewKey { meta: made.meta, api_key: made.key.expose().to_owned() }
 }
 
 /// `POST /api/keys` with `{"label": …}`.
 #[utoipa::path(post, path = "/api/keys", tag = "keys", operation_id = "keys_create", request_body = arbe_api::CreateKey,
-    responses((status = 201, description = "The new key, shown this once", body = Created)))]
+    responses((status = 201, description = "The new key, shown this once", body = NewKey)))]
 pub(crate) async fn create(
     State(state): State<AppState>,
     Authed(caller): Authed,
     Body(body): Body<arbe_api::CreateKey>,
-) -> Result<(StatusCode, Json<Created>), ApiError> {
+) -> Result<(StatusCode, Json<NewKey>), ApiError> {
     let made = state.services.access.create_key(&caller, &body.label).await?;
-    Ok((StatusCode::CREATED, Json(Created::from(made))))
+    Ok((StatusCode::CREATED, Json(created(made))))
 }
 
 /// `DELETE /api/keys/{id}`: revokes one of the caller's keys; it fails at its next request.

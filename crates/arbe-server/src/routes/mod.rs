@@ -67,33 +67,12 @@ pub(crate) struct Page {
     limit: Option<u32>,
 }
 
-/// How a check came out.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum CheckStatus {
-    /// Passed.
-    Ok,
-    /// Worth knowing; does not stop a dispatch.
-    Warning,
-    /// Stops a dispatch until fixed.
-    Blocker,
-}
-
-/// One check of a diagnosis, as the API shows it.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-pub(crate) struct CheckView {
-    name: String,
-    status: CheckStatus,
-    detail: String,
-}
-
-impl From<arbe_env::Check> for CheckView {
-    fn from(check: arbe_env::Check) -> Self {
-        let status = match check.status {
-            arbe_env::CheckStatus::Ok => CheckStatus::Ok,
-            arbe_env::CheckStatus::Warning => CheckStatus::Warning,
-            arbe_env::CheckStatus::Blocker => CheckStatus::Blocker,
-        };
-        Self { name: check.name, status, detail: check.detail }
-    }
+/// A check of a diagnosis, as the API shows it.
+pub(crate) fn check_view(check: arbe_env::Check) -> arbe_api::Check {
+    let status = match check.status {
+        arbe_env::CheckStatus::Ok => arbe_api::CheckStatus::Ok,
+        arbe_env::CheckStatus::Warning => arbe_api::CheckStatus::Warning,
+        arbe_env::CheckStatus::Blocker => arbe_api::CheckStatus::Blocker,
+    };
+    arbe_api::Check { name: check.name, status, detail: check.detail }
 }

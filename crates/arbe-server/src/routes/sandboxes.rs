@@ -4,19 +4,19 @@
 
 use std::collections::HashMap;
 
+use arbe_api::{EnvVar, Ping, SandboxDiagnosis};
 use arbe_core::{Name, RuntimeName, Sandbox, SandboxRef};
 use axum::{
     Json,
     extract::{Path, Query, State},
     http::StatusCode,
 };
-use serde::Serialize;
 
 use crate::{
     ApiError, AppState,
     auth::InHouse,
     body::Body,
-    routes::{CheckView, HouseParam},
+    routes::{HouseParam, check_view},
 };
 
 /// `GET /api/sandboxes?house_id=&runtime=`.
@@ -93,14 +93,6 @@ pub(crate) async fn destroy(
     Ok(Json(state.services.sandboxes.destroy(&actor, &SandboxRef::parse(&id)?).await?))
 }
 
-/// What a ping found.
-#[derive(Serialize, utoipa::ToSchema)]
-pub(crate) struct Ping {
-    sandbox: Sandbox,
-    /// How long a `true` took, in milliseconds, when the sandbox is started.
-    round_trip_ms: Option<f64>,
-}
-
 /// `GET /api/sandboxes/{id or name}/ping?house_id=`.
 #[utoipa::path(get, path = "/api/sandboxes/{id}/ping", tag = "sandboxes", operation_id = "sandboxes_ping",
     params(HouseParam, ("id" = String, Path, description = "The sandbox's id or name")),
@@ -115,14 +107,6 @@ pub(crate) async fn ping(
     Ok(Json(Ping { sandbox: ping.sandbox, round_trip_ms }))
 }
 
-/// What a diagnosis found.
-#[derive(Serialize, utoipa::ToSchema)]
-pub(crate) struct SandboxDiagnosis {
-    sandbox: Sandbox,
-    runtime: String,
-    checks: Vec<CheckView>,
-}
-
 /// `GET /api/sandboxes/{id or name}/diagnose?house_id=`.
 #[utoipa::path(get, path = "/api/sandboxes/{id}/diagnose", tag = "sandboxes", operation_id = "sandboxes_diagnose",
     params(HouseParam, ("id" = String, Path, description = "The sandbox's id or name")),
@@ -133,16 +117,8 @@ pub(crate) async fn diagnose(
     Path(id): Path<String>,
 ) -> Result<Json<SandboxDiagnosis>, ApiError> {
     let found = state.services.sandboxes.diagnose(&actor, &SandboxRef::parse(&id)?).await?;
-    let checks = found.runtime.checks.into_iter().map(CheckView::from).collect();
+    let checks = found.runtime.checks.into_iter().map(check_view).collect();
     Ok(Json(SandboxDiagnosis { sandbox: found.sandbox, runtime: found.runtime.runtime.to_owned(), checks }))
-}
-
-/// A variable commands in the sandbox get (its name, never its value).
-#[derive(Serialize, utoipa::ToSchema)]
-pub(crate) struct EnvVar {
-    name: String,
-    required: bool,
-    environment: String,
 }
 
 /// `GET /api/sandboxes/{id or name}/env?house_id=`.

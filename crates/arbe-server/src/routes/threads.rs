@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use arbe_api::Cancelled;
 use arbe_core::{AgentRef, EnvironmentRef, ModelRef, ParentRef, Thread, ThreadId};
 use arbe_dispatch::CreateThread;
 use axum::{
@@ -9,7 +10,6 @@ use axum::{
     extract::{Path, Query, State},
     http::StatusCode,
 };
-use serde::Serialize;
 
 use crate::{
     ApiError, AppState,
@@ -53,13 +53,6 @@ pub(crate) async fn view(
     Path(id): Path<String>,
 ) -> Result<Json<Thread>, ApiError> {
     Ok(Json(state.services.threads.view(&actor, ThreadId::parse(&id)?).await?))
-}
-
-/// What a cancel did.
-#[derive(Serialize, utoipa::ToSchema)]
-pub(crate) struct Cancelled {
-    /// Dispatches ended or told to stop.
-    cancelled: u64,
 }
 
 /// `POST /api/threads/{id}/cancel?house_id=`: ends queued dispatches, stops running ones.
