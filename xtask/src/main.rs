@@ -29,7 +29,7 @@ tasks:
   openapi               write the API's OpenAPI document, as the code generates it, to docs/openapi.json
   schemathesis          fuzz a live arbe-server against its OpenAPI document (every check, stateful too)
   bench <area>          run a benchmark (targets judged; non-zero exit on a miss) with a throwaway,
-                        durable PostgreSQL; areas: store, vault, runtime, dispatch, server, all
+                        durable PostgreSQL; areas: store, vault, runtime, dispatch, server, cli, all
 ";
 
 fn main() -> ExitCode {
@@ -142,6 +142,7 @@ const BENCHES: &[(&str, &str)] = &[
     ("arbe-dispatch", "dispatch"),
     ("arbe-tests", "runtime"),
     ("arbe-server", "server"),
+    ("arbe-cli", "cli"),
 ];
 
 /// Builds the sandbox image when the engine answers and the image is missing or predates the
@@ -169,12 +170,13 @@ pub(crate) fn ensure_sandbox_image() -> Result<(), String> {
 }
 
 /// Benchmark areas: (area, package, bench target).
-const BENCH_AREAS: [(&str, &str, &str); 5] = [
+const BENCH_AREAS: [(&str, &str, &str); 6] = [
     ("store", "arbe-store", "store"),
     ("vault", "arbe-vault", "vault"),
     ("runtime", "arbe-tests", "runtime"),
     ("dispatch", "arbe-dispatch", "dispatch"),
     ("server", "arbe-server", "server"),
+    ("cli", "arbe-cli", "cli"),
 ];
 
 fn bench(area: Option<&str>) -> Result<(), String> {
@@ -184,7 +186,7 @@ fn bench(area: Option<&str>) -> Result<(), String> {
             Some(found) => vec![*found],
             None => {
                 return Err(format!(
-                    "unknown bench area `{name}`: must be store, vault, runtime, dispatch, server or all"
+                    "unknown bench area `{name}`: must be store, vault, runtime, dispatch, server, cli or all"
                 ));
             }
         },

@@ -306,7 +306,10 @@ async fn every_command_prints_for_people_and_for_scripts() {
     t.add(&["house", "list", "(that HOME)"], &listed);
     let completions = up.arbe(&["completions", "bash"], "").await;
     assert_eq!(completions.code, 0);
-    assert!(completions.stdout.contains("arbe__subcmd__thread__subcmd__entries__subcmd__read"), "bash completions cover nested verbs");
+    assert!(
+        completions.stdout.contains("arbe__subcmd__thread__subcmd__entries__subcmd__read"),
+        "bash completions cover nested verbs"
+    );
     snapshot_settings().bind(|| insta::assert_snapshot!("every_command", t.0));
     assert!(!t.0.contains(MODEL_KEY) && !t.0.contains("not-a-real-token"), "a secret value was printed");
 }
