@@ -35,6 +35,9 @@ pub enum LocalMode {
     Trusted,
 }
 
+/// How the start-up line names the trusted local runtime when it stands in for the isolated one.
+pub const TRUSTED_FALLBACK: &str = "local (trusted, one house: neither docker nor bubblewrap is available)";
+
 /// Everything a server needs, resolved.
 #[derive(Debug)]
 pub struct Launch {
@@ -50,6 +53,10 @@ pub struct Launch {
     pub sandboxes: PathBuf,
     /// The local runtime's mode.
     pub local: LocalMode,
+    /// When the isolated local runtime cannot run here (no bubblewrap) and docker is not there
+    /// either, serve the trusted one on loopback instead (one house), so that `arbe up` on a
+    /// laptop with neither still works, saying so. Off for the server binary.
+    pub trusted_fallback: bool,
     /// The docker runtime's settings.
     pub docker: DockerConfig,
     /// The runtime environments use when they name none (else docker, else local).
@@ -130,6 +137,14 @@ pub async fn build(launch: Launch) -> Result<Launched, String> {
             if diagnosis.is_ok() {
                 runtimes.register(Arc::new(local));
                 names.push(if uids.is_some() { "local (isolated, a host uid per house)" } else { "local (isolated)" });
+            } else if launch.trusted_fallback && docker.is_none() && launch.listen.ip().is_loopback() {
+                tracing::warn!(
+                    ?diagnosis,
+                    "the isolated local runtime is unavailable: falling back to the trusted one"
+                );
+                runtimes.register(Arc::new(LocalRuntime::new(LocalConfig::new(&launch.sandboxes))));
+                store_config.single_house = true;
+                names.push(TRUSTED_FALLBACK);
             } else {
                 tracing::warn!(?diagnosis, "the isolated local runtime is unavailable");
             }

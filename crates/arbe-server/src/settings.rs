@@ -67,6 +67,8 @@ pub struct Settings {
     /// The local runtime in bubblewrap namespaces (`ARBE_LOCAL_RUNTIME` unset or `isolated`;
     /// `off` turns it off).
     pub local_runtime_isolated: bool,
+    /// Whether `ARBE_LOCAL_RUNTIME` was set: the operator chose, so nothing falls back.
+    pub local_runtime_chosen: bool,
     /// Run as root: the host uids houses' sandboxes run under (`ARBE_LOCAL_UIDS=first:count`,
     /// default 200000:10000). `None` when not root.
     pub local_uids: Option<arbe_runtime_local::UidRange>,
@@ -218,6 +220,7 @@ impl Settings {
             drain,
             local_runtime_trusted,
             local_runtime_isolated,
+            local_runtime_chosen: var("ARBE_LOCAL_RUNTIME").is_some(),
             local_uids,
             sandboxd,
             cgroups,
@@ -277,6 +280,7 @@ impl Settings {
             admin_token,
             sandboxes: self.home.join("sandboxes"),
             local,
+            trusted_fallback: false,
             docker,
             default_runtime: self.default_runtime.clone(),
             github: self.github.clone(),

@@ -70,7 +70,8 @@ pub(crate) async fn up(out: &Printer, args: UpArgs) -> Result<(), CliError> {
     init_logs(args.verbose);
     let server = ServerSettings::resolve(Flags { port: args.port, bind: args.bind, verbose: args.verbose })
         .map_err(CliError::usage)?;
-    let launch = server.launch().map_err(|e| CliError::new(ErrorKind::Misconfigured, e))?;
+    let mut launch = server.launch().map_err(|e| CliError::new(ErrorKind::Misconfigured, e))?;
+    launch.trusted_fallback = !server.local_runtime_chosen;
     let admin_token = launch.admin_token.clone();
     let (launched, listener) = start(launch).await?;
     server.protect_database().map_err(CliError::local)?;
@@ -101,6 +102,8 @@ pub(crate) async fn up(out: &Printer, args: UpArgs) -> Result<(), CliError> {
     ));
     if launched.runtimes.is_empty() {
         out.warn("no runtime is available: start Docker, or install bubblewrap for the isolated local runtime");
+    } else if launched.runtimes.contains(&arbe_server::launch::TRUSTED_FALLBACK) {
+        out.warn("agents' commands run as you on this machine, unisolated: install bubblewrap (or Docker with `cargo xtask sandbox-image`) to isolate them");
     } else if !launched.runtimes.contains(&"docker") {
         out.note(
             "docker: not used (no engine answers, or its image is missing: `cargo xtask sandbox-image` builds it)",
@@ -155,6 +158,7 @@ pub(crate) async fn quickstart(out: &Printer) -> Result<u8, CliError> {
     let real_key = settings::openrouter_key();
     let mut launch = server.launch().map_err(|e| CliError::new(ErrorKind::Misconfigured, e))?;
     launch.drain = Duration::ZERO;
+    launch.trusted_fallback = !server.local_runtime_chosen;
     if real_key.is_none() {
         launch.models = Some(Arc::new(arbe_dispatch::OneProvider(Arc::new(FnProvider::new("demo", demo_model)))));
     }
