@@ -51,7 +51,9 @@ async fn run(cli: Cli, out: Printer) -> Result<u8, CliError> {
         Command::Quickstart => return commands::up::quickstart(&out).await,
         Command::Login(args) => return commands::up::login(&out, args).await.map(|()| 0),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "arbe", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "arbe", &mut script);
+            out.raw(&script);
             return Ok(0);
         }
         _ => {}

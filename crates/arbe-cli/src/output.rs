@@ -76,6 +76,11 @@ impl Printer {
         paint(self.color_err, style, text)
     }
 
+    /// Bytes on stdout, as they are.
+    pub(crate) fn raw(&self, bytes: &[u8]) {
+        out(format_args!("{}", String::from_utf8_lossy(bytes)));
+    }
+
     /// A line on stdout.
     pub(crate) fn line(&self, text: &str) {
         out(format_args!("{text}\n"));
@@ -167,10 +172,10 @@ fn paint(on: bool, style: Style, text: &str) -> String {
 /// Writes to stdout; a reader that went away ends the program with success.
 fn out(args: std::fmt::Arguments<'_>) {
     let mut stdout = std::io::stdout().lock();
-    if let Err(e) = stdout.write_fmt(args).and_then(|()| stdout.flush()) {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
-        }
+    if let Err(e) = stdout.write_fmt(args).and_then(|()| stdout.flush())
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
     }
 }
 

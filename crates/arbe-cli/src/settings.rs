@@ -5,7 +5,7 @@
 use std::{
     collections::BTreeMap,
     io::Write,
-    os::unix::fs::{DirBuilderExt, OpenOptionsExt},
+    os::unix::fs::DirBuilderExt,
     path::{Path, PathBuf},
 };
 
@@ -120,11 +120,12 @@ fn write_private(path: &Path, text: &str) -> Result<(), CliError> {
     if let Some(dir) = path.parent() {
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(error)?;
     }
-    let temp = path.with_extension("new");
-    let _ = std::fs::remove_file(&temp);
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temp).map_err(error)?;
-    file.write_all(text.as_bytes()).and_then(|()| file.sync_all()).map_err(error)?;
-    std::fs::rename(&temp, path).map_err(error)
+    // A temporary file of its own (0600) in the same folder, then one rename: a reader sees
+    // the old file or the new one, and two writers do not share a temporary.
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(error)?;
+    temp.write_all(text.as_bytes()).and_then(|()| temp.as_file().sync_all()).map_err(error)?;
+    temp.persist(path).map_err(|e| error(e.error)).map(drop)
 }
 
 /// `OPENROUTER_API_KEY`: with it, the quickstart uses the real provider.

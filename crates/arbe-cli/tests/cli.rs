@@ -341,6 +341,13 @@ async fn bad_input_gets_a_clear_message_and_an_exit_code_and_changes_nothing() {
     t.step(&up, &["thread", "entries", "create", "01a22c8e-0000-7000-8000-000000000000", "hi"], "", 3).await;
     t.step(&up, &["sandbox", "view", "nope", "--runtime", "docker"], "", 3).await;
     t.step(&up, &["env", "frobnicate"], "", 2).await;
+    // `..` would resolve to another route (`DELETE /api/secrets/KEEP_TOKEN`): refused.
+    t.step(&up, &["env", "unbind-secret", "..", "KEEP_TOKEN"], "", 2).await;
+    // A dispatch that fails (the house holds no model key) exits 10, however far the tail starts.
+    let thread = up.arbe(&["--env", "work", "thread", "create", "general"], "").await.stdout.trim().to_owned();
+    up.arbe(&["thread", "entries", "create", &thread, "fix the bug"], "").await;
+    t.step(&up, &["thread", "entries", "read", &thread], "", 10).await;
+    t.step(&up, &["thread", "entries", "read", &thread, "--after", "99"], "", 10).await;
     // Another house's object is not there.
     t.step(&up, &["house", "create", "other"], "", 0).await;
     t.step(&up, &["house", "select", "other"], "", 0).await;

@@ -179,7 +179,7 @@ impl Client {
 
     /// Revokes one of the caller's keys.
     pub async fn revoke_key(&self, key: &str) -> Result<()> {
-        self.delete(&format!("/api/keys/{}", segment(key))).await
+        self.delete(&format!("/api/keys/{}", segment(key)?)).await
     }
 
     /// The house's secrets (never a value).
@@ -209,7 +209,7 @@ impl Client {
 
     /// One environment, by name (without regard to case) or id.
     pub async fn environment(&self, house: HouseId, env: &str) -> Result<Environment> {
-        self.get(&format!("/api/environments/{}?house_id={house}", segment(env))).await
+        self.get(&format!("/api/environments/{}?house_id={house}", segment(env)?)).await
     }
 
     /// Creates an environment (seed 001).
@@ -219,18 +219,18 @@ impl Client {
 
     /// Deletes an environment (soft; owners only).
     pub async fn delete_environment(&self, house: HouseId, env: &str) -> Result<()> {
-        self.delete(&format!("/api/environments/{}?house_id={house}", segment(env))).await
+        self.delete(&format!("/api/environments/{}?house_id={house}", segment(env)?)).await
     }
 
     /// Binds a secret to an environment by name; the same flag again changes nothing.
     pub async fn bind_secret(&self, house: HouseId, env: &str, name: &str, required: bool) -> Result<Bound> {
-        let path = format!("/api/environments/{}/secrets/{}?house_id={house}", segment(env), secret_name(name)?);
+        let path = format!("/api/environments/{}/secrets/{}?house_id={house}", segment(env)?, secret_name(name)?);
         self.send(Method::PUT, &path, &arbe_api::BindSecret { required }).await
     }
 
     /// Removes a binding.
     pub async fn unbind_secret(&self, house: HouseId, env: &str, name: &str) -> Result<Unbound> {
-        let path = format!("/api/environments/{}/secrets/{}?house_id={house}", segment(env), secret_name(name)?);
+        let path = format!("/api/environments/{}/secrets/{}?house_id={house}", segment(env)?, secret_name(name)?);
         self.call::<(), _>(Method::DELETE, &path, None).await?.ok_or_else(|| ClientError::Protocol("no body".into()))
     }
 
@@ -241,9 +241,9 @@ impl Client {
         env: &str,
         model: Option<&str>,
     ) -> Result<EnvironmentDiagnosis> {
-        let mut path = format!("/api/environments/{}/diagnose?house_id={house}", segment(env));
+        let mut path = format!("/api/environments/{}/diagnose?house_id={house}", segment(env)?);
         if let Some(model) = model {
-            path.push_str(&format!("&model={}", segment(model)));
+            path.push_str(&format!("&model={}", segment(model)?));
         }
         self.get(&path).await
     }
@@ -251,46 +251,46 @@ impl Client {
     /// The house's sandboxes, of one runtime or of all.
     pub async fn sandboxes(&self, house: HouseId, runtime: Option<&str>) -> Result<Vec<Sandbox>> {
         match runtime {
-            Some(runtime) => self.get(&format!("/api/sandboxes?house_id={house}&runtime={}", segment(runtime))).await,
+            Some(runtime) => self.get(&format!("/api/sandboxes?house_id={house}&runtime={}", segment(runtime)?)).await,
             None => self.get(&format!("/api/sandboxes?house_id={house}")).await,
         }
     }
 
     /// One sandbox, by id or name.
     pub async fn sandbox(&self, house: HouseId, sandbox: &str) -> Result<Sandbox> {
-        self.get(&format!("/api/sandboxes/{}?house_id={house}", segment(sandbox))).await
+        self.get(&format!("/api/sandboxes/{}?house_id={house}", segment(sandbox)?)).await
     }
 
     /// Starts (or resumes) a sandbox.
     pub async fn start_sandbox(&self, house: HouseId, sandbox: &str) -> Result<Sandbox> {
-        self.send(Method::POST, &format!("/api/sandboxes/{}/start?house_id={house}", segment(sandbox)), &()).await
+        self.send(Method::POST, &format!("/api/sandboxes/{}/start?house_id={house}", segment(sandbox)?), &()).await
     }
 
     /// Stops a sandbox, keeping its files.
     pub async fn stop_sandbox(&self, house: HouseId, sandbox: &str) -> Result<Sandbox> {
-        self.send(Method::POST, &format!("/api/sandboxes/{}/stop?house_id={house}", segment(sandbox)), &()).await
+        self.send(Method::POST, &format!("/api/sandboxes/{}/stop?house_id={house}", segment(sandbox)?), &()).await
     }
 
     /// Destroys a sandbox and its files.
     pub async fn destroy_sandbox(&self, house: HouseId, sandbox: &str) -> Result<Sandbox> {
-        self.call::<(), _>(Method::DELETE, &format!("/api/sandboxes/{}?house_id={house}", segment(sandbox)), None)
+        self.call::<(), _>(Method::DELETE, &format!("/api/sandboxes/{}?house_id={house}", segment(sandbox)?), None)
             .await?
             .ok_or_else(|| ClientError::Protocol("no body".into()))
     }
 
     /// Pings a sandbox: its state and, when started, a round trip.
     pub async fn ping_sandbox(&self, house: HouseId, sandbox: &str) -> Result<Ping> {
-        self.get(&format!("/api/sandboxes/{}/ping?house_id={house}", segment(sandbox))).await
+        self.get(&format!("/api/sandboxes/{}/ping?house_id={house}", segment(sandbox)?)).await
     }
 
     /// What the sandbox's runtime finds about it.
     pub async fn diagnose_sandbox(&self, house: HouseId, sandbox: &str) -> Result<SandboxDiagnosis> {
-        self.get(&format!("/api/sandboxes/{}/diagnose?house_id={house}", segment(sandbox))).await
+        self.get(&format!("/api/sandboxes/{}/diagnose?house_id={house}", segment(sandbox)?)).await
     }
 
     /// The variables commands in the sandbox get, by name.
     pub async fn sandbox_env(&self, house: HouseId, sandbox: &str) -> Result<Vec<EnvVar>> {
-        self.get(&format!("/api/sandboxes/{}/env?house_id={house}", segment(sandbox))).await
+        self.get(&format!("/api/sandboxes/{}/env?house_id={house}", segment(sandbox)?)).await
     }
 
     /// The house's agents.
@@ -300,7 +300,7 @@ impl Client {
 
     /// One agent, by name or id.
     pub async fn agent(&self, house: HouseId, agent: &str) -> Result<Agent> {
-        self.get(&format!("/api/agents/{}?house_id={house}", segment(agent))).await
+        self.get(&format!("/api/agents/{}?house_id={house}", segment(agent)?)).await
     }
 
     /// Creates an agent.
@@ -310,7 +310,7 @@ impl Client {
 
     /// Deletes an agent.
     pub async fn delete_agent(&self, house: HouseId, agent: &str) -> Result<()> {
-        self.delete(&format!("/api/agents/{}?house_id={house}", segment(agent))).await
+        self.delete(&format!("/api/agents/{}?house_id={house}", segment(agent)?)).await
     }
 
     /// The house's threads, newest first.
@@ -374,9 +374,13 @@ impl Client {
     }
 }
 
-/// A name or id as one path segment: everything but unreserved characters percent-encoded, so
-/// no input can reach another route.
-fn segment(text: &str) -> String {
+/// A name or id as one path segment: everything but unreserved characters percent-encoded, and
+/// `.` and `..` refused (URL parsers resolve them, even encoded), so no input can reach another
+/// route.
+fn segment(text: &str) -> Result<String> {
+    if matches!(text, "" | "." | "..") {
+        return Err(ClientError::Invalid(format!("a name or id cannot be `{text}`: it must name one object")));
+    }
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
@@ -385,7 +389,7 @@ fn segment(text: &str) -> String {
             out.push_str(&format!("%{byte:02X}"));
         }
     }
-    out
+    Ok(out)
 }
 
 /// A secret's name, checked by core's own rule before it goes into a path.

@@ -146,8 +146,15 @@ pub(crate) async fn run(ctx: &Ctx, command: EnvCommand) -> Result<u8, CliError> 
             return Ok(if found.ok { 0 } else { code::BLOCKED });
         }
         EnvCommand::Delete { env } => {
-            client.delete_environment(house, &env).await?;
-            if ctx.settings.context.env.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(&env)) {
+            let found = client.environment(house, &env).await?;
+            client.delete_environment(house, &found.id.to_string()).await?;
+            let was_active = ctx
+                .settings
+                .context
+                .env
+                .as_deref()
+                .is_some_and(|a| a.eq_ignore_ascii_case(found.name.as_str()) || a == found.id.to_string());
+            if was_active {
                 let mut context = ctx.settings.context.clone();
                 context.env = None;
                 ctx.settings.save_context(&context)?;

@@ -55,23 +55,23 @@ pub(crate) async fn run(ctx: &Ctx, args: SandboxArgs) -> Result<u8, CliError> {
             }
         }
         SandboxCommand::Start { sandbox } => {
-            narrowed(&client, house, &sandbox, runtime).await?;
+            let id = narrowed(&client, house, &sandbox, runtime).await?.id.to_string();
             let spinner = ctx.out.spinner("starting the sandbox…");
-            let done = client.start_sandbox(house, &sandbox).await;
+            let done = client.start_sandbox(house, &id).await;
             drop(spinner);
             state_changed(ctx, &done?);
         }
         SandboxCommand::Stop { sandbox } => {
-            narrowed(&client, house, &sandbox, runtime).await?;
-            state_changed(ctx, &client.stop_sandbox(house, &sandbox).await?);
+            let id = narrowed(&client, house, &sandbox, runtime).await?.id.to_string();
+            state_changed(ctx, &client.stop_sandbox(house, &id).await?);
         }
         SandboxCommand::Destroy { sandbox } => {
-            narrowed(&client, house, &sandbox, runtime).await?;
-            state_changed(ctx, &client.destroy_sandbox(house, &sandbox).await?);
+            let id = narrowed(&client, house, &sandbox, runtime).await?.id.to_string();
+            state_changed(ctx, &client.destroy_sandbox(house, &id).await?);
         }
         SandboxCommand::Ping { sandbox } => {
-            narrowed(&client, house, &sandbox, runtime).await?;
-            let ping = client.ping_sandbox(house, &sandbox).await?;
+            let id = narrowed(&client, house, &sandbox, runtime).await?.id.to_string();
+            let ping = client.ping_sandbox(house, &id).await?;
             if ctx.out.json {
                 ctx.out.json(&ping);
             } else {
@@ -86,8 +86,8 @@ pub(crate) async fn run(ctx: &Ctx, args: SandboxArgs) -> Result<u8, CliError> {
             }
         }
         SandboxCommand::Diagnose { sandbox } => {
-            narrowed(&client, house, &sandbox, runtime).await?;
-            let found = client.diagnose_sandbox(house, &sandbox).await?;
+            let id = narrowed(&client, house, &sandbox, runtime).await?.id.to_string();
+            let found = client.diagnose_sandbox(house, &id).await?;
             let blocked = found.checks.iter().any(|c| c.status == CheckStatus::Blocker);
             if ctx.out.json {
                 ctx.out.json(&found);
@@ -110,8 +110,8 @@ pub(crate) async fn run(ctx: &Ctx, args: SandboxArgs) -> Result<u8, CliError> {
             return Ok(if blocked { code::BLOCKED } else { 0 });
         }
         SandboxCommand::Env { sandbox } => {
-            narrowed(&client, house, &sandbox, runtime).await?;
-            let vars = client.sandbox_env(house, &sandbox).await?;
+            let id = narrowed(&client, house, &sandbox, runtime).await?.id.to_string();
+            let vars = client.sandbox_env(house, &id).await?;
             if ctx.out.json {
                 ctx.out.json(&vars);
             } else {

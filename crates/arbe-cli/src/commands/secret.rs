@@ -54,7 +54,9 @@ pub(crate) async fn run(ctx: &Ctx, command: SecretCommand) -> Result<(), CliErro
             }
         }
         SecretCommand::Set { name, audience, shared, value: _ } => {
-            let value = read_value(&name)?;
+            // The name is checked before anyone types a value for it.
+            arbe_core::SecretName::parse(&name).map_err(|e| CliError::usage(e.to_string()))?;
+            let value = read_value(&name).await?;
             let body = arbe_api::SetSecret { value, audience, shared: shared.then_some(true) };
             let secret = client.set_secret(house, &name, &body).await?;
             if ctx.out.json {
@@ -96,10 +98,10 @@ fn view(ctx: &Ctx, s: &SecretMeta) {
 
 /// The value from stdin: a hidden prompt on a terminal, else everything piped in, without the
 /// one line break `echo` adds.
-fn read_value(name: &str) -> Result<String, CliError> {
+async fn read_value(name: &str) -> Result<String, CliError> {
     let stdin = std::io::stdin();
     let mut value = if stdin.is_terminal() {
-        prompt_hidden(&format!("Value for {name} (hidden): "))?
+        prompt_hidden(&format!("Value for {name} (hidden): ")).await?
     } else {
         let mut text = String::new();
         stdin
@@ -121,20 +123,44 @@ fn read_value(name: &str) -> Result<String, CliError> {
     Ok(value)
 }
 
-/// Reads a line from the terminal with echo off.
-fn prompt_hidden(prompt: &str) -> Result<String, CliError> {
-    use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
+/// Reads a line from the terminal with echo off. The terminal is restored however the read
+/// ends; Ctrl-C restores it and exits 130, changing nothing.
+pub(crate) async fn prompt_hidden(prompt: &str) -> Result<String, CliError> {
+    use rustix::termios::{LocalModes, OptionalActions, Termios, tcgetattr, tcsetattr};
+
+    /// Puts the terminal back as it was when dropped.
+    struct Restore(Termios);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = tcsetattr(std::io::stdin(), OptionalActions::Now, &self.0);
+        }
+    }
+
     let stdin = std::io::stdin();
-    let fail = |e: std::io::Error| CliError::usage(format!("cannot read the value from the terminal: {e}"));
+    let fail = |e: std::io::Error| CliError::usage(format!("cannot read from the terminal: {e}"));
     let saved = tcgetattr(&stdin).map_err(|e| fail(e.into()))?;
     let mut quiet = saved.clone();
     quiet.local_modes.remove(LocalModes::ECHO);
     quiet.local_modes.insert(LocalModes::ECHONL);
     let _ = std::io::stderr().write_all(prompt.as_bytes());
+    let restore = Restore(saved);
     tcsetattr(&stdin, OptionalActions::Now, &quiet).map_err(|e| fail(e.into()))?;
-    let mut line = String::new();
-    let read = stdin.read_line(&mut line);
-    let _ = tcsetattr(&stdin, OptionalActions::Now, &saved);
-    read.map_err(fail)?;
-    Ok(line)
+    // A thread of its own (not the runtime's blocking pool, which the runtime would wait for
+    // at exit), so Ctrl-C can end the program while it reads.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = tx.send(std::io::stdin().read_line(&mut line).map(|_| line));
+    });
+    tokio::select! {
+        line = rx => {
+            drop(restore);
+            line.map_err(|_| CliError::local("the terminal reader stopped"))?.map_err(fail)
+        }
+        _ = tokio::signal::ctrl_c() => {
+            drop(restore);
+            let _ = std::io::stderr().write_all(b"\n");
+            std::process::exit(130);
+        }
+    }
 }

@@ -118,8 +118,10 @@ fn view(ctx: &Ctx, t: &Thread) {
 }
 
 /// Prints the thread's entries after `after` and, when following, every new one until no
-/// dispatch of the thread is queued or running. The exit code is the last dispatch's status:
-/// 0 succeeded (or none), [`code::DISPATCH_FAILED`], [`code::DISPATCH_CANCELLED`].
+/// dispatch of the thread is queued or running. The exit code is the thread's status once the
+/// tail ends (so `--after` past the status entry still tells): 0 succeeded (or no dispatch),
+/// [`code::DISPATCH_FAILED`], [`code::DISPATCH_CANCELLED`]; a followed stream that ended while
+/// the dispatch still runs (the server stopped) is an error.
 pub(crate) async fn tail(
     out: &Printer,
     client: &Client,
@@ -128,7 +130,7 @@ pub(crate) async fn tail(
     after: i64,
     follow: bool,
 ) -> Result<u8, CliError> {
-    let mut view = Tail { out, last: None, spinner: None };
+    let mut view = Tail { out, spinner: None, seen: after };
     if follow {
         let mut entries = std::pin::pin!(client.follow(house, thread, after));
         while let Some(entry) = entries.next().await {
@@ -146,30 +148,33 @@ pub(crate) async fn tail(
         }
     }
     view.spinner = None;
-    Ok(match view.last {
-        Some(ThreadStatus::Failed) => code::DISPATCH_FAILED,
-        Some(ThreadStatus::Cancelled) => code::DISPATCH_CANCELLED,
-        _ => 0,
-    })
+    match client.thread(house, thread).await?.status {
+        ThreadStatus::Failed => Ok(code::DISPATCH_FAILED),
+        ThreadStatus::Cancelled => Ok(code::DISPATCH_CANCELLED),
+        ThreadStatus::Queued | ThreadStatus::Running if follow => Err(CliError::new(
+            arbe_core::ErrorKind::Unavailable,
+            "the stream ended before the dispatch did (the server stopped or restarts)",
+        )
+        .hint(format!("follow it again with `arbe thread entries read {thread} --after {}`", view.seen))),
+        _ => Ok(0),
+    }
 }
 
 /// A tail as it prints.
 struct Tail<'a> {
     out: &'a Printer,
-    /// The last status seen.
-    last: Option<ThreadStatus>,
     spinner: Option<Spinner>,
+    /// The last sequence number shown.
+    seen: i64,
 }
 
 impl Tail<'_> {
     fn show(&mut self, entry: &Entry) {
         self.spinner = None;
+        self.seen = entry.seq;
         let out = self.out;
         if out.json {
             out.json_line(entry);
-            if let EntryBody::Status { status, .. } = &entry.body {
-                self.last = Some(*status);
-            }
             return;
         }
         match &entry.body {
@@ -212,7 +217,6 @@ impl Tail<'_> {
                 }
             }
             EntryBody::Status { status, .. } => {
-                self.last = Some(*status);
                 let line = match status {
                     ThreadStatus::Idle => return,
                     ThreadStatus::Queued => {

@@ -31,7 +31,8 @@ const FIRST_HOUSE: &str = "default";
 
 fn init_logs(verbose: bool) {
     let level = if verbose { tracing::Level::DEBUG } else { tracing::Level::ERROR };
-    let _ = tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).try_init();
+    let ansi = std::io::stderr().is_terminal() && !settings::no_color();
+    let _ = tracing_subscriber::fmt().with_max_level(level).with_ansi(ansi).with_writer(std::io::stderr).try_init();
 }
 
 /// Builds the server `launch` describes and binds its listener.
@@ -87,8 +88,13 @@ pub(crate) async fn up(out: &Printer, args: UpArgs) -> Result<(), CliError> {
             ));
         }
         None => match &cli.api_key {
-            // The same key, at this run's address.
-            Some(key) if cli.url != url => settings::save_credentials(&server.home, &url, key)?,
+            // The same key at this run's address, if it is a key of this store (a login to
+            // another server stays as it is).
+            Some(key) if cli.url != url => {
+                if launched.services.access.authenticate(key).await.is_ok() {
+                    settings::save_credentials(&server.home, &url, key)?;
+                }
+            }
             Some(_) => {}
             None => out.warn("this store already has houses but ~/.arbe/credentials holds no key: use `arbe login`"),
         },
@@ -121,8 +127,7 @@ pub(crate) async fn login(out: &Printer, args: LoginArgs) -> Result<(), CliError
     let stdin = std::io::stdin();
     let mut key = String::new();
     if stdin.is_terminal() {
-        out.note("Paste an API key (arbe_…) and press Enter:");
-        stdin.read_line(&mut key).map_err(|e| CliError::usage(format!("cannot read the key: {e}")))?;
+        key = super::secret::prompt_hidden("API key (arbe_…, hidden): ").await?;
     } else {
         stdin.lock().read_to_string(&mut key).map_err(|e| CliError::usage(format!("cannot read the key: {e}")))?;
     }
@@ -181,11 +186,28 @@ pub(crate) async fn quickstart(out: &Printer) -> Result<u8, CliError> {
     out.note(&format!(
         "A temporary arbe server is up at {url} (runtimes: {runtimes}; environments use {default_runtime})."
     ));
-    let result = workflow(out, &url, &key, real_key).await;
+    let client = Client::new(&url, &key)?;
+    let result = tokio::select! {
+        result = workflow(out, &client, real_key) => result,
+        _ = tokio::signal::ctrl_c() => {
+            out.note("\ninterrupted: cleaning up");
+            Ok(130)
+        }
+    };
+    // The run's sandboxes go with it (a docker container would outlive the server).
+    let house = client.houses().await.ok().and_then(|houses| houses.first().map(|h| h.house.id));
+    if let Some(house) = house {
+        for sandbox in client.sandboxes(house, None).await.unwrap_or_default() {
+            let _ = client.destroy_sandbox(house, &sandbox.id.to_string()).await;
+        }
+    }
     let _ = stop.send(());
     let _ = serving.await;
     drop(temp);
     let code = result?;
+    if code == 130 {
+        return Ok(code);
+    }
     out.note("");
     out.note("That was a temporary server: its house, secrets and sandbox are gone.");
     out.hint(
@@ -203,8 +225,7 @@ fn point_at(server: &mut ServerSettings, dir: &Path) {
 }
 
 /// Seed 000's "Typical setup workflow", each step printed as the command it stands for.
-async fn workflow(out: &Printer, url: &str, key: &str, real_key: Option<String>) -> Result<u8, CliError> {
-    let client = Client::new(url, key)?;
+async fn workflow(out: &Printer, client: &Client, real_key: Option<String>) -> Result<u8, CliError> {
     let house = client.houses().await?[0].house.id;
     let step = |command: &str| out.note(&out.paint_err(Style::Cyan, &format!("$ {command}")));
     let demo = real_key.is_none();
@@ -248,7 +269,7 @@ async fn workflow(out: &Printer, url: &str, key: &str, real_key: Option<String>)
     step("arbe thread entries create \"$THREAD_ID\" \"implement the login page\"");
     client.post_entry(house, thread.id, "implement the login page").await?;
     step("arbe thread entries read \"$THREAD_ID\"");
-    let code = thread::tail(out, &client, house, thread.id, 0, true).await?;
+    let code = thread::tail(out, client, house, thread.id, 0, true).await?;
     if demo {
         out.note(&out.paint_err(
             Style::Dim,
