@@ -1,13 +1,12 @@
 //! `arbe env`: environments (seed 001) and the active one.
 
-use arbe_api::{BindOutcome, Binding, CheckStatus};
+use arbe_api::{BindOutcome, Binding};
 use arbe_core::Environment;
 
 use crate::{
     args::EnvCommand,
-    commands::{Ctx, when},
+    commands::{Ctx, checklist, when},
     error::{CliError, code},
-    output::Style,
 };
 
 /// Runs `arbe env …`; the exit code is [`code::BLOCKED`] when `diagnose` finds a blocker.
@@ -129,14 +128,7 @@ pub(crate) async fn run(ctx: &Ctx, command: EnvCommand) -> Result<u8, CliError> 
                 ctx.out.json(&found);
             } else {
                 ctx.out.line(&format!("Environment {} with model {}", found.environment, found.model));
-                for check in &found.checks {
-                    let mark = match check.status {
-                        CheckStatus::Ok => ctx.out.paint(Style::Green, "✓"),
-                        CheckStatus::Warning => ctx.out.paint(Style::Yellow, "!"),
-                        CheckStatus::Blocker => ctx.out.paint(Style::Red, "✗"),
-                    };
-                    ctx.out.line(&format!("  {mark} {}: {}", check.name, check.detail));
-                }
+                checklist(&ctx.out, &found.checks);
                 if found.ok {
                     ctx.out.line("A dispatch would start.");
                 } else {

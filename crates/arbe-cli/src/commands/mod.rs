@@ -14,7 +14,11 @@ use arbe_client::Client;
 use arbe_core::{ErrorKind, HouseId};
 use chrono::{DateTime, Utc};
 
-use crate::{error::CliError, output::Printer, settings::Settings};
+use crate::{
+    error::CliError,
+    output::{Printer, Style},
+    settings::Settings,
+};
 
 /// What every command works with.
 #[derive(Debug)]
@@ -61,6 +65,18 @@ impl Ctx {
     /// The environment a command acts in: the root `--env`, else the active one.
     pub(crate) fn env(&self) -> Option<String> {
         self.env.clone().or_else(|| self.settings.context.env.clone())
+    }
+}
+
+/// A diagnosis's checks, one line each: ✓ passed, ! a warning, ✗ a blocker.
+pub(crate) fn checklist(out: &Printer, checks: &[arbe_api::Check]) {
+    for check in checks {
+        let mark = match check.status {
+            arbe_api::CheckStatus::Ok => out.paint(Style::Green, "✓"),
+            arbe_api::CheckStatus::Warning => out.paint(Style::Yellow, "!"),
+            arbe_api::CheckStatus::Blocker => out.paint(Style::Red, "✗"),
+        };
+        out.line(&format!("  {mark} {}: {}", check.name, check.detail));
     }
 }
 

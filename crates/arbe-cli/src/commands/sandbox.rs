@@ -6,9 +6,8 @@ use arbe_core::{ErrorKind, HouseId, Sandbox};
 
 use crate::{
     args::{SandboxArgs, SandboxCommand},
-    commands::{Ctx, when},
+    commands::{Ctx, checklist, when},
     error::{CliError, code},
-    output::Style,
 };
 
 /// Runs `arbe sandbox …`; `diagnose` exits [`code::BLOCKED`] on a blocker.
@@ -98,14 +97,7 @@ pub(crate) async fn run(ctx: &Ctx, args: SandboxArgs) -> Result<u8, CliError> {
                     found.runtime,
                     found.sandbox.state.as_str()
                 ));
-                for check in &found.checks {
-                    let mark = match check.status {
-                        CheckStatus::Ok => ctx.out.paint(Style::Green, "✓"),
-                        CheckStatus::Warning => ctx.out.paint(Style::Yellow, "!"),
-                        CheckStatus::Blocker => ctx.out.paint(Style::Red, "✗"),
-                    };
-                    ctx.out.line(&format!("  {mark} {}: {}", check.name, check.detail));
-                }
+                checklist(&ctx.out, &found.checks);
             }
             return Ok(if blocked { code::BLOCKED } else { 0 });
         }
