@@ -222,6 +222,22 @@ arbe thread entries read "$THREAD_ID"
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quickstart_shows_an_agent_succeed_without_a_key() {
+    // README's first command on a fresh HOME with no model key: the demo model, every command
+    // of it succeeding in whichever sandbox this machine offers (docker's busybox, or a local one).
+    let home = tempfile::tempdir().unwrap();
+    let run = run(home.path(), &["quickstart"], "", &[]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    for line in ["✓ succeeded", "OPENROUTER_API_KEY is set", "GITHUB_TOKEN is set", "</form>"] {
+        assert!(run.stdout.lines().any(|l| l == line), "missing `{line}` in:\n{}", run.stdout);
+    }
+    assert!(!run.stdout.contains("[exit"), "a demo command failed:\n{}", run.stdout);
+    assert!(run.stdout.contains("[demo model]") && run.stderr.contains("scripted demo model"), "{run:?}");
+    // It kept nothing: no ~/.arbe, and its sandbox is gone with its temporary server.
+    assert!(!home.path().join(".arbe").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_command_prints_for_people_and_for_scripts() {
     let model = FakeModel::start(one_command("printf 'hello\\n'", "Said hello.")).await.expect_key(MODEL_KEY);
     let up = Up::start(&model).await;

@@ -293,7 +293,7 @@ fn demo_model(request: &ChatRequest) -> ChatResponse {
         ),
         (
             "[demo model] The environment's secrets reach commands as variables (shown here only by name):",
-            "ls -l app; for v in OPENROUTER_API_KEY GITHUB_TOKEN; do printenv $v >/dev/null && echo \"$v is set\"; done",
+            "ls -l app; [ -n \"$OPENROUTER_API_KEY\" ] && echo 'OPENROUTER_API_KEY is set'; [ -n \"$GITHUB_TOKEN\" ] && echo 'GITHUB_TOKEN is set'",
         ),
     ];
     let done = request.messages.iter().filter(|m| matches!(m, Message::Tool { .. })).count();
