@@ -266,7 +266,16 @@ async fn every_command_prints_for_people_and_for_scripts() {
     t.step(&up, &["env", "use", "WORK"], "", 0).await;
     t.step(&up, &["env", "l"], "", 0).await;
     t.step(&up, &["env", "view"], "", 0).await;
-    let env = json(&up.arbe(&["env", "view", "work", "--json"], "").await);
+    let env = json(&t.step(&up, &["env", "view", "work", "--json"], "", 0).await);
+    t.step(&up, &["env", "list", "--json"], "", 0).await;
+    t.step(&up, &["env", "use", "work", "--json"], "", 0).await;
+    t.step(&up, &["env", "bind-secret", "work", "GITHUB_TOKEN", "--json"], "", 0).await;
+    up.arbe(&["env", "unbind-secret", "work", "GITHUB_TOKEN"], "").await;
+    t.step(&up, &["env", "create", "spare", "--json"], "", 0).await;
+    t.step(&up, &["env", "delete", "spare", "--json"], "", 0).await;
+    t.step(&up, &["secret", "set", "SPARE_TOKEN", "--json"], "not-a-real-token-4", 0).await;
+    t.step(&up, &["secret", "view", "SPARE_TOKEN", "--json"], "", 0).await;
+    t.step(&up, &["secret", "delete", "SPARE_TOKEN", "--json"], "", 0).await;
     let sandbox = env["sandbox_id"].as_str().unwrap().to_owned();
     t.step(&up, &["sandbox", "list"], "", 0).await;
     t.step(&up, &["sandbox", "list", "--runtime", "docker"], "", 0).await;
@@ -284,6 +293,13 @@ async fn every_command_prints_for_people_and_for_scripts() {
     t.step(&up, &["thread", "view", &thread], "", 0).await;
     t.step(&up, &["thread", "list"], "", 0).await;
     t.step(&up, &["thread", "cancel", &thread], "", 0).await;
+    t.step(&up, &["thread", "cancel", &thread, "--json"], "", 0).await;
+    t.step(&up, &["thread", "view", &thread, "--json"], "", 0).await;
+    t.step(&up, &["thread", "list", "--json"], "", 0).await;
+    model.push([Reply::text_answer("Said it again.")]);
+    t.step(&up, &["thread", "entries", "create", &thread, "again", "--json"], "", 0).await;
+    t.step(&up, &["thread", "entries", "read", &thread, "--after", "7"], "", 0).await;
+    t.step(&up, &["thread", "create", "general", "--json"], "", 0).await;
     t.step(&up, &["agent", "list"], "", 0).await;
     t.step(
         &up,
@@ -302,13 +318,28 @@ async fn every_command_prints_for_people_and_for_scripts() {
     .await;
     t.step(&up, &["agent", "view", "reviewer"], "", 0).await;
     t.step(&up, &["agent", "rm", "reviewer"], "", 0).await;
+    t.step(&up, &["agent", "create", "helper", "--json"], "", 0).await;
+    t.step(&up, &["agent", "view", "helper", "--json"], "", 0).await;
+    t.step(&up, &["agent", "list", "--json"], "", 0).await;
+    t.step(&up, &["agent", "delete", "helper", "--json"], "", 0).await;
     t.step(&up, &["key", "list"], "", 0).await;
     let made = json(&t.step(&up, &["key", "create", "ci", "--json"], "", 0).await);
     let key_id = made["id"].as_str().unwrap().to_owned();
     t.step(&up, &["key", "revoke", &key_id], "", 0).await;
+    t.step(&up, &["key", "list", "--json"], "", 0).await;
+    let printed = up.arbe(&["key", "create", "ci2"], "").await;
+    assert!(printed.stdout.trim().starts_with("arbe_") && printed.stdout.lines().count() == 1, "{printed:?}");
+    let keys = json(&up.arbe(&["key", "list", "--json"], "").await);
+    let ci2 = keys.as_array().unwrap().iter().find(|k| k["label"] == "ci2").unwrap()["id"].as_str().unwrap().to_owned();
+    t.step(&up, &["key", "revoke", &ci2, "--json"], "", 0).await;
     t.step(&up, &["house", "create", "second"], "", 0).await;
     t.step(&up, &["house", "select", "second"], "", 0).await;
-    t.step(&up, &["house", "select", "default"], "", 0).await;
+    t.step(&up, &["house", "select", "default", "--json"], "", 0).await;
+    t.step(&up, &["house", "create", "third", "--json"], "", 0).await;
+    t.step(&up, &["sandbox", "list", "--json"], "", 0).await;
+    t.step(&up, &["sandbox", "env", &sandbox, "--json"], "", 0).await;
+    t.step(&up, &["sandbox", "stop", &sandbox, "--json"], "", 0).await;
+    t.step(&up, &["sandbox", "destroy", &sandbox], "", 0).await;
     t.step(&up, &["env", "delete", "work"], "", 0).await;
     t.step(&up, &["secret", "del", "DEMO_TOKEN"], "", 0).await;
     // Another HOME logs in with the key `arbe up` saved.
