@@ -4,7 +4,7 @@ use arbe_core::Agent;
 
 use crate::{
     args::{AgentCommand, KeyCommand},
-    commands::{Ctx, maybe_when, when},
+    commands::{Ctx, maybe_when, named, when},
     error::CliError,
 };
 
@@ -37,7 +37,7 @@ pub(crate) async fn run(ctx: &Ctx, command: AgentCommand) -> Result<(), CliError
             );
         }
         AgentCommand::View { agent } => {
-            let agent = client.agent(house, &agent).await?;
+            let agent = client.agent(house, &agent).await.map_err(named("agent", &agent, "arbe agent list"))?;
             if ctx.out.json {
                 ctx.out.json(&agent);
             } else {
@@ -54,7 +54,7 @@ pub(crate) async fn run(ctx: &Ctx, command: AgentCommand) -> Result<(), CliError
             }
         }
         AgentCommand::Delete { agent } => {
-            client.delete_agent(house, &agent).await?;
+            client.delete_agent(house, &agent).await.map_err(named("agent", &agent, "arbe agent list"))?;
             if ctx.out.json {
                 ctx.out.json(&serde_json::json!({ "deleted": agent }));
             } else {

@@ -5,7 +5,7 @@ use arbe_core::Environment;
 
 use crate::{
     args::EnvCommand,
-    commands::{Ctx, checklist, when},
+    commands::{Ctx, checklist, named, when},
     error::{CliError, code},
 };
 
@@ -48,7 +48,8 @@ pub(crate) async fn run(ctx: &Ctx, command: EnvCommand) -> Result<u8, CliError> 
             }
         }
         EnvCommand::View { env } => {
-            let env = client.environment(house, &env.map_or_else(active, Ok)?).await?;
+            let env = env.map_or_else(active, Ok)?;
+            let env = client.environment(house, &env).await.map_err(named("environment", &env, "arbe env list"))?;
             if ctx.out.json {
                 ctx.out.json(&env);
             } else {
@@ -84,7 +85,11 @@ pub(crate) async fn run(ctx: &Ctx, command: EnvCommand) -> Result<u8, CliError> 
             }
         }
         EnvCommand::BindSecret { env, name, optional } => {
-            let bound = client.bind_secret(house, &env, &name, !optional).await?;
+            let bound = client.bind_secret(house, &env, &name, !optional).await.map_err(named(
+                "environment",
+                &env,
+                "arbe env list",
+            ))?;
             if ctx.out.json {
                 ctx.out.json(&bound);
             } else {
@@ -100,7 +105,8 @@ pub(crate) async fn run(ctx: &Ctx, command: EnvCommand) -> Result<u8, CliError> 
             }
         }
         EnvCommand::UnbindSecret { env, name } => {
-            let unbound = client.unbind_secret(house, &env, &name).await?;
+            let unbound =
+                client.unbind_secret(house, &env, &name).await.map_err(named("environment", &env, "arbe env list"))?;
             if ctx.out.json {
                 ctx.out.json(&unbound);
             } else if unbound.removed {
@@ -110,7 +116,7 @@ pub(crate) async fn run(ctx: &Ctx, command: EnvCommand) -> Result<u8, CliError> 
             }
         }
         EnvCommand::Use { env } => {
-            let found = client.environment(house, &env).await?;
+            let found = client.environment(house, &env).await.map_err(named("environment", &env, "arbe env list"))?;
             let mut context = ctx.settings.context.clone();
             context.house = Some(house.to_string());
             context.env = Some(found.name.to_string());
@@ -123,7 +129,11 @@ pub(crate) async fn run(ctx: &Ctx, command: EnvCommand) -> Result<u8, CliError> 
         }
         EnvCommand::Diagnose { env, model } => {
             let env = env.map_or_else(active, Ok)?;
-            let found = client.diagnose_environment(house, &env, model.as_deref()).await?;
+            let found = client.diagnose_environment(house, &env, model.as_deref()).await.map_err(named(
+                "environment",
+                &env,
+                "arbe env list",
+            ))?;
             if ctx.out.json {
                 ctx.out.json(&found);
             } else {
@@ -138,7 +148,7 @@ pub(crate) async fn run(ctx: &Ctx, command: EnvCommand) -> Result<u8, CliError> 
             return Ok(if found.ok { 0 } else { code::BLOCKED });
         }
         EnvCommand::Delete { env } => {
-            let found = client.environment(house, &env).await?;
+            let found = client.environment(house, &env).await.map_err(named("environment", &env, "arbe env list"))?;
             client.delete_environment(house, &found.id.to_string()).await?;
             let was_active = ctx
                 .settings

@@ -10,7 +10,7 @@ pub(crate) mod up;
 mod sandbox;
 pub(crate) use sandbox::run as sandbox;
 
-use arbe_client::Client;
+use arbe_client::{Client, ClientError};
 use arbe_core::{ErrorKind, HouseId};
 use chrono::{DateTime, Utc};
 
@@ -65,6 +65,21 @@ impl Ctx {
     /// The environment a command acts in: the root `--env`, else the active one.
     pub(crate) fn env(&self) -> Option<String> {
         self.env.clone().or_else(|| self.settings.context.env.clone())
+    }
+}
+
+/// Names a not-found refusal after what the user typed (the server only says which kind of
+/// object), with the command that lists the house's objects of that kind.
+pub(crate) fn named<'a>(what: &'a str, name: &'a str, list: &'a str) -> impl FnOnce(ClientError) -> CliError + 'a {
+    move |err| {
+        let err = CliError::from(err);
+        // Only the refusal about this kind of object (a thread's `--agent` may be the missing one).
+        if err.kind == ErrorKind::NotFound && err.message.starts_with(what) {
+            CliError::new(ErrorKind::NotFound, format!("no {what} `{name}` in this house"))
+                .hint(format!("`{list}` shows them"))
+        } else {
+            err
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use arbe_core::{ErrorKind, HouseId, Sandbox};
 
 use crate::{
     args::{SandboxArgs, SandboxCommand},
-    commands::{Ctx, checklist, when},
+    commands::{Ctx, checklist, named, when},
     error::{CliError, code},
 };
 
@@ -130,7 +130,7 @@ pub(crate) async fn run(ctx: &Ctx, args: SandboxArgs) -> Result<u8, CliError> {
 
 /// The sandbox, refused as not found when `--runtime` names another runtime than its own.
 async fn narrowed(client: &Client, house: HouseId, sandbox: &str, runtime: Option<&str>) -> Result<Sandbox, CliError> {
-    let found = client.sandbox(house, sandbox).await?;
+    let found = client.sandbox(house, sandbox).await.map_err(named("sandbox", sandbox, "arbe sandbox list"))?;
     match runtime {
         Some(runtime) if found.runtime.as_str() != runtime => Err(CliError::new(
             ErrorKind::NotFound,

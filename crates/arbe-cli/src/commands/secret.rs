@@ -7,7 +7,7 @@ use arbe_core::SecretMeta;
 
 use crate::{
     args::SecretCommand,
-    commands::{Ctx, maybe_when, when},
+    commands::{Ctx, maybe_when, named, when},
     error::CliError,
 };
 
@@ -46,7 +46,7 @@ pub(crate) async fn run(ctx: &Ctx, command: SecretCommand) -> Result<(), CliErro
             }
         }
         SecretCommand::View { name } => {
-            let secret = client.secret(house, &name).await?;
+            let secret = client.secret(house, &name).await.map_err(named("secret", &name, "arbe secret list"))?;
             if ctx.out.json {
                 ctx.out.json(&secret);
             } else {
@@ -72,7 +72,7 @@ pub(crate) async fn run(ctx: &Ctx, command: SecretCommand) -> Result<(), CliErro
             }
         }
         SecretCommand::Delete { name } => {
-            client.delete_secret(house, &name).await?;
+            client.delete_secret(house, &name).await.map_err(named("secret", &name, "arbe secret list"))?;
             if ctx.out.json {
                 ctx.out.json(&serde_json::json!({ "deleted": name }));
             } else {

@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 
 use crate::{
     args::{EntriesCommand, ThreadCommand},
-    commands::{Ctx, when},
+    commands::{Ctx, named, when},
     error::{CliError, code},
     output::{Printer, Spinner, Style},
 };
@@ -21,7 +21,9 @@ pub(crate) async fn run(ctx: &Ctx, command: ThreadCommand) -> Result<u8, CliErro
         ThreadCommand::Create { parent, model, agents } => {
             let environment = ctx.env();
             let body = arbe_api::CreateThread { parent, environment: environment.clone(), model, agents };
-            let thread = client.create_thread(house, &body).await?;
+            let env = environment.as_deref().unwrap_or_default();
+            let thread =
+                client.create_thread(house, &body).await.map_err(named("environment", env, "arbe env list"))?;
             if ctx.out.json {
                 ctx.out.json(&thread);
             } else {
@@ -53,7 +55,11 @@ pub(crate) async fn run(ctx: &Ctx, command: ThreadCommand) -> Result<u8, CliErro
             ctx.out.table(&["ID", "PARENT", "ENV", "STATUS", "UPDATED"], &rows, "No threads in this house.");
         }
         ThreadCommand::View { thread } => {
-            let thread = client.thread(house, thread_id(&thread)?).await?;
+            let thread = client.thread(house, thread_id(&thread)?).await.map_err(named(
+                "thread",
+                &thread,
+                "arbe thread list",
+            ))?;
             if ctx.out.json {
                 ctx.out.json(&thread);
             } else {
@@ -61,7 +67,11 @@ pub(crate) async fn run(ctx: &Ctx, command: ThreadCommand) -> Result<u8, CliErro
             }
         }
         ThreadCommand::Cancel { thread } => {
-            let cancelled = client.cancel_thread(house, thread_id(&thread)?).await?;
+            let cancelled = client.cancel_thread(house, thread_id(&thread)?).await.map_err(named(
+                "thread",
+                &thread,
+                "arbe thread list",
+            ))?;
             if ctx.out.json {
                 ctx.out.json(&cancelled);
             } else if cancelled.cancelled == 0 {
@@ -73,7 +83,8 @@ pub(crate) async fn run(ctx: &Ctx, command: ThreadCommand) -> Result<u8, CliErro
         ThreadCommand::Entries(EntriesCommand::Create { thread, text }) => {
             let id = thread_id(&thread)?;
             let text = if text == "-" { read_stdin()? } else { text };
-            let posted = client.post_entry(house, id, &text).await?;
+            let posted =
+                client.post_entry(house, id, &text).await.map_err(named("thread", &thread, "arbe thread list"))?;
             if ctx.out.json {
                 ctx.out.json(&posted);
             } else {
