@@ -63,7 +63,7 @@ async fn run(cli: Cli, out: Printer) -> Result<u8, CliError> {
         Command::House(command) => commands::house::run(&ctx, command).await.map(|()| 0),
         Command::Secret(command) => commands::secret::run(&ctx, command).await.map(|()| 0),
         Command::Env(command) => commands::env::run(&ctx, command).await,
-        Command::Sandbox(args) => commands::sandbox(&ctx, args).await,
+        Command::Sandbox(args) => commands::sandbox::run(&ctx, args).await,
         Command::Thread(command) => commands::thread::run(&ctx, command).await,
         Command::Agent(command) => commands::agent::run(&ctx, command).await.map(|()| 0),
         Command::Key(command) => commands::agent::key(&ctx, command).await.map(|()| 0),

@@ -77,11 +77,6 @@ impl Settings {
         }
         write_private(&self.home.join("cli"), &text)
     }
-
-    /// Saves the server and key to `~/.arbe/credentials` (0600).
-    pub(crate) fn save_credentials(&self, url: &str, api_key: &str) -> Result<(), CliError> {
-        save_credentials(&self.home, url, api_key)
-    }
 }
 
 /// `~/.arbe/`.

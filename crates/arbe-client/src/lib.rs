@@ -133,8 +133,18 @@ impl Client {
         serde_json::from_slice(&bytes).map(Some).map_err(|e| ClientError::Protocol(e.to_string()))
     }
 
+    /// A call whose answer has a body.
+    async fn answer<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T> {
+        self.call(method, path, body).await?.ok_or_else(|| ClientError::Protocol("no body".into()))
+    }
+
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
-        self.call::<(), T>(Method::GET, path, None).await?.ok_or_else(|| ClientError::Protocol("no body".into()))
+        self.answer::<(), T>(Method::GET, path, None).await
     }
 
     async fn delete(&self, path: &str) -> Result<()> {
@@ -142,19 +152,7 @@ impl Client {
     }
 
     async fn send<B: Serialize, T: DeserializeOwned>(&self, method: Method, path: &str, body: &B) -> Result<T> {
-        self.call(method, path, Some(body)).await?.ok_or_else(|| ClientError::Protocol("no body".into()))
-    }
-
-    /// Whether the server answers and is ready (`GET /readyz`); needs no key.
-    pub async fn ready(&self) -> Result<bool> {
-        let response = self
-            .http
-            .get(format!("{}/readyz", self.base))
-            .timeout(Duration::from_secs(5))
-            .send()
-            .await
-            .map_err(|e| self.unreachable(&e))?;
-        Ok(response.status().is_success())
+        self.answer(method, path, Some(body)).await
     }
 
     /// The caller's houses and its membership in each.
@@ -231,7 +229,7 @@ impl Client {
     /// Removes a binding.
     pub async fn unbind_secret(&self, house: HouseId, env: &str, name: &str) -> Result<Unbound> {
         let path = format!("/api/environments/{}/secrets/{}?house_id={house}", segment(env)?, secret_name(name)?);
-        self.call::<(), _>(Method::DELETE, &path, None).await?.ok_or_else(|| ClientError::Protocol("no body".into()))
+        self.answer::<(), _>(Method::DELETE, &path, None).await
     }
 
     /// The dispatch preflight of an environment, for `model` (default: the house's default).
@@ -273,9 +271,8 @@ impl Client {
 
     /// Destroys a sandbox and its files.
     pub async fn destroy_sandbox(&self, house: HouseId, sandbox: &str) -> Result<Sandbox> {
-        self.call::<(), _>(Method::DELETE, &format!("/api/sandboxes/{}?house_id={house}", segment(sandbox)?), None)
-            .await?
-            .ok_or_else(|| ClientError::Protocol("no body".into()))
+        self.answer::<(), _>(Method::DELETE, &format!("/api/sandboxes/{}?house_id={house}", segment(sandbox)?), None)
+            .await
     }
 
     /// Pings a sandbox: its state and, when started, a round trip.

@@ -3,12 +3,10 @@
 pub(crate) mod agent;
 pub(crate) mod env;
 pub(crate) mod house;
+pub(crate) mod sandbox;
 pub(crate) mod secret;
 pub(crate) mod thread;
 pub(crate) mod up;
-
-mod sandbox;
-pub(crate) use sandbox::run as sandbox;
 
 use arbe_client::{Client, ClientError};
 use arbe_core::{ErrorKind, HouseId};

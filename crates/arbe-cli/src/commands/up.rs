@@ -138,7 +138,7 @@ pub(crate) async fn login(out: &Printer, args: LoginArgs) -> Result<(), CliError
     }
     let client = Client::new(&url, key)?;
     let houses = client.houses().await?;
-    cli.save_credentials(&url, key)?;
+    settings::save_credentials(&cli.home, &url, key)?;
     if out.json {
         out.json(&houses);
     } else {
